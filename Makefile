@@ -1,0 +1,32 @@
+# vmtrace: `make demo` and `make test` set everything up on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-deps demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+system-deps:
+	@command -v nasm >/dev/null && command -v ld >/dev/null && command -v cc >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nasm binutils gcc; }
+
+setup: $(BIN)/python system-deps
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -c "from tracer import native; native.build()"
+
+demo: setup
+	$(BIN)/trace record examples/brk_tutorial.asm -o traces/brk_tutorial
+	$(BIN)/trace info traces/brk_tutorial
+
+test: setup
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf traces/*/ bench/out tracer/native/*.so

@@ -1,0 +1,119 @@
+"""What `trace info` shows: how the run ended, counts, syscalls, break and final map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.compute as pc
+
+from analysis.regions import MappedRegion, map_at
+from analysis.trace import Trace
+
+
+@dataclass(frozen=True)
+class AccessCounts:
+    read: int
+    write: int
+    by_source: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    format_version: int
+    program: str
+    complete: bool
+    exit_code: int | None
+    signal: str | None
+    fault: dict[str, Any] | None
+    stop_reason: str
+    error: str | None
+    truncated: bool
+    stdout: str
+    stderr: str
+    instructions: int
+    accesses: AccessCounts
+    syscalls: list[dict[str, Any]]
+    brk_start: int
+    brk_end: int
+    regions: list[MappedRegion]
+    max_stack_depth: int
+    warnings: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `trace info --json` document (its top-level keys are a public contract)."""
+        return {
+            "format_version": self.format_version,
+            "program": self.program,
+            "exit": {"code": self.exit_code, "signal": self.signal, "fault": self.fault},
+            "stop_reason": self.stop_reason,
+            "stdout": self.stdout,
+            "instructions": self.instructions,
+            "accesses": {"read": self.accesses.read, "write": self.accesses.write,
+                         "by_source": self.accesses.by_source},
+            "syscalls": self.syscalls,
+            "brk": {"start": self.brk_start, "end": self.brk_end},
+            "regions": [{"start": r.start, "end": r.end, "perms": r.perms, "kind": r.kind,
+                         "name": r.name} for r in self.regions],
+            "max_stack_depth": self.max_stack_depth,
+            "warnings": self.warnings,
+        }
+
+
+def access_counts(trace: Trace) -> AccessCounts:
+    by_source: dict[str, dict[str, int]] = {}
+    for batch in trace.files.batches("accesses", ["is_write", "source"]):
+        source = pc.cast(batch.column("source"), "string")
+        for key, is_write in (("write", True), ("read", False)):
+            mask = pc.equal(batch.column("is_write"), is_write)
+            counts = pc.value_counts(pc.filter(source, mask))
+            for item in counts.to_pylist():
+                slot = by_source.setdefault(item["values"], {"read": 0, "write": 0})
+                slot[key] += item["counts"]
+    reads = sum(v["read"] for v in by_source.values())
+    writes = sum(v["write"] for v in by_source.values())
+    return AccessCounts(read=reads, write=writes, by_source=dict(sorted(by_source.items())))
+
+
+def max_stack_depth(trace: Trace) -> int:
+    lowest = trace.initial_rsp
+    for batch in trace.files.batches("rsp", ["new"]):
+        if batch.num_rows:
+            lowest = min(lowest, pc.min(batch.column("new")).as_py())
+    return trace.initial_rsp - lowest
+
+
+def _decode(trace: Trace, fd: int) -> str:
+    out = trace.output
+    data = b"".join(d for f, d in zip(out.column("fd").to_pylist(),
+                                      out.column("data").to_pylist()) if f == fd)
+    return data.decode(errors="backslashreplace")
+
+
+def summarize(trace: Trace) -> TraceSummary:
+    meta = trace.meta
+    end = meta.end
+    syscalls = [{"step": r["step"], "name": r["name"], "args": r["args"], "ret": r["ret"]}
+                for r in trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()]
+    brk_end = (end.get("brk") or {}).get("end", trace.initial_brk)
+    return TraceSummary(
+        format_version=meta.format_version,
+        program=meta.program.get("path", ""),
+        complete=trace.complete,
+        exit_code=end.get("exit_code"),
+        signal=end.get("signal"),
+        fault=end.get("fault"),
+        stop_reason=end.get("stop_reason") or "incomplete (the recording was interrupted)",
+        error=end.get("error"),
+        truncated=bool(end.get("truncated")) or not trace.complete,
+        stdout=_decode(trace, 1),
+        stderr=_decode(trace, 2),
+        instructions=int(end.get("instructions") or 0),
+        accesses=access_counts(trace),
+        syscalls=syscalls,
+        brk_start=trace.initial_brk,
+        brk_end=brk_end,
+        regions=map_at(trace.regions),
+        max_stack_depth=max_stack_depth(trace),
+        warnings=list(meta.warnings),
+    )

@@ -1,0 +1,201 @@
+"""The emulated process's address space: the one owner of regions, the program break and
+mmap placement, kept in step with Unicorn's mappings. Policies follow Linux x86-64."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from unicorn import UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE, Uc
+
+PAGE = 0x1000
+STACK_TOP = 0x7FFFFFFFF000          # TASK_SIZE on x86-64 with 4-level paging
+STACK_LIMIT = 8 << 20               # RLIMIT_STACK default
+STACK_GUARD_GAP = 256 * PAGE        # stack_guard_gap: faults this far below count as overflow
+INITIAL_STACK_VMA = 0x21000         # what Linux shows as [stack] before any growth (132 KiB)
+MMAP_BASE = STACK_TOP - (128 << 20)  # mmap_base with ASLR off: the gap is clamped to 128 MiB
+VDSO_PAGES = 8                      # [vvar] + [vvar_vclock] + [vdso] on Linux 6.x
+# Overcommit heuristic stand-in: Linux refuses one brk/mmap larger than RAM + swap. We fix
+# the emulated machine's size so that traces do not depend on the host.
+MEMORY_LIMIT = 16 << 30
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+
+
+def page_down(x: int) -> int:
+    return x & ~(PAGE - 1)
+
+
+def page_up(x: int) -> int:
+    return (x + PAGE - 1) & ~(PAGE - 1)
+
+
+def perms_text(prot: int) -> str:
+    return (("r" if prot & PROT_READ else "-") + ("w" if prot & PROT_WRITE else "-")
+            + ("x" if prot & PROT_EXEC else "-"))
+
+
+def prot_from_text(perms: str) -> int:
+    return ((PROT_READ if "r" in perms else 0) | (PROT_WRITE if "w" in perms else 0)
+            | (PROT_EXEC if "x" in perms else 0))
+
+
+def _uc_prot(prot: int) -> int:
+    out = UC_PROT_NONE
+    if prot & PROT_READ:
+        out |= UC_PROT_READ
+    if prot & PROT_WRITE:
+        out |= UC_PROT_WRITE
+    if prot & PROT_EXEC:
+        out |= UC_PROT_EXEC
+    return out
+
+
+@dataclass(frozen=True)
+class Region:
+    start: int
+    end: int
+    perms: str
+    kind: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RegionEvent:
+    action: str   # map, unmap, protect, brk
+    start: int
+    end: int
+    perms: str
+    kind: str
+    name: str
+
+
+class AddressSpace:
+    """Regions of the process, in address order, mirrored into Unicorn."""
+
+    def __init__(self, uc: Uc):
+        self._uc = uc
+        self._regions: list[Region] = []
+        self.events: list[RegionEvent] = []
+        self.brk_start = 0
+        self.brk = 0
+        self.stack_low = STACK_TOP - STACK_LIMIT
+
+    @property
+    def regions(self) -> tuple[Region, ...]:
+        return tuple(self._regions)
+
+    def region_at(self, addr: int) -> Region | None:
+        for r in self._regions:
+            if r.start <= addr < r.end:
+                return r
+        return None
+
+    def is_mapped(self, addr: int, size: int, need: int = 0) -> bool:
+        """True when [addr, addr+size) is mapped with at least the `need` PROT_* bits."""
+        pos, end = addr, addr + max(size, 1)
+        while pos < end:
+            r = self.region_at(pos)
+            if r is None or (need & ~prot_from_text(r.perms)):
+                return False
+            pos = r.end
+        return True
+
+    # -- mapping primitives -------------------------------------------------------------
+    def map(self, start: int, end: int, perms: str, kind: str, name: str = "",
+            backing: bool = True) -> None:
+        """Maps [start, end) (page aligned), replacing whatever was there (MAP_FIXED)."""
+        self._remove(start, end)
+        if backing:
+            self._uc.mem_map(start, end - start, _uc_prot(prot_from_text(perms)))
+        self._insert(Region(start, end, perms, kind, name))
+        self.events.append(RegionEvent("map", start, end, perms, kind, name))
+
+    def unmap(self, start: int, end: int) -> None:
+        removed = self._remove(start, end)
+        for r in removed:
+            self.events.append(RegionEvent("unmap", r.start, r.end, r.perms, r.kind, r.name))
+
+    def protect(self, start: int, end: int, prot: int) -> None:
+        perms = perms_text(prot)
+        pieces = self._split_covering(start, end)
+        for r in pieces:
+            self._replace(r, replace(r, perms=perms))
+            self._uc.mem_protect(r.start, r.end - r.start, _uc_prot(prot))
+            self.events.append(RegionEvent("protect", r.start, r.end, perms, r.kind, r.name))
+
+    def _split_covering(self, start: int, end: int) -> list[Region]:
+        out = []
+        for r in list(self._regions):
+            if r.end <= start or r.start >= end:
+                continue
+            lo, hi = max(r.start, start), min(r.end, end)
+            self._regions.remove(r)
+            for a, b in ((r.start, lo), (lo, hi), (hi, r.end)):
+                if a < b:
+                    self._insert(replace(r, start=a, end=b))
+            out.append(replace(r, start=lo, end=hi))
+        return out
+
+    def _replace(self, old: Region, new: Region) -> None:
+        self._regions[self._regions.index(old)] = new
+
+    def _remove(self, start: int, end: int) -> list[Region]:
+        removed = []
+        for r in self._split_covering(start, end):
+            self._regions.remove(r)
+            if r.kind != "vdso":
+                self._uc.mem_unmap(r.start, r.end - r.start)
+            removed.append(r)
+        return removed
+
+    def _insert(self, region: Region) -> None:
+        self._regions.append(region)
+        self._regions.sort(key=lambda r: r.start)
+
+    # -- Linux policies -----------------------------------------------------------------
+    def set_initial_brk(self, addr: int) -> None:
+        self.brk_start = self.brk = addr
+
+    def set_brk(self, requested: int) -> int:
+        """Linux's brk(2): returns the new break, or the old one when the request fails."""
+        if requested < self.brk_start:
+            return self.brk
+        new_top, old_top = page_up(requested), page_up(self.brk)
+        if new_top == old_top:
+            self.brk = requested
+            return self.brk
+        if requested < self.brk:
+            self._remove(new_top, old_top)
+            self.events.append(RegionEvent("brk", self.brk_start, new_top, "rw-", "heap",
+                                           "[heap]"))
+            self.brk = requested
+            return self.brk
+        if new_top - self.brk_start > MEMORY_LIMIT:
+            return self.brk
+        # The new heap pages, plus one guard page, must not collide with another mapping.
+        for r in self._regions:
+            if r.start < new_top + PAGE and r.end > old_top:
+                return self.brk
+        self._uc.mem_map(old_top, new_top - old_top, UC_PROT_READ | UC_PROT_WRITE)
+        heap = [r for r in self._regions if r.kind == "heap"]
+        if heap:
+            self._regions.remove(heap[0])
+        self._insert(Region(self.brk_start, new_top, "rw-", "heap", "[heap]"))
+        self.events.append(RegionEvent("brk", self.brk_start, new_top, "rw-", "heap", "[heap]"))
+        self.brk = requested
+        return self.brk
+
+    def find_free_topdown(self, length: int) -> int | None:
+        """Highest gap below mmap_base that fits `length` (Linux's topdown allocator)."""
+        ceiling = MMAP_BASE
+        for r in sorted(self._regions, key=lambda r: r.start, reverse=True):
+            if r.start >= ceiling:
+                continue
+            if r.end <= ceiling - length:
+                return ceiling - length
+            ceiling = r.start
+        floor = max(page_up(self.brk), 0x10000)
+        return ceiling - length if ceiling - length >= floor else None
+
+    def is_free(self, start: int, end: int) -> bool:
+        return all(r.end <= start or r.start >= end for r in self._regions)

@@ -1,0 +1,152 @@
+"""Connects the native recorder to the trace files: installs the C hooks on a Unicorn engine
+and, on a second thread, turns each full chunk of events into Arrow batches on disk.
+
+Python runs here once per chunk (about a million events), never per access."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+import pyarrow as pa
+from unicorn import Uc
+
+from tracer import native
+from tracer.classify import InstructionTable
+from tracer.format.schema import RSP_CAUSES, SOURCES
+from tracer.format.writer import TableWriter
+
+_SOURCES = pa.array(SOURCES)
+_CAUSES = pa.array(RSP_CAUSES)
+
+
+def _column(ptr, n: int) -> np.ndarray:
+    # Copy out of the C buffer: the chunk is freed as soon as it is written.
+    return np.ctypeslib.as_array(ptr, (n,)).copy() if n else np.zeros(0, np.uint64)
+
+
+class EventStream:
+    """Owns the native recorder for one run: its hooks, its queue and its drain thread."""
+
+    def __init__(self, uc: Uc, accesses: TableWriter, rsp: TableWriter, initial_rsp: int,
+                 max_steps: int | None, max_trace_bytes: int | None,
+                 batch_events: int = 1 << 20, max_pending: int = 4):
+        self._lib = native.load()
+        self._uc = uc
+        self._accesses = accesses
+        self._rsp = rsp
+        self._table = InstructionTable()
+        self._max_trace_bytes = max_trace_bytes
+        self.size_limit_hit = False
+        self.error: BaseException | None = None
+        handle = ctypes.c_void_p(uc._uch.value)
+        cap_rsp = max(batch_events // 4, 1024)
+        self._r = self._lib.vm_new(handle, batch_events, cap_rsp, max_pending,
+                                   max_steps or 0, initial_rsp)
+        status = self._lib.vm_install(self._r)
+        if status != 0:
+            raise RuntimeError(f"installing the native hooks failed (unicorn error {status})")
+        self._thread = threading.Thread(target=self._drain, name="vmtrace-drain", daemon=True)
+        self._thread.start()
+
+    # -- called from the emulator thread --------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Index of the instruction being executed."""
+        return self._lib.vm_step(self._r)
+
+    @property
+    def instructions(self) -> int:
+        return self._lib.vm_steps(self._r)
+
+    @property
+    def stopped_by_limit(self) -> str | None:
+        reason = self._lib.vm_stop_reason(self._r)
+        return {1: "max-steps", 2: "max-trace-size"}.get(reason)
+
+    def kernel_access(self, addr: int, data: bytes, is_write: bool) -> None:
+        size = len(data)
+        value = int.from_bytes(data[:8].ljust(8, b"\0"), "little") if size <= 8 else 0
+        self._lib.vm_append_kernel(self._r, addr, size, int(is_write), value, int(size <= 8))
+
+    def finish(self, final_rsp: int) -> None:
+        """Records the last RSP change, flushes the partial chunk, waits for the writer."""
+        self._lib.vm_final_rsp(self._r, final_rsp)
+        self._lib.vm_close(self._r)
+        self._thread.join()
+        self._lib.vm_uninstall(self._r)
+
+    def exec_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        n = self._lib.vm_exec_count_size(self._r)
+        keys = np.zeros(n, np.uint64)
+        counts = np.zeros(n, np.uint64)
+        u64p = ctypes.POINTER(ctypes.c_uint64)
+        got = self._lib.vm_exec_counts(self._r, keys.ctypes.data_as(u64p),
+                                       counts.ctypes.data_as(u64p), n)
+        order = np.argsort(keys[:got], kind="stable")
+        return keys[:got][order], counts[:got][order]
+
+    def close(self) -> None:
+        self._lib.vm_free(self._r)
+        self._r = None
+
+    @property
+    def totals(self) -> tuple[int, int]:
+        return self._lib.vm_total_accesses(self._r), self._lib.vm_total_rsp(self._r)
+
+    # -- the drain thread ---------------------------------------------------------------
+    def _drain(self) -> None:
+        try:
+            while True:
+                chunk_ptr = self._lib.vm_take(self._r)
+                if not chunk_ptr:
+                    return
+                try:
+                    self._write_chunk(chunk_ptr.contents)
+                finally:
+                    self._lib.vm_chunk_free(chunk_ptr)
+                if (self._max_trace_bytes is not None and not self.size_limit_hit and
+                        self._accesses.bytes_written() + self._rsp.bytes_written()
+                        >= self._max_trace_bytes):
+                    self.size_limit_hit = True
+                    self._lib.vm_request_stop(self._r)
+        except BaseException as exc:  # surfaced by the recorder after the run
+            self.error = exc
+            self._lib.vm_request_stop(self._r)
+            # Keep draining so the emulator thread never blocks on a full queue.
+            while (chunk_ptr := self._lib.vm_take(self._r)):
+                self._lib.vm_chunk_free(chunk_ptr)
+
+    def _write_chunk(self, c: native.Chunk) -> None:
+        for k in range(c.n_code):
+            length = c.code_len[k]
+            code = ctypes.string_at(ctypes.addressof(c.code_bytes.contents) + 16 * k, length)
+            self._table.learn(c.code_rip[k], code)
+        n = c.n_acc
+        if n:
+            step = _column(c.acc_step, n)
+            rip = _column(c.acc_rip, n)
+            size = _column(c.acc_size, n)
+            is_write = _column(c.acc_write, n).astype(bool)
+            kernel = _column(c.acc_kernel, n).astype(bool)
+            has_value = _column(c.acc_has_value, n).astype(bool)
+            source = self._table.sources(rip, is_write, kernel)
+            hi_valid = (size == 16) & ~kernel
+            batch = pa.RecordBatch.from_arrays([
+                pa.array(step), pa.array(rip), pa.array(_column(c.acc_addr, n)),
+                pa.array(size), pa.array(is_write),
+                pa.DictionaryArray.from_arrays(pa.array(source), _SOURCES),
+                pa.array(_column(c.acc_value, n), mask=~has_value),
+                pa.array(_column(c.acc_value_hi, n), mask=~hi_valid),
+            ], schema=self._accesses.schema)
+            self._accesses.write(batch)
+        m = c.n_rsp
+        if m:
+            rip = _column(c.rsp_rip, m)
+            batch = pa.RecordBatch.from_arrays([
+                pa.array(_column(c.rsp_step, m)), pa.array(rip), pa.array(_column(c.rsp_old, m)),
+                pa.array(_column(c.rsp_new, m)),
+                pa.DictionaryArray.from_arrays(pa.array(self._table.rsp_causes(rip)), _CAUSES),
+            ], schema=self._rsp.schema)
+            self._rsp.write(batch)

@@ -1,0 +1,124 @@
+"""The trace format: file names, Arrow schemas and the format version (docs/trace-format.md).
+
+Imports pyarrow only. Any change here changes the contract: update the doc and FORMAT_VERSION.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+FORMAT_NAME = "vmtrace"
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+
+SOURCES = ["explicit", "implicit", "kernel"]
+RSP_CAUSES = ["push", "pop", "call", "ret", "leave", "enter", "arith", "mov", "other"]
+REGION_ACTIONS = ["map", "unmap", "protect", "brk"]
+REGION_KINDS = ["elf", "text", "rodata", "data", "bss", "heap", "mmap", "stack", "vdso"]
+
+
+def _dict() -> pa.DataType:
+    return pa.dictionary(pa.int8(), pa.string())
+
+
+ACCESSES = pa.schema([
+    pa.field("step", pa.uint64(), nullable=False),
+    pa.field("rip", pa.uint64(), nullable=False),
+    pa.field("addr", pa.uint64(), nullable=False),
+    pa.field("size", pa.uint32(), nullable=False),
+    pa.field("is_write", pa.bool_(), nullable=False),
+    pa.field("source", _dict(), nullable=False),
+    pa.field("value", pa.uint64()),
+    pa.field("value_hi", pa.uint64()),
+])
+
+RSP = pa.schema([
+    pa.field("step", pa.uint64(), nullable=False),
+    pa.field("rip", pa.uint64(), nullable=False),
+    pa.field("old", pa.uint64(), nullable=False),
+    pa.field("new", pa.uint64(), nullable=False),
+    pa.field("cause", _dict(), nullable=False),
+])
+
+SYSCALLS = pa.schema([
+    pa.field("step", pa.uint64(), nullable=False),
+    pa.field("rip", pa.uint64(), nullable=False),
+    pa.field("nr", pa.int32(), nullable=False),
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("args", pa.list_(pa.uint64(), 6), nullable=False),
+    pa.field("ret", pa.int64()),
+    pa.field("detail", pa.string()),
+])
+
+REGIONS = pa.schema([
+    pa.field("step", pa.uint64(), nullable=False),
+    pa.field("action", pa.string(), nullable=False),
+    pa.field("start", pa.uint64(), nullable=False),
+    pa.field("end", pa.uint64(), nullable=False),
+    pa.field("perms", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+])
+
+KERNEL_WRITES = pa.schema([
+    pa.field("step", pa.uint64(), nullable=False),
+    pa.field("addr", pa.uint64(), nullable=False),
+    pa.field("data", pa.binary(), nullable=False),
+])
+
+OUTPUT = pa.schema([
+    pa.field("step", pa.uint64(), nullable=False),
+    pa.field("fd", pa.int32(), nullable=False),
+    pa.field("data", pa.binary(), nullable=False),
+])
+
+SYMBOLS = pa.schema([
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("addr", pa.uint64(), nullable=False),
+    pa.field("size", pa.uint64(), nullable=False),
+    pa.field("type", pa.string(), nullable=False),
+    pa.field("section", pa.string()),
+])
+
+LINES = pa.schema([
+    pa.field("addr", pa.uint64(), nullable=False),
+    pa.field("file", pa.string(), nullable=False),
+    pa.field("line", pa.uint32(), nullable=False),
+])
+
+MEMORY_IMAGE = pa.schema([
+    pa.field("start", pa.uint64(), nullable=False),
+    pa.field("perms", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("data", pa.large_binary(), nullable=False),
+])
+
+INPUTS = pa.schema([
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("data", pa.large_binary(), nullable=False),
+])
+
+EXEC_COUNTS = pa.schema([
+    pa.field("rip", pa.uint64(), nullable=False),
+    pa.field("count", pa.uint64(), nullable=False),
+])
+
+# table name -> (file name, schema). Event tables are streamed while the program runs.
+TABLES: dict[str, pa.Schema] = {
+    "accesses": ACCESSES,
+    "rsp": RSP,
+    "syscalls": SYSCALLS,
+    "regions": REGIONS,
+    "kernel_writes": KERNEL_WRITES,
+    "output": OUTPUT,
+    "symbols": SYMBOLS,
+    "lines": LINES,
+    "memory_image": MEMORY_IMAGE,
+    "inputs": INPUTS,
+    "exec_counts": EXEC_COUNTS,
+}
+
+
+def file_name(table: str) -> str:
+    """The file that holds `table` inside a trace directory."""
+    return f"{table}.arrows"

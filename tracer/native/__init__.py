@@ -1,0 +1,126 @@
+"""Builds and loads the C hot path (recorder.c) against the unicorn wheel's own headers and library.
+
+The shared library is compiled with the system C compiler the first time it is needed (or by
+`make`), into the package folder when writable, else into ~/.cache/vmtrace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tracer.errors import TracerError
+
+_SOURCE = Path(__file__).with_name("recorder.c")
+
+
+class NativeBuildError(TracerError):
+    """The C recorder could not be compiled."""
+
+
+def _unicorn_dirs() -> tuple[Path, Path]:
+    import unicorn
+
+    root = Path(unicorn.__file__).parent
+    return root / "include", root / "lib"
+
+
+def _library_path() -> Path:
+    digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:12]
+    name = f"_vmtrace_recorder_{digest}.so"
+    here = _SOURCE.parent
+    if os.access(here, os.W_OK):
+        return here / name
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmtrace"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache / name
+
+
+def build(force: bool = False) -> Path:
+    """Compiles recorder.c if its current build is missing.
+
+    Returns:
+        The path of the shared library.
+
+    Raises:
+        NativeBuildError: no C compiler, or the compile failed.
+    """
+    target = _library_path()
+    if target.exists() and not force:
+        return target
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        raise NativeBuildError("no C compiler found (install gcc) to build vmtrace's recorder")
+    include, lib = _unicorn_dirs()
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    cmd = [compiler, "-O2", "-shared", "-fPIC", "-pthread", f"-I{include}", str(_SOURCE),
+           "-o", str(tmp), f"-L{lib}", "-l:libunicorn.so.2", f"-Wl,-rpath,{lib}"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise NativeBuildError(f"building the native recorder failed:\n{done.stderr.strip()}")
+    os.replace(tmp, target)
+    for stale in target.parent.glob("_vmtrace_recorder_*.so"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
+    return target
+
+
+class Chunk(ctypes.Structure):
+    """Mirror of `struct chunk` in recorder.c (field order matters)."""
+
+
+_u64p = ctypes.POINTER(ctypes.c_uint64)
+_u32p = ctypes.POINTER(ctypes.c_uint32)
+_u8p = ctypes.POINTER(ctypes.c_uint8)
+Chunk._fields_ = [
+    ("acc_step", _u64p), ("acc_rip", _u64p), ("acc_addr", _u64p), ("acc_value", _u64p),
+    ("acc_value_hi", _u64p), ("acc_size", _u32p), ("acc_write", _u8p), ("acc_kernel", _u8p),
+    ("acc_has_value", _u8p), ("n_acc", ctypes.c_uint64), ("cap_acc", ctypes.c_uint64),
+    ("rsp_step", _u64p), ("rsp_rip", _u64p), ("rsp_old", _u64p), ("rsp_new", _u64p),
+    ("n_rsp", ctypes.c_uint64), ("cap_rsp", ctypes.c_uint64),
+    ("code_rip", _u64p), ("code_bytes", _u8p), ("code_len", _u32p), ("n_code", ctypes.c_uint64),
+    ("first_step", ctypes.c_uint64), ("last_step", ctypes.c_uint64),
+    ("next", ctypes.c_void_p),
+]
+
+_lib: ctypes.CDLL | None = None
+
+
+def load() -> ctypes.CDLL:
+    """Returns the loaded native recorder, building it first if needed."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    lib = ctypes.CDLL(str(build()))
+    vp, u64, i = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int
+    chunk_p = ctypes.POINTER(Chunk)
+    sigs = {
+        "vm_new": (vp, [vp, u64, u64, i, u64, u64]),
+        "vm_install": (i, [vp]),
+        "vm_uninstall": (i, [vp]),
+        "vm_append_kernel": (None, [vp, u64, u64, i, u64, i]),
+        "vm_final_rsp": (None, [vp, u64]),
+        "vm_step": (u64, [vp]),
+        "vm_steps": (u64, [vp]),
+        "vm_stop_reason": (i, [vp]),
+        "vm_request_stop": (None, [vp]),
+        "vm_total_accesses": (u64, [vp]),
+        "vm_total_rsp": (u64, [vp]),
+        "vm_close": (None, [vp]),
+        "vm_flush": (None, [vp]),
+        "vm_take": (chunk_p, [vp]),
+        "vm_chunk_free": (None, [chunk_p]),
+        "vm_exec_count_size": (u64, [vp]),
+        "vm_exec_counts": (u64, [vp, _u64p, _u64p, u64]),
+        "vm_free": (None, [vp]),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    _lib = lib
+    return lib

@@ -1,0 +1,340 @@
+/* Native hot path of the recorder: Unicorn code and memory hooks that append fixed-width
+ * event records to chunked column buffers. Python drains full chunks on another thread and
+ * turns them into Arrow record batches, so no Python runs per instruction or per access.
+ *
+ * Threading: the emulator thread (inside uc_emu_start) is the only producer; one drain
+ * thread is the only consumer. Full chunks travel through a small queue; when it holds
+ * `max_pending` chunks the producer waits, which bounds memory however long the run. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unicorn/unicorn.h>
+
+#define SOURCE_CPU 0
+#define SOURCE_KERNEL 2
+
+typedef struct chunk {
+    /* access columns */
+    uint64_t *acc_step, *acc_rip, *acc_addr, *acc_value, *acc_value_hi;
+    uint32_t *acc_size;
+    uint8_t *acc_write, *acc_kernel, *acc_has_value;
+    uint64_t n_acc, cap_acc;
+    /* rsp-change columns */
+    uint64_t *rsp_step, *rsp_rip, *rsp_old, *rsp_new;
+    uint64_t n_rsp, cap_rsp;
+    /* instructions seen for the first time: address and bytes, for classification */
+    uint64_t *code_rip;
+    uint8_t *code_bytes; /* 16 bytes per entry */
+    uint32_t *code_len;
+    uint64_t n_code;
+    uint64_t first_step, last_step;
+    struct chunk *next;
+} chunk;
+
+typedef struct {
+    uint64_t *key, *count;
+    uint64_t cap, used;
+} count_table;
+
+typedef struct recorder {
+    uc_engine *uc;
+    uc_hook h_code, h_read, h_write;
+    uint64_t step;          /* number of instructions started so far */
+    uint64_t cur_step, cur_rip;
+    uint64_t last_rsp;
+    uint64_t max_steps;     /* 0 = unlimited */
+    volatile int stop_requested;
+    int stop_reason;        /* 0 none, 1 max steps, 2 external request */
+    chunk *cur;
+    uint64_t cap_acc, cap_rsp;
+    /* queue of full chunks */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_nonempty, cv_space;
+    chunk *q_head, *q_tail;
+    int q_len, max_pending, closed;
+    count_table exec;
+    uint64_t total_acc, total_rsp;
+} recorder;
+
+static void *xcalloc(size_t n, size_t s) {
+    void *p = calloc(n ? n : 1, s);
+    if (!p) abort();
+    return p;
+}
+
+static chunk *chunk_new(uint64_t cap_acc, uint64_t cap_rsp) {
+    chunk *c = xcalloc(1, sizeof(chunk));
+    c->cap_acc = cap_acc;
+    c->cap_rsp = cap_rsp;
+    c->acc_step = xcalloc(cap_acc, 8);
+    c->acc_rip = xcalloc(cap_acc, 8);
+    c->acc_addr = xcalloc(cap_acc, 8);
+    c->acc_value = xcalloc(cap_acc, 8);
+    c->acc_value_hi = xcalloc(cap_acc, 8);
+    c->acc_size = xcalloc(cap_acc, 4);
+    c->acc_write = xcalloc(cap_acc, 1);
+    c->acc_kernel = xcalloc(cap_acc, 1);
+    c->acc_has_value = xcalloc(cap_acc, 1);
+    c->rsp_step = xcalloc(cap_rsp, 8);
+    c->rsp_rip = xcalloc(cap_rsp, 8);
+    c->rsp_old = xcalloc(cap_rsp, 8);
+    c->rsp_new = xcalloc(cap_rsp, 8);
+    c->code_rip = xcalloc(cap_rsp, 8);
+    c->code_bytes = xcalloc(cap_rsp, 16);
+    c->code_len = xcalloc(cap_rsp, 4);
+    return c;
+}
+
+void vm_chunk_free(chunk *c) {
+    if (!c) return;
+    free(c->acc_step); free(c->acc_rip); free(c->acc_addr); free(c->acc_value);
+    free(c->acc_value_hi); free(c->acc_size); free(c->acc_write); free(c->acc_kernel);
+    free(c->acc_has_value);
+    free(c->rsp_step); free(c->rsp_rip); free(c->rsp_old); free(c->rsp_new);
+    free(c->code_rip); free(c->code_bytes); free(c->code_len);
+    free(c);
+}
+
+/* Hand the current chunk to the drain thread and start a new one. Called only at an
+ * instruction boundary, so one instruction's accesses never straddle two chunks. */
+static void rotate(recorder *r) {
+    chunk *c = r->cur;
+    if (c->n_acc == 0 && c->n_rsp == 0 && c->n_code == 0) return;
+    c->last_step = r->step;
+    pthread_mutex_lock(&r->mu);
+    while (r->q_len >= r->max_pending && !r->closed)
+        pthread_cond_wait(&r->cv_space, &r->mu);
+    c->next = NULL;
+    if (r->q_tail) r->q_tail->next = c; else r->q_head = c;
+    r->q_tail = c;
+    r->q_len++;
+    pthread_cond_signal(&r->cv_nonempty);
+    pthread_mutex_unlock(&r->mu);
+    r->cur = chunk_new(r->cap_acc, r->cap_rsp);
+    r->cur->first_step = r->step;
+}
+
+static void count_grow(count_table *t);
+
+/* Returns 1 when `key` is seen for the first time. */
+static inline int count_add(count_table *t, uint64_t key) {
+    uint64_t mask = t->cap - 1;
+    uint64_t i = (key * 0x9E3779B97F4A7C15ull) >> 20 & mask;
+    for (;;) {
+        if (t->count[i] == 0) {
+            t->key[i] = key;
+            t->count[i] = 1;
+            if (++t->used * 2 > t->cap) count_grow(t);
+            return 1;
+        }
+        if (t->key[i] == key) { t->count[i]++; return 0; }
+        i = (i + 1) & mask;
+    }
+}
+
+static void count_grow(count_table *t) {
+    count_table old = *t;
+    t->cap = old.cap * 2;
+    t->used = 0;
+    t->key = xcalloc(t->cap, 8);
+    t->count = xcalloc(t->cap, 8);
+    for (uint64_t i = 0; i < old.cap; i++) {
+        if (old.count[i]) {
+            uint64_t mask = t->cap - 1;
+            uint64_t j = (old.key[i] * 0x9E3779B97F4A7C15ull) >> 20 & mask;
+            while (t->count[j]) j = (j + 1) & mask;
+            t->key[j] = old.key[i];
+            t->count[j] = old.count[i];
+            t->used++;
+        }
+    }
+    free(old.key);
+    free(old.count);
+}
+
+static inline void note_rsp(recorder *r, uint64_t rsp) {
+    if (rsp == r->last_rsp) return;
+    chunk *c = r->cur;
+    uint64_t i = c->n_rsp++;
+    c->rsp_step[i] = r->cur_step;
+    c->rsp_rip[i] = r->cur_rip;
+    c->rsp_old[i] = r->last_rsp;
+    c->rsp_new[i] = rsp;
+    r->last_rsp = rsp;
+    r->total_rsp++;
+}
+
+static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
+    recorder *r = user;
+    uint64_t rsp;
+    (void)size;
+    /* An RSP change seen now was made by the previous instruction. */
+    if (r->step > 0) {
+        uc_reg_read(uc, UC_X86_REG_RSP, &rsp);
+        note_rsp(r, rsp);
+    }
+    if ((r->max_steps && r->step >= r->max_steps) || r->stop_requested) {
+        r->stop_reason = r->stop_requested ? 2 : 1;
+        uc_emu_stop(uc);
+        return;
+    }
+    chunk *c = r->cur;
+    /* Rotate with room to spare: one instruction makes at most a few dozen accesses
+     * (fxsave writes 512 bytes as 8-byte pieces). */
+    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp || c->n_code + 2 > c->cap_rsp) {
+        rotate(r);
+        c = r->cur;
+    }
+    r->cur_step = r->step++;
+    r->cur_rip = address;
+    if (count_add(&r->exec, address)) {
+        uint64_t k = c->n_code++;
+        uint32_t len = size > 16 ? 16 : size;
+        c->code_rip[k] = address;
+        c->code_len[k] = len;
+        uc_mem_read(uc, address, c->code_bytes + 16 * k, len);
+    }
+}
+
+static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int write,
+                                 uint64_t value, int has_value, int kernel) {
+    chunk *c = r->cur;
+    uint64_t n = c->n_acc;
+    /* QEMU splits a 16-byte SSE load or store into two 8-byte halves; the architecture
+     * defines one 16-byte access, so the halves are joined again. */
+    if (!kernel && n > 0 && size == 8 && c->acc_size[n - 1] == 8 &&
+        c->acc_step[n - 1] == r->cur_step && c->acc_write[n - 1] == write &&
+        !c->acc_kernel[n - 1] && c->acc_addr[n - 1] + 8 == addr) {
+        c->acc_size[n - 1] = 16;
+        c->acc_value_hi[n - 1] = value;
+        return;
+    }
+    if (n >= c->cap_acc) { rotate(r); c = r->cur; n = 0; }
+    c->acc_step[n] = r->cur_step;
+    c->acc_rip[n] = r->cur_rip;
+    c->acc_addr[n] = addr;
+    c->acc_size[n] = size;
+    c->acc_write[n] = (uint8_t)write;
+    c->acc_kernel[n] = (uint8_t)kernel;
+    c->acc_value[n] = value;
+    c->acc_value_hi[n] = 0;
+    c->acc_has_value[n] = (uint8_t)has_value;
+    c->n_acc = n + 1;
+    r->total_acc++;
+}
+
+static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size,
+                     int64_t value, void *user) {
+    (void)uc;
+    recorder *r = user;
+    append_access(r, address, (uint32_t)size, type == UC_MEM_WRITE, (uint64_t)value, 1, 0);
+}
+
+recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pending,
+                 uint64_t max_steps, uint64_t initial_rsp) {
+    recorder *r = xcalloc(1, sizeof(recorder));
+    r->uc = uc;
+    r->cap_acc = cap_acc;
+    r->cap_rsp = cap_rsp;
+    r->max_pending = max_pending;
+    r->max_steps = max_steps;
+    r->last_rsp = initial_rsp;
+    r->cur = chunk_new(cap_acc, cap_rsp);
+    r->exec.cap = 1 << 12;
+    r->exec.key = xcalloc(r->exec.cap, 8);
+    r->exec.count = xcalloc(r->exec.cap, 8);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv_nonempty, NULL);
+    pthread_cond_init(&r->cv_space, NULL);
+    return r;
+}
+
+int vm_install(recorder *r) {
+    uc_err e;
+    e = uc_hook_add(r->uc, &r->h_code, UC_HOOK_CODE, (void *)hook_code, r, 1, 0);
+    if (e) return (int)e;
+    e = uc_hook_add(r->uc, &r->h_read, UC_HOOK_MEM_READ_AFTER, (void *)hook_mem, r, 1, 0);
+    if (e) return (int)e;
+    e = uc_hook_add(r->uc, &r->h_write, UC_HOOK_MEM_WRITE, (void *)hook_mem, r, 1, 0);
+    return (int)e;
+}
+
+int vm_uninstall(recorder *r) {
+    uc_hook_del(r->uc, r->h_code);
+    uc_hook_del(r->uc, r->h_read);
+    uc_hook_del(r->uc, r->h_write);
+    return 0;
+}
+
+/* Called from the syscall layer: the kernel side of a syscall touching guest memory. */
+void vm_append_kernel(recorder *r, uint64_t addr, uint64_t size, int write, uint64_t value,
+                      int has_value) {
+    append_access(r, addr, (uint32_t)size, write, value, has_value, 1);
+}
+
+/* After emulation ends: catch an RSP change made by the very last instruction. */
+void vm_final_rsp(recorder *r, uint64_t rsp) {
+    if (r->step > 0) note_rsp(r, rsp);
+}
+
+uint64_t vm_step(recorder *r) { return r->cur_step; }
+uint64_t vm_steps(recorder *r) { return r->step; }
+int vm_stop_reason(recorder *r) { return r->stop_reason; }
+void vm_request_stop(recorder *r) { r->stop_requested = 1; }
+uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
+uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
+
+/* Flush the partial chunk and mark the queue closed: the drain thread ends when empty. */
+void vm_close(recorder *r) {
+    rotate(r);
+    pthread_mutex_lock(&r->mu);
+    r->closed = 1;
+    pthread_cond_broadcast(&r->cv_nonempty);
+    pthread_cond_broadcast(&r->cv_space);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Flush the partial chunk without closing (used before a syscall stops the run). */
+void vm_flush(recorder *r) { rotate(r); }
+
+/* Blocks until a full chunk is available; NULL once closed and drained. */
+chunk *vm_take(recorder *r) {
+    pthread_mutex_lock(&r->mu);
+    while (!r->q_head && !r->closed) pthread_cond_wait(&r->cv_nonempty, &r->mu);
+    chunk *c = r->q_head;
+    if (c) {
+        r->q_head = c->next;
+        if (!r->q_head) r->q_tail = NULL;
+        r->q_len--;
+        pthread_cond_signal(&r->cv_space);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return c;
+}
+
+/* Export the per-RIP execution counts; returns how many entries were written. */
+uint64_t vm_exec_count_size(recorder *r) { return r->exec.used; }
+uint64_t vm_exec_counts(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t cap) {
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < r->exec.cap && n < cap; i++) {
+        if (r->exec.count[i]) {
+            keys[n] = r->exec.key[i];
+            counts[n] = r->exec.count[i];
+            n++;
+        }
+    }
+    return n;
+}
+
+void vm_free(recorder *r) {
+    chunk *c = r->q_head;
+    while (c) { chunk *n = c->next; vm_chunk_free(c); c = n; }
+    vm_chunk_free(r->cur);
+    free(r->exec.key);
+    free(r->exec.count);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv_nonempty);
+    pthread_cond_destroy(&r->cv_space);
+    free(r);
+}

@@ -1,0 +1,411 @@
+"""Records one run of a program into a trace directory: builds it, loads it, runs it in
+Unicorn with the native event hooks and our syscall layer, and writes every table."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from unicorn import (
+    UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MEM_FETCH_PROT,
+    UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT,
+    UC_MEM_WRITE_UNMAPPED, UC_MODE_64, Uc, UcError,
+)
+from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_RIP, UC_X86_REG_RSP
+
+from tracer.address_space import STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace
+from tracer.build import assemble
+from tracer.elf import ElfProgram, read_elf
+from tracer.errors import TracerError, UnsupportedSyscall
+from tracer.event_stream import EventStream
+from tracer.format.writer import RowBuffer, TableWriter, write_meta, write_table
+from tracer.loader import DEFAULT_ENV, build_stack, load_elf
+from tracer.registers import GPR_NAMES, read_registers
+from tracer.syscalls.abi import X86_64
+from tracer.syscalls.context import (
+    ExitProcess, ProcessState, StdinFile, SyscallContext,
+)
+from tracer.syscalls.registry import dispatch, syscall_name
+
+VIRTUAL_EPOCH_NS = 1_700_000_000 * 1_000_000_000
+NS_PER_STEP = 1  # the virtual clock advances one nanosecond per instruction
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """Everything one recording depends on."""
+
+    program: Path
+    output: Path | None = None
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] | None = None
+    stdin: bytes = b""
+    max_steps: int | None = None
+    max_trace_mb: float | None = None
+    allow_read: tuple[Path, ...] = ()
+    seed: int = 0
+    batch_events: int = 1 << 20
+    echo: Callable[[int, bytes], None] | None = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How a guest fault ended the run (the signal Linux would deliver)."""
+
+    signal: str
+    cause: str
+    step: int
+    rip: int
+    address: int | None
+    access: str | None
+
+
+@dataclass
+class RecordResult:
+    trace: Path
+    stop_reason: str
+    exit_code: int | None
+    signal: str | None
+    fault: Fault | None
+    instructions: int
+    accesses: int
+    truncated: bool
+    error: str | None
+    warnings: list[str] = field(default_factory=list)
+
+
+_INTERRUPTS = {
+    0: ("SIGFPE", "divide error"),
+    1: ("SIGTRAP", "debug trap"),
+    3: ("SIGTRAP", "breakpoint (int3)"),
+    4: ("SIGSEGV", "overflow trap"),
+    5: ("SIGSEGV", "bound range exceeded"),
+    6: ("SIGILL", "invalid opcode"),
+    13: ("SIGSEGV", "general protection fault"),
+    16: ("SIGFPE", "x87 floating-point error"),
+    17: ("SIGBUS", "alignment check"),
+    19: ("SIGFPE", "SIMD floating-point exception"),
+}
+
+
+def default_output(program: Path) -> Path:
+    return Path("traces") / program.stem
+
+
+def record(options: RecordOptions) -> RecordResult:
+    """Records `options.program` into a trace directory.
+
+    Returns:
+        How the run ended; the trace is complete on return.
+
+    Raises:
+        TracerError: the program cannot be built or loaded (nothing is recorded).
+    """
+    program_path = options.program
+    with tempfile.TemporaryDirectory(prefix="vmtrace-build-") as tmp:
+        source = None
+        warnings: list[str] = []
+        if program_path.suffix.lower() in (".asm", ".s", ".nasm"):
+            built = assemble(program_path, Path(tmp))
+            source, elf_path, warnings = program_path, built.elf, list(built.warnings)
+        else:
+            elf_path = program_path
+        program = read_elf(elf_path)
+        out = options.output or default_output(program_path)
+        _prepare_output(out)
+        shutil.copyfile(elf_path, out / "program.elf")
+        return _Recording(options, program, source, warnings, out).run()
+
+
+def _prepare_output(out: Path) -> None:
+    if out.exists():
+        if not (out / "meta.json").exists() and any(out.iterdir()):
+            raise TracerError(f"{out} exists and is not a trace; choose another -o")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+class _Recording:
+    """One run in progress. Owns the engine, the address space and the writers."""
+
+    def __init__(self, options: RecordOptions, program: ElfProgram, source: Path | None,
+                 warnings: list[str], out: Path):
+        self.options = options
+        self.program = program
+        self.source = source
+        self.warnings = warnings
+        self.out = out
+        self.rng = random.Random(options.seed)
+        self.fault: Fault | None = None
+        self.exit_code: int | None = None
+        self.error: str | None = None
+        self.stop_reason: str | None = None
+
+    # -- set-up -------------------------------------------------------------------------
+    def _meta(self, end: dict | None) -> dict:
+        o = self.options
+        program = {
+            "path": str(self.source or self.program.path),
+            "name": (self.source or self.program.path).name,
+            "elf_sha256": self.program.sha256,
+            "kind": "asm" if self.source else "elf",
+            "entry": self.program.entry,
+        }
+        if self.source:
+            program["source_sha256"] = hashlib.sha256(self.source.read_bytes()).hexdigest()
+        return {
+            "complete": end is not None,
+            "program": program,
+            "argv": self.argv,
+            "env": self.env,
+            "warnings": self.warnings,
+            "limits": {"max_steps": o.max_steps, "max_trace_mb": o.max_trace_mb},
+            "seed": o.seed,
+            "stdin_bytes": len(o.stdin),
+            "allow_read": [str(p) for p in o.allow_read],
+            "initial": self.initial,
+            "end": end,
+        }
+
+    def run(self) -> RecordResult:
+        o = self.options
+        self.argv = [f"./{self.program.path.name}", *o.args]
+        self.env = list(DEFAULT_ENV if o.env is None else o.env)
+        uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        space = self.space = AddressSpace(uc)
+        brk = load_elf(space, uc, self.program)
+        space.set_initial_brk(brk)
+        random_bytes = self.rng.randbytes(16)
+        loaded = build_stack(space, uc, self.program, self.argv, self.env, random_bytes)
+        uc.reg_write(UC_X86_REG_RSP, loaded.rsp)
+        uc.reg_write(UC_X86_REG_RIP, loaded.entry)
+        uc.reg_write(UC_X86_REG_EFLAGS, 0x202)
+        self.initial = {
+            "rip": loaded.entry, "rsp": loaded.rsp, "brk": brk, "stack_top": STACK_TOP,
+            "stack_limit": STACK_LIMIT, "registers": read_registers(uc),
+            "auxv": [list(kv) for kv in loaded.auxv],
+        }
+        write_meta(self.out, self._meta(None))
+        self._write_static_tables(loaded.rsp)
+
+        self.regions = RowBuffer(TableWriter(self.out, "regions"))
+        self._flush_region_events(0)
+        self.syscalls = RowBuffer(TableWriter(self.out, "syscalls"), every=64)
+        self.kernel_writes = RowBuffer(TableWriter(self.out, "kernel_writes"), every=64)
+        self.output = RowBuffer(TableWriter(self.out, "output"), every=16)
+        self.process = ProcessState(stdin=StdinFile(o.stdin), allow_read=tuple(
+            p.resolve() for p in o.allow_read))
+        self.process.files.update({0: self.process.stdin, 1: "stdout", 2: "stderr"})
+
+        accesses = TableWriter(self.out, "accesses")
+        rsp = TableWriter(self.out, "rsp")
+        max_bytes = int(o.max_trace_mb * (1 << 20)) if o.max_trace_mb else None
+        self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, max_bytes,
+                                  batch_events=o.batch_events)
+        uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=UC_X86_INS_SYSCALL)
+        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
+        uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        try:
+            uc.emu_start(loaded.entry, 0xFFFF_FFFF_FFFF_FFFF)
+        except UcError as exc:
+            if self.fault is None and self.stop_reason is None:
+                self._fault_from_error(exc)
+        finally:
+            self.events.finish(uc.reg_read(UC_X86_REG_RSP))
+        limit = self.events.stopped_by_limit
+        if self.stop_reason is None and limit is not None:
+            self.stop_reason = limit
+        if self.stop_reason is None:
+            # emu_start returned with no exit, fault or limit: nothing is left to run.
+            self.stop_reason = "stopped"
+        if self.events.error is not None:
+            raise self.events.error
+        return self._close(accesses, rsp)
+
+    def _write_static_tables(self, rsp: int) -> None:
+        p = self.program
+        write_table(self.out, "symbols", {
+            "name": [s.name for s in p.symbols], "addr": [s.addr for s in p.symbols],
+            "size": [s.size for s in p.symbols], "type": [s.type for s in p.symbols],
+            "section": [s.section for s in p.symbols]})
+        write_table(self.out, "lines", {
+            "addr": [e.addr for e in p.lines], "file": [e.file for e in p.lines],
+            "line": [e.line for e in p.lines]})
+        image = {"start": [], "perms": [], "kind": [], "data": []}
+        for r in self.space.regions:
+            if r.kind == "vdso":
+                continue
+            start = r.start
+            if r.kind == "stack":
+                start = (rsp & ~0xFFF)
+            image["start"].append(start)
+            image["perms"].append(r.perms)
+            image["kind"].append(r.kind)
+            image["data"].append(bytes(self.uc.mem_read(start, r.end - start)))
+        write_table(self.out, "memory_image", image)
+        write_table(self.out, "inputs", {"name": ["stdin"], "data": [self.options.stdin]})
+
+    # -- events -------------------------------------------------------------------------
+    def _flush_region_events(self, step: int) -> None:
+        for ev in self.space.events:
+            self.regions.add(step=step, action=ev.action, start=ev.start, end=ev.end,
+                             perms=ev.perms, kind=ev.kind, name=ev.name)
+        self.space.events.clear()
+
+    def _on_output(self, fd: int, data: bytes) -> None:
+        self.output.add(step=self.events.step, fd=fd, data=data)
+        if self.options.echo is not None:
+            self.options.echo(fd, data)
+
+    def _on_kernel_access(self, addr: int, data: bytes, is_write: bool) -> None:
+        self.events.kernel_access(addr, data, is_write)
+        if is_write:
+            self.kernel_writes.add(step=self.events.step, addr=addr, data=data)
+
+    def _on_mapped_file(self, addr: int, data: bytes) -> None:
+        self.kernel_writes.add(step=self.events.step, addr=addr, data=data)
+
+    # -- hooks (Python runs here once per syscall or fault, never per access) -----------
+    def _on_syscall(self, uc: Uc, _user) -> None:
+        try:
+            self._syscall(uc)
+        except BaseException as exc:  # an error inside a hook: stop, report at one place
+            self.error = f"internal error while emulating a syscall: {exc!r}"
+            self.stop_reason = "error"
+            self._exception = exc
+            uc.emu_stop()
+
+    def _syscall(self, uc: Uc) -> None:
+        step = self.events.step
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        nr = uc.reg_read(X86_64.number)
+        args = tuple(uc.reg_read(r) for r in X86_64.args)
+        # In Unicorn's syscall hook RIP still points at the 2-byte `syscall` instruction.
+        insn_rip = rip
+        ctx = SyscallContext(
+            uc=uc, space=self.space, process=self.process, sink=self, step=step,
+            output=self._on_output, random=self.rng.randbytes,
+            now_ns=lambda: VIRTUAL_EPOCH_NS + step * NS_PER_STEP + self.process.clock_offset_ns,
+            mapped_file_data=self._on_mapped_file)
+        name = syscall_name(nr)
+        try:
+            result = dispatch(ctx, nr, args, insn_rip)
+        except ExitProcess as done:
+            self.exit_code = done.code
+            self.stop_reason = "exit"
+            self.syscalls.add(step=step, rip=insn_rip, nr=nr, name=name, args=list(args),
+                              ret=None, detail=None)
+            uc.emu_stop()
+            return
+        except UnsupportedSyscall as exc:
+            self.error = str(exc)
+            self.stop_reason = "unsupported-syscall"
+            self.syscalls.add(step=step, rip=insn_rip, nr=nr, name=name, args=list(args),
+                              ret=None, detail="unsupported")
+            uc.emu_stop()
+            return
+        detail = self._region_detail()
+        self.syscalls.add(step=step, rip=insn_rip, nr=nr, name=name, args=list(args),
+                          ret=result, detail=detail)
+        self._flush_region_events(step)
+        uc.reg_write(X86_64.result, result & 0xFFFF_FFFF_FFFF_FFFF)
+        uc.reg_write(X86_64.clobbered_rip, rip + 2)
+        uc.reg_write(X86_64.clobbered_flags, uc.reg_read(UC_X86_REG_EFLAGS))
+
+    kernel_access = _on_kernel_access  # the SyscallContext sink protocol
+
+    def _region_detail(self) -> str | None:
+        if not self.space.events:
+            return None
+        import json
+
+        return json.dumps([{"action": e.action, "start": e.start, "end": e.end,
+                            "perms": e.perms, "kind": e.kind} for e in self.space.events])
+
+    def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
+                           _user) -> bool:
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        kind = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
+                UC_MEM_FETCH_UNMAPPED: "execute", UC_MEM_READ_PROT: "read",
+                UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "execute"}.get(access, "access")
+        unmapped = access in (UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED)
+        region = self.space.region_at(address)
+        stack_floor = STACK_TOP - STACK_LIMIT
+        if unmapped and stack_floor - STACK_GUARD_GAP <= address < stack_floor:
+            cause = "stack overflow: the stack grew past its 8 MiB limit"
+        elif unmapped:
+            cause = f"{kind} of unmapped address {address:#x}"
+        elif kind == "write":
+            what = region.kind if region else "read-only"
+            cause = f"write to read-only memory ({what} {region.perms if region else ''})"
+        elif kind == "execute":
+            cause = f"execute of non-executable memory ({region.kind if region else ''})"
+        else:
+            cause = f"{kind} of memory without read permission"
+        step = self.events.step if access not in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT) \
+            else self.events.instructions
+        if kind == "execute":
+            rip = address
+        self.fault = Fault("SIGSEGV", cause.strip(), step, rip, address, kind)
+        self.stop_reason = "fault"
+        return False
+
+    def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        if intno == 0x80:
+            signal, cause = "SIGSEGV", "int 0x80 (the 32-bit syscall ABI) is not emulated"
+        else:
+            signal, cause = _INTERRUPTS.get(intno, ("SIGSEGV", f"CPU exception {intno}"))
+        # Traps (int3) report RIP after the instruction; faults report the instruction.
+        if intno in (1, 3):
+            rip -= 1
+        self.fault = Fault(signal, cause, self.events.step, rip, None, None)
+        self.stop_reason = "fault"
+        uc.emu_stop()
+
+    def _fault_from_error(self, exc: UcError) -> None:
+        rip = self.uc.reg_read(UC_X86_REG_RIP)
+        message = str(exc)
+        if "INSN_INVALID" in message or "Invalid instruction" in message:
+            self.fault = Fault("SIGILL", "invalid opcode", self.events.step, rip, None, None)
+        else:
+            self.fault = Fault("SIGSEGV", message, self.events.step, rip, None, None)
+        self.stop_reason = "fault"
+
+    # -- closing ------------------------------------------------------------------------
+    def _close(self, accesses: TableWriter, rsp: TableWriter) -> RecordResult:
+        rips, counts = self.events.exec_counts()
+        write_table(self.out, "exec_counts", {"rip": rips.tolist(), "count": counts.tolist()})
+        n_accesses, n_rsp = self.events.totals
+        instructions = self.events.instructions
+        self.events.close()
+        for buffer in (self.regions, self.syscalls, self.kernel_writes, self.output):
+            buffer.close()
+        accesses.close()
+        rsp.close()
+        truncated = self.stop_reason in ("max-steps", "max-trace-size")
+        signal = self.fault.signal if self.fault else None
+        end = {
+            "stop_reason": self.stop_reason,
+            "exit_code": self.exit_code,
+            "signal": signal,
+            "fault": asdict(self.fault) if self.fault else None,
+            "instructions": instructions,
+            "accesses": n_accesses,
+            "rsp_changes": n_rsp,
+            "truncated": truncated,
+            "error": self.error,
+            "brk": {"start": self.space.brk_start, "end": self.space.brk},
+            "registers": read_registers(self.uc),
+        }
+        write_meta(self.out, self._meta(end))
+        return RecordResult(trace=self.out, stop_reason=self.stop_reason,
+                            exit_code=self.exit_code, signal=signal, fault=self.fault,
+                            instructions=instructions, accesses=n_accesses,
+                            truncated=truncated, error=self.error, warnings=self.warnings)

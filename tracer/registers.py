@@ -1,0 +1,15 @@
+"""Register names and snapshots of the x86-64 general-purpose state."""
+
+from __future__ import annotations
+
+from unicorn import Uc
+from unicorn import x86_const as x
+
+GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+             "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base")
+_IDS = {name: getattr(x, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
+
+
+def read_registers(uc: Uc) -> dict[str, int]:
+    """All general-purpose registers, RIP, EFLAGS and the FS/GS bases, by name."""
+    return {name: uc.reg_read(reg_id) for name, reg_id in _IDS.items()}

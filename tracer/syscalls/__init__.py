@@ -1,0 +1,1 @@
+"""The emulated Linux syscall layer: numbers, ABI, handlers by topic, one registry."""

@@ -1,0 +1,30 @@
+"""The x86-64 Linux syscall ABI as data: which registers carry what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unicorn.x86_const import (
+    UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_R10, UC_X86_REG_R11, UC_X86_REG_RAX,
+    UC_X86_REG_RCX, UC_X86_REG_RDI, UC_X86_REG_RDX, UC_X86_REG_RSI,
+)
+
+
+@dataclass(frozen=True)
+class SyscallAbi:
+    number: int
+    args: tuple[int, ...]
+    result: int
+    # `syscall` itself loads RCX with the return address and R11 with RFLAGS.
+    clobbered_rip: int
+    clobbered_flags: int
+
+
+X86_64 = SyscallAbi(
+    number=UC_X86_REG_RAX,
+    args=(UC_X86_REG_RDI, UC_X86_REG_RSI, UC_X86_REG_RDX, UC_X86_REG_R10, UC_X86_REG_R8,
+          UC_X86_REG_R9),
+    result=UC_X86_REG_RAX,
+    clobbered_rip=UC_X86_REG_RCX,
+    clobbered_flags=UC_X86_REG_R11,
+)

@@ -1,0 +1,64 @@
+"""The one explicit table of implemented syscalls, and dispatch by number.
+
+A number Linux does not know returns -ENOSYS (as Linux does); a real Linux syscall that is
+not in this table stops the run with UnsupportedSyscall, never a silent warning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tracer.errors import UnsupportedSyscall
+from tracer.syscalls import files, memory, process, time
+from tracer.syscalls.context import SyscallContext
+from tracer.syscalls.errno import ENOSYS
+from tracer.syscalls.numbers import SYSCALL_NAMES, SYSCALL_NUMBERS
+
+Handler = Callable[..., int]
+
+HANDLERS: dict[int, Handler] = {
+    SYSCALL_NUMBERS["read"]: files.sys_read,
+    SYSCALL_NUMBERS["write"]: files.sys_write,
+    SYSCALL_NUMBERS["open"]: files.sys_open,
+    SYSCALL_NUMBERS["openat"]: files.sys_openat,
+    SYSCALL_NUMBERS["close"]: files.sys_close,
+    SYSCALL_NUMBERS["fstat"]: files.sys_fstat,
+    SYSCALL_NUMBERS["lseek"]: files.sys_lseek,
+    SYSCALL_NUMBERS["readv"]: files.sys_readv,
+    SYSCALL_NUMBERS["writev"]: files.sys_writev,
+    SYSCALL_NUMBERS["brk"]: memory.sys_brk,
+    SYSCALL_NUMBERS["mmap"]: memory.sys_mmap,
+    SYSCALL_NUMBERS["munmap"]: memory.sys_munmap,
+    SYSCALL_NUMBERS["mprotect"]: memory.sys_mprotect,
+    SYSCALL_NUMBERS["mremap"]: memory.sys_mremap,
+    SYSCALL_NUMBERS["exit"]: process.sys_exit,
+    SYSCALL_NUMBERS["exit_group"]: process.sys_exit,
+    SYSCALL_NUMBERS["getpid"]: process.sys_getpid,
+    SYSCALL_NUMBERS["gettid"]: process.sys_getpid,
+    SYSCALL_NUMBERS["getppid"]: process.sys_getppid,
+    SYSCALL_NUMBERS["uname"]: process.sys_uname,
+    SYSCALL_NUMBERS["arch_prctl"]: process.sys_arch_prctl,
+    SYSCALL_NUMBERS["clock_gettime"]: time.sys_clock_gettime,
+    SYSCALL_NUMBERS["gettimeofday"]: time.sys_gettimeofday,
+    SYSCALL_NUMBERS["time"]: time.sys_time,
+    SYSCALL_NUMBERS["nanosleep"]: time.sys_nanosleep,
+    SYSCALL_NUMBERS["getrandom"]: time.sys_getrandom,
+}
+
+
+def syscall_name(nr: int) -> str:
+    return SYSCALL_NAMES.get(nr, f"syscall_{nr}")
+
+
+def dispatch(ctx: SyscallContext, nr: int, args: tuple[int, ...], rip: int) -> int:
+    """Runs syscall `nr`; returns its raw result (negative errno on failure).
+
+    Raises:
+        UnsupportedSyscall: a real Linux syscall vmtrace does not emulate.
+        ExitProcess: the program exits.
+    """
+    handler = HANDLERS.get(nr)
+    if handler is not None:
+        return handler(ctx, *args)
+    if nr in SYSCALL_NAMES:
+        raise UnsupportedSyscall(nr, SYSCALL_NAMES[nr], ctx.step, rip)
+    return -ENOSYS

@@ -1,0 +1,1 @@
+"""The `trace` command line: the only package that imports both the record and read sides."""

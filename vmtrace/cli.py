@@ -1,0 +1,45 @@
+"""`trace`: the command-line entry point. Errors from either side are printed here, once."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from vmtrace.commands import info as info_command
+from vmtrace.commands import record as record_command
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Record what an x86-64 Linux program does to its memory, then see it.")
+app.command("record")(record_command.record)
+app.command("info")(info_command.info)
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def main() -> None:
+    """Runs the CLI; user-facing errors become one line on stderr and exit status 2."""
+    from tracer.errors import TracerError
+    from tracer.format import TraceFormatError
+
+    try:
+        app(standalone_mode=False)
+    except (TracerError, TraceFormatError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""`trace record`: assemble/load a program, run it emulated, write its trace."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tracer.errors import TracerError
+
+console = Console(stderr=True, highlight=False)
+
+
+def _echo(fd: int, data: bytes) -> None:
+    stream = sys.stdout if fd == 1 else sys.stderr
+    stream.flush()
+    stream.buffer.write(data)
+    stream.buffer.flush()
+
+
+def record(
+    program: Annotated[Path, typer.Argument(help="A NASM .asm file or a static x86-64 ELF.")],
+    args: Annotated[Optional[list[str]], typer.Argument(
+        help="Arguments for the program (put them after --).")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "-o", "--output", help="Trace directory (default: traces/<program name>).")] = None,
+    stdin: Annotated[Optional[str], typer.Option(
+        "--stdin", help="File whose bytes are the program's standard input, or - for ours.")
+    ] = None,
+    max_steps: Annotated[Optional[int], typer.Option(
+        "--max-steps", min=1, help="Stop after this many instructions.")] = None,
+    max_trace_mb: Annotated[Optional[float], typer.Option(
+        "--max-trace-mb", min=0.01, help="Stop when the event files reach this size.")] = None,
+    allow_read: Annotated[Optional[list[Path]], typer.Option(
+        "--allow-read", help="A host directory the program may open files under (repeatable).")
+    ] = None,
+    env: Annotated[Optional[list[str]], typer.Option(
+        "--env", help="KEY=VALUE for the program's environment (repeatable; replaces the "
+        "small default environment).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for AT_RANDOM and getrandom.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="Do not echo the program's output.")] = False,
+) -> None:
+    """Record every memory access, RSP change and syscall of PROGRAM into a trace."""
+    from tracer.recorder import RecordOptions, record as run_record
+
+    stdin_bytes = b""
+    if stdin == "-":
+        stdin_bytes = sys.stdin.buffer.read()
+    elif stdin is not None:
+        path = Path(stdin)
+        if not path.is_file():
+            raise TracerError(f"--stdin {stdin}: no such file")
+        stdin_bytes = path.read_bytes()
+    for entry in env or []:
+        if "=" not in entry:
+            raise TracerError(f"--env {entry!r} is not KEY=VALUE")
+    options = RecordOptions(
+        program=program, output=output, args=tuple(args or ()),
+        env=tuple(env) if env else None, stdin=stdin_bytes, max_steps=max_steps,
+        max_trace_mb=max_trace_mb, allow_read=tuple(allow_read or ()), seed=seed,
+        echo=None if quiet else _echo)
+    result = run_record(options)
+    for warning in result.warnings:
+        console.print(f"[yellow]nasm:[/] {escape(warning)}")
+    console.print(_ending(result))
+    console.print(f"trace written to [bold]{result.trace}[/] "
+                  f"({result.instructions:,} instructions, {result.accesses:,} memory accesses)")
+    console.print(f"next: [cyan]trace info {result.trace}[/]   "
+                  f"[cyan]trace report {result.trace} --open[/]")
+
+
+def _ending(result) -> str:
+    if result.stop_reason == "exit":
+        return f"the program exited with status {result.exit_code}"
+    if result.fault is not None:
+        f = result.fault
+        where = f"step {f.step:,}, RIP {f.rip:#x}"
+        return f"[red]the program was killed by {f.signal}[/]: {escape(f.cause)} ({where})"
+    if result.stop_reason == "max-steps":
+        return "[yellow]stopped at the --max-steps limit; the trace is marked truncated[/]"
+    if result.stop_reason == "max-trace-size":
+        return "[yellow]stopped at the --max-trace-mb limit; the trace is marked truncated[/]"
+    if result.error:
+        return f"[red]recording stopped:[/] {escape(result.error)}"
+    return f"recording stopped ({result.stop_reason})"
