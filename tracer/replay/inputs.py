@@ -1,0 +1,106 @@
+"""The recorded inputs of a run, as a replay needs them: initial registers and memory,
+the memory map's events, and each syscall's recorded effects (result, kernel writes,
+region changes). Read through tracer.format only."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.format import TraceFiles
+
+
+@dataclass(frozen=True)
+class RegionEvent:
+    step: int
+    action: str
+    start: int
+    end: int
+    perms: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RecordedSyscall:
+    """One row of syscalls.arrows with the effects the replay re-applies."""
+
+    step: int
+    rip: int
+    nr: int
+    name: str
+    args: tuple[int, ...]
+    ret: int | None
+    unsupported: bool
+    regions: tuple[RegionEvent, ...]
+    kernel_writes: tuple[tuple[int, bytes], ...]
+
+
+@dataclass
+class RecordedInputs:
+    """Everything a replay may use: nothing here is recomputed, all of it was recorded."""
+
+    initial_registers: dict[str, int]
+    initial_brk: int
+    image: list[tuple[int, bytes]]
+    initial_regions: list[RegionEvent]
+    region_events: list[RegionEvent]
+    syscalls: list[RecordedSyscall]
+    instructions: int
+    end: dict[str, Any] = field(repr=False)
+
+    def syscall_index_at_or_after(self, step: int) -> int:
+        """Index of the first recorded syscall whose step is >= `step`."""
+        lo, hi = 0, len(self.syscalls)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.syscalls[mid].step < step:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def regions_before(self, step: int) -> list[RegionEvent]:
+        """The region events in effect before instruction `step` executes (the initial map
+        plus the changes of every syscall at an earlier step)."""
+        return self.initial_regions + [e for e in self.region_events if e.step < step]
+
+
+def load_inputs(files: TraceFiles) -> RecordedInputs:
+    """Reads the recorded inputs of a trace.
+
+    Raises:
+        TraceFormatError: the trace is not readable.
+    """
+    meta = files.meta
+    image = [(r["start"], r["data"]) for r in files.table("memory_image", ["start", "data"])
+             .to_pylist()]
+    events = [RegionEvent(r["step"], r["action"], r["start"], r["end"], r["perms"], r["kind"],
+                          r["name"] or "") for r in files.table("regions").to_pylist()]
+    rows = files.table("syscalls").to_pylist()
+    # Step-0 events are the initial map, except those a syscall at step 0 made (its detail
+    # lists them, one per event, and they were written after the initial ones).
+    n_initial = sum(1 for e in events if e.step == 0)
+    for row in rows:
+        if row["step"] == 0 and row["detail"] not in (None, "unsupported"):
+            n_initial -= len(json.loads(row["detail"]))
+    initial, later = events[:n_initial], events[n_initial:]
+    by_step_regions: dict[int, list[RegionEvent]] = defaultdict(list)
+    for e in later:
+        by_step_regions[e.step].append(e)
+    writes: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    for r in files.table("kernel_writes").to_pylist():
+        writes[r["step"]].append((r["addr"], r["data"]))
+    syscalls = [RecordedSyscall(
+        step=r["step"], rip=r["rip"], nr=r["nr"], name=r["name"], args=tuple(r["args"]),
+        ret=r["ret"], unsupported=r["detail"] == "unsupported",
+        regions=tuple(by_step_regions.get(r["step"], ())),
+        kernel_writes=tuple(writes.get(r["step"], ()))) for r in rows]
+    end = meta.end
+    return RecordedInputs(
+        initial_registers=dict(meta.initial["registers"]),
+        initial_brk=int(meta.initial["brk"]),
+        image=image, initial_regions=initial, region_events=later, syscalls=syscalls,
+        instructions=int(end.get("instructions") or 0), end=end)

@@ -1,0 +1,258 @@
+"""A Unicorn engine rebuilt from a trace: the initial map, memory and registers, then, at each
+`syscall`, the recorded effects re-applied instead of running any handler."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Protocol
+
+from unicorn import (
+    UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MEM_FETCH_PROT,
+    UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT,
+    UC_MEM_WRITE_UNMAPPED, UC_MODE_64, UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ,
+    UC_PROT_WRITE, Uc, UcError,
+)
+from unicorn import x86_const as x
+
+from tracer.errors import TracerError
+from tracer.registers import GPR_NAMES
+from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
+
+PAGE = 0x1000
+_REG_IDS = {name: getattr(x, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
+_ARG_REGS = (x.UC_X86_REG_RDI, x.UC_X86_REG_RSI, x.UC_X86_REG_RDX, x.UC_X86_REG_R10,
+             x.UC_X86_REG_R8, x.UC_X86_REG_R9)
+_EXIT = {60, 231}
+_ARCH_PRCTL, ARCH_SET_GS, ARCH_SET_FS = 158, 0x1001, 0x1002
+_MREMAP = 25
+_ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
+           UC_MEM_FETCH_UNMAPPED: "execute", UC_MEM_READ_PROT: "read",
+           UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "execute"}
+_FETCH = (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT)
+
+
+class ReplayError(TracerError):
+    """The trace cannot be replayed as asked (a step out of range, an inconsistent trace)."""
+
+
+def uc_prot(perms: str) -> int:
+    out = UC_PROT_NONE
+    if "r" in perms:
+        out |= UC_PROT_READ
+    if "w" in perms:
+        out |= UC_PROT_WRITE
+    if "x" in perms:
+        out |= UC_PROT_EXEC
+    return out
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the replayed run stopped, in the terms of meta.json's `end`."""
+
+    stop_reason: str            # exit, fault, unsupported-syscall, stopped
+    exit_code: int | None = None
+    fault: dict | None = None   # step, rip, address, access
+
+
+class SyscallObserver(Protocol):
+    """Watches each replayed syscall (trace replay --verify); False stops the replay."""
+
+    def on_syscall(self, machine: ReplayMachine, recorded: RecordedSyscall | None, rip: int,
+                   nr: int, args: tuple[int, ...]) -> bool: ...
+
+    def apply_kernel_effects(self, machine: ReplayMachine, recorded: RecordedSyscall) -> None: ...
+
+
+class ReplayMachine:
+    """One engine replaying one trace. Owns its Unicorn instance; the caller owns the step.
+
+    Syscalls are matched to the recorded ones in order: the engine starts at a known
+    syscall cursor (0 at step 0, or the keyframe's) and takes the next recorded row at each
+    `syscall` instruction.
+    """
+
+    def __init__(self, inputs: RecordedInputs, observer: SyscallObserver | None = None,
+                 step_of=None):
+        self.inputs = inputs
+        self.observer = observer
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.cursor = 0
+        self.heap_end = inputs.initial_brk
+        self.ending: Ending | None = None
+        self.error: BaseException | None = None
+        # Where a fault happened, in steps; the verifier passes the event stream's counter.
+        self._step_of = step_of or (lambda fetch: None)
+        self._hooked = False
+
+    # -- building the state -------------------------------------------------------------
+    def load_initial(self) -> None:
+        """The state before step 0: the initial map, memory image and registers."""
+        for ev in self.inputs.initial_regions:
+            self.apply_region_event(ev)
+        for start, data in self.inputs.image:
+            self.uc.mem_write(start, data)
+        self.write_registers(self.inputs.initial_registers)
+
+    def map_regions(self, events: list[RegionEvent]) -> None:
+        """Applies region events in order (fresh mappings are zero-filled)."""
+        for ev in events:
+            self.apply_region_event(ev)
+
+    def apply_region_event(self, ev: RegionEvent) -> None:
+        uc = self.uc
+        if ev.action == "brk":
+            if ev.end > self.heap_end:
+                uc.mem_map(self.heap_end, ev.end - self.heap_end, uc_prot("rw-"))
+            elif ev.end < self.heap_end:
+                self._unmap(ev.end, self.heap_end)
+            self.heap_end = ev.end
+        elif ev.action == "map":
+            self._unmap(ev.start, ev.end)
+            if ev.kind != "vdso":  # the vDSO's addresses are reserved, never backed
+                uc.mem_map(ev.start, ev.end - ev.start, uc_prot(ev.perms))
+        elif ev.action == "unmap":
+            self._unmap(ev.start, ev.end)
+        elif ev.action == "protect":
+            for lo, hi in self._mapped_pieces(ev.start, ev.end):
+                uc.mem_protect(lo, hi - lo, uc_prot(ev.perms))
+        else:
+            raise ReplayError(f"unknown region action {ev.action!r} at step {ev.step}")
+
+    def _mapped_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
+        out = []
+        for begin, last, _perms in self.uc.mem_regions():
+            lo, hi = max(begin, start), min(last + 1, end)
+            if lo < hi:
+                out.append((lo, hi))
+        return out
+
+    def _unmap(self, start: int, end: int) -> None:
+        for lo, hi in self._mapped_pieces(start, end):
+            self.uc.mem_unmap(lo, hi - lo)
+
+    def mapped(self) -> list[tuple[int, int, int]]:
+        """Unicorn's mappings as (start, end, prot)."""
+        return [(b, e + 1, p) for b, e, p in self.uc.mem_regions()]
+
+    def write_registers(self, regs: dict[str, int]) -> None:
+        for name, value in regs.items():
+            if name in _REG_IDS:
+                self.uc.reg_write(_REG_IDS[name], value)
+
+    def registers(self) -> dict[str, int]:
+        return {name: self.uc.reg_read(reg) for name, reg in _REG_IDS.items()}
+
+    # -- running ------------------------------------------------------------------------
+    def install_hooks(self) -> None:
+        """Adds the syscall and fault hooks (after any recording hooks, as the recorder)."""
+        if self._hooked:
+            return
+        self.uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=x.UC_X86_INS_SYSCALL)
+        self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
+        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        self._hooked = True
+
+    def run(self, count: int | None = None) -> None:
+        """Executes `count` more instructions (None: until the run ends).
+
+        Raises:
+            ReplayError: the replay did not follow the recording (only without an observer,
+                which reports such divergences itself).
+        """
+        if count == 0 or self.ending is not None:
+            return
+        self.install_hooks()
+        rip = self.uc.reg_read(x.UC_X86_REG_RIP)
+        try:
+            self.uc.emu_start(rip, 0xFFFF_FFFF_FFFF_FFFF, count=count or 0)
+        except UcError as exc:
+            if self.ending is None and self.error is None:
+                self._fault_from_error(exc)
+        if self.error is not None:
+            raise self.error
+
+    # -- hooks --------------------------------------------------------------------------
+    def _on_syscall(self, uc: Uc, _user) -> None:
+        try:
+            self._syscall(uc)
+        except BaseException as exc:  # surfaced by run(), never lost inside the engine
+            self.error = exc
+            uc.emu_stop()
+
+    def _syscall(self, uc: Uc) -> None:
+        rip = uc.reg_read(x.UC_X86_REG_RIP)  # still the `syscall` instruction (Unicorn)
+        nr = uc.reg_read(x.UC_X86_REG_RAX)
+        args = tuple(uc.reg_read(r) for r in _ARG_REGS)
+        recorded = (self.inputs.syscalls[self.cursor]
+                    if self.cursor < len(self.inputs.syscalls) else None)
+        self.cursor += 1
+        if self.observer is not None:
+            if not self.observer.on_syscall(self, recorded, rip, nr, args):
+                self.ending = Ending("stopped")
+                uc.emu_stop()
+                return
+        elif recorded is None or recorded.nr != nr:
+            raise ReplayError(f"the replay made syscall {nr} at RIP {rip:#x} where the trace "
+                              f"has {'none' if recorded is None else recorded.name}; run "
+                              "`trace replay --verify` to find where it diverged")
+        if nr in _EXIT:
+            self.ending = Ending("exit", exit_code=args[0] & 0xFF)
+            uc.emu_stop()
+            return
+        if recorded.unsupported:
+            self.ending = Ending("unsupported-syscall")
+            uc.emu_stop()
+            return
+        moved = None
+        if nr == _MREMAP and recorded.ret is not None and recorded.ret >= 0 \
+                and recorded.ret != args[0]:
+            # mremap moved the mapping: the kernel copied its pages (not a recorded write).
+            old_size = (args[1] + PAGE - 1) & ~(PAGE - 1)
+            moved = bytes(uc.mem_read(args[0], old_size))
+        for ev in recorded.regions:
+            self.apply_region_event(ev)
+        if moved is not None:
+            uc.mem_write(recorded.ret, moved)
+        if self.observer is not None:
+            self.observer.apply_kernel_effects(self, recorded)
+        else:
+            for addr, data in recorded.kernel_writes:
+                uc.mem_write(addr, data)
+        if nr == _ARCH_PRCTL and recorded.ret == 0 and args[0] in (ARCH_SET_FS, ARCH_SET_GS):
+            reg = x.UC_X86_REG_FS_BASE if args[0] == ARCH_SET_FS else x.UC_X86_REG_GS_BASE
+            uc.reg_write(reg, args[1])
+        ret = recorded.ret if recorded.ret is not None else 0
+        uc.reg_write(x.UC_X86_REG_RAX, ret & 0xFFFF_FFFF_FFFF_FFFF)
+        uc.reg_write(x.UC_X86_REG_RCX, rip + 2)
+        uc.reg_write(x.UC_X86_REG_R11, uc.reg_read(x.UC_X86_REG_EFLAGS))
+
+    def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
+                           _user) -> bool:
+        kind = _ACCESS.get(access, "access")
+        rip = address if kind == "execute" else uc.reg_read(x.UC_X86_REG_RIP)
+        self.ending = Ending("fault", fault={"step": self._step_of(access in _FETCH),
+                                             "rip": rip, "address": address, "access": kind})
+        return False
+
+    def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
+        rip = uc.reg_read(x.UC_X86_REG_RIP)
+        if intno in (1, 3):  # traps report RIP after the instruction
+            rip -= 1
+        self.ending = Ending("fault", fault={"step": self._step_of(False), "rip": rip,
+                                             "address": None, "access": None})
+        uc.emu_stop()
+
+    def _fault_from_error(self, exc: UcError) -> None:
+        self.ending = Ending("fault", fault={
+            "step": self._step_of(False), "rip": self.uc.reg_read(x.UC_X86_REG_RIP),
+            "address": None, "access": None})
+
+
+def region_detail(events: tuple[RegionEvent, ...]) -> str | None:
+    """The `detail` text the recorder writes for a syscall's region changes."""
+    if not events:
+        return None
+    return json.dumps([{"action": e.action, "start": e.start, "end": e.end, "perms": e.perms,
+                        "kind": e.kind} for e in events])
