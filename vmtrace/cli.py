@@ -9,11 +9,23 @@ from rich.console import Console
 
 from vmtrace.commands import info as info_command
 from vmtrace.commands import record as record_command
+from vmtrace.commands import (
+    accesses as accesses_command, index as index_command, mem as mem_command,
+    replay as replay_command, stack as stack_command, state as state_command,
+    who_wrote as who_wrote_command,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Record what an x86-64 Linux program does to its memory, then see it.")
 app.command("record")(record_command.record)
 app.command("info")(info_command.info)
+app.command("replay")(replay_command.replay)
+app.command("index")(index_command.index)
+app.command("state")(state_command.state)
+app.command("stack")(stack_command.stack)
+app.command("mem")(mem_command.mem)
+app.command("who-wrote")(who_wrote_command.who_wrote)
+app.command("accesses")(accesses_command.accesses)
 
 err_console = Console(stderr=True, highlight=False)
 

@@ -1,0 +1,165 @@
+"""The address index of writes: every byte's writers findable without scanning the trace.
+
+Built once beside the trace (see tracer.format.cache) from `accesses` (CPU writes) and
+`kernel_writes` (bytes the kernel stored), as an uncompressed Arrow IPC file sorted by
+(addr, size, step) so that a query memory-maps it and binary-searches. Reads through
+tracer.format only; never imports the emulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from analysis.trace import Trace
+from tracer.format.schema import SOURCES
+
+SMALL_FILE = "writes.arrow"
+BIG_FILE = "big_writes.arrow"
+MAX_SMALL = 16          # a CPU write is at most 16 bytes; larger kernel writes go apart
+_KERNEL = SOURCES.index("kernel")
+_KEY_SHIFT = 5          # key = addr << 5 | size (size <= 16)
+
+_SMALL = pa.schema([("key", pa.uint64()), ("step", pa.uint64()), ("rip", pa.uint64()),
+                    ("source", pa.int8()), ("value", pa.uint64()), ("value_hi", pa.uint64())])
+_BIG = pa.schema([("step", pa.uint64()), ("rip", pa.uint64()), ("addr", pa.uint64()),
+                  ("size", pa.uint64()), ("data", pa.large_binary())])
+
+
+@dataclass(frozen=True)
+class Write:
+    """One store into memory: by an instruction (explicit/implicit) or by the kernel."""
+
+    step: int
+    rip: int
+    addr: int
+    size: int
+    source: str
+    data: bytes
+
+    def covers(self, addr: int) -> bool:
+        return self.addr <= addr < self.addr + self.size
+
+
+def build_write_index(trace: Trace, directory: Path) -> dict[str, int]:
+    """Writes the index files into `directory`.
+
+    Returns:
+        Row counts: `cpu_writes`, `kernel_writes`, `big_writes`.
+    """
+    cols = {k: [] for k in ("addr", "size", "step", "rip", "source", "value", "value_hi")}
+    for batch in trace.files.batches("accesses", [*cols, "is_write"]):
+        source = batch.column("source").indices
+        keep = pc.and_(pc.not_equal(source, _KERNEL), batch.column("is_write"))
+        if not pc.any(keep).as_py():
+            continue
+        sub = batch.filter(keep)
+        for name in cols:
+            col = sub.column(name)
+            if name == "source":
+                col = col.indices
+            elif name in ("value", "value_hi"):
+                col = pc.fill_null(col, 0)
+            cols[name].append(col.to_numpy(zero_copy_only=False))
+    syscall_rip = dict(zip(trace.syscalls.column("step").to_pylist(),
+                           trace.syscalls.column("rip").to_pylist()))
+    big = {k: [] for k in _BIG.names}
+    small_kernel = {k: [] for k in cols}
+    for row in trace.table("kernel_writes").to_pylist():
+        data, step = row["data"], row["step"]
+        rip = syscall_rip.get(step, 0)
+        if len(data) > MAX_SMALL:
+            for k, v in zip(_BIG.names, (step, rip, row["addr"], len(data), data)):
+                big[k].append(v)
+            continue
+        padded = data.ljust(16, b"\0")
+        for k, v in zip(cols, (row["addr"], len(data), step, rip, _KERNEL,
+                               int.from_bytes(padded[:8], "little"),
+                               int.from_bytes(padded[8:], "little"))):
+            small_kernel[k].append(v)
+    arrays = {}
+    for name in cols:
+        dtype = np.int8 if name == "source" else np.uint64
+        parts = [a.astype(dtype) for a in cols[name]]
+        parts.append(np.asarray(small_kernel[name], dtype=dtype))
+        arrays[name] = np.concatenate(parts) if parts else np.zeros(0, dtype)
+    key = (arrays["addr"] << np.uint64(_KEY_SHIFT)) | arrays["size"]
+    order = np.lexsort((arrays["step"], key))  # stable: same step keeps recorded order
+    table = pa.table({"key": key[order], "step": arrays["step"][order],
+                      "rip": arrays["rip"][order], "source": arrays["source"][order],
+                      "value": arrays["value"][order], "value_hi": arrays["value_hi"][order]},
+                     schema=_SMALL)
+    directory.mkdir(parents=True, exist_ok=True)
+    with pa.OSFile(str(directory / SMALL_FILE), "wb") as sink:
+        with pa.ipc.new_file(sink, _SMALL) as writer:
+            writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+    big_table = pa.table(big, schema=_BIG).sort_by("step")
+    with pa.OSFile(str(directory / BIG_FILE), "wb") as sink:
+        with pa.ipc.new_file(sink, _BIG) as writer:
+            writer.write_table(big_table)
+    n_kernel = len(small_kernel["step"])
+    return {"cpu_writes": int(table.num_rows) - n_kernel, "kernel_writes": n_kernel,
+            "big_writes": big_table.num_rows}
+
+
+class WriteIndex:
+    """Queries over a built index (memory-mapped; opening it reads almost nothing)."""
+
+    def __init__(self, directory: Path):
+        self._source = pa.memory_map(str(directory / SMALL_FILE))
+        table = pa.ipc.open_file(self._source).read_all()
+        self._n = table.num_rows
+
+        def col(name: str, dtype) -> np.ndarray:
+            if self._n == 0:
+                return np.zeros(0, dtype)
+            return table.column(name).chunk(0).to_numpy()
+
+        self.key = col("key", np.uint64)
+        self.step = col("step", np.uint64)
+        self.rip = col("rip", np.uint64)
+        self.source = col("source", np.int8)
+        self.value = col("value", np.uint64)
+        self.value_hi = col("value_hi", np.uint64)
+        self.big = pa.ipc.open_file(pa.memory_map(str(directory / BIG_FILE))).read_all() \
+            .to_pylist()
+
+    def _row(self, i: int) -> Write:
+        key = int(self.key[i])
+        size = key & ((1 << _KEY_SHIFT) - 1)
+        data = (int(self.value[i]).to_bytes(8, "little")
+                + int(self.value_hi[i]).to_bytes(8, "little"))[:size]
+        return Write(step=int(self.step[i]), rip=int(self.rip[i]), addr=key >> _KEY_SHIFT,
+                     size=size, source=SOURCES[int(self.source[i])], data=data)
+
+    def latest_writes(self, start: int, length: int, before: int) -> list[Write]:
+        """For the bytes [start, start+length): the latest write of each (address, size)
+        that touches them, made by a step < `before`. Every byte's last writer is among
+        them. In execution order."""
+        lo_addr = max(start - (MAX_SMALL - 1), 0)
+        lo = np.searchsorted(self.key, np.uint64(lo_addr << _KEY_SHIFT), "left")
+        hi = np.searchsorted(self.key, np.uint64((start + length) << _KEY_SHIFT), "left")
+        out: list[Write] = []
+        if hi > lo:
+            keys = self.key[lo:hi]
+            # Group boundaries: each distinct key is one (address, size).
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) + lo
+            ends = np.r_[starts[1:], hi]
+            for a, b in zip(starts.tolist(), ends.tolist()):
+                k = int(self.key[a])
+                addr, size = k >> _KEY_SHIFT, k & ((1 << _KEY_SHIFT) - 1)
+                if addr + size <= start:
+                    continue
+                j = a + int(np.searchsorted(self.step[a:b], np.uint64(before), "left")) - 1
+                if j >= a:
+                    out.append(self._row(j))
+        for row in self.big:
+            if row["step"] < before and row["addr"] < start + length \
+                    and row["addr"] + row["size"] > start:
+                out.append(Write(step=row["step"], rip=row["rip"], addr=row["addr"],
+                                 size=row["size"], source="kernel", data=row["data"]))
+        out.sort(key=lambda w: w.step)
+        return out

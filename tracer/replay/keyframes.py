@@ -1,0 +1,144 @@
+"""Keyframes: the full CPU state and every non-zero page of memory every K steps, so that
+the state at any step is one keyframe restore plus fewer than K re-executed instructions.
+
+Stored beside the trace (the caller picks the directory) as Arrow IPC files; pages are
+deduplicated by content across keyframes, so an unchanged page is stored once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import unicorn
+from unicorn import UC_ARCH_X86, UC_MODE_64
+from unicorn.unicorn_py3.unicorn import UcContext
+
+from tracer.format import TraceFiles
+from tracer.replay.inputs import RecordedInputs, load_inputs
+from tracer.replay.machine import PAGE, ReplayError, ReplayMachine
+
+KEYFRAMES_FILE = "keyframes.arrow"
+PAGES_FILE = "pages.arrow"
+DEFAULT_EVERY = 1 << 20
+
+_KEYFRAMES = pa.schema([
+    ("step", pa.uint64()), ("context", pa.binary()), ("cursor", pa.uint32()),
+    ("heap_end", pa.uint64()), ("page_addr", pa.list_(pa.uint64())),
+    ("page_id", pa.list_(pa.uint32())),
+])
+_PAGES = pa.schema([("data", pa.binary())])
+
+
+def build_keyframes(files: TraceFiles, directory: Path, every: int = DEFAULT_EVERY,
+                    inputs: RecordedInputs | None = None) -> dict[str, int]:
+    """Re-executes the run once and writes a keyframe every `every` steps.
+
+    Returns:
+        `keyframes`, `pages` (distinct pages stored) and `page_refs`.
+    """
+    inputs = inputs or load_inputs(files)
+    machine = ReplayMachine(inputs)
+    machine.load_initial()
+    page_ids: dict[bytes, int] = {}
+    frames = {name: [] for name in _KEYFRAMES.names}
+    refs = 0
+    step = 0
+    last = inputs.instructions
+    while True:
+        addrs, ids = _snapshot_pages(machine, page_ids)
+        refs += len(addrs)
+        for name, value in (("step", step), ("context", bytes(machine.uc.context_save())),
+                            ("cursor", machine.cursor), ("heap_end", machine.heap_end),
+                            ("page_addr", addrs), ("page_id", ids)):
+            frames[name].append(value)
+        if step + every > last:
+            break
+        machine.run(every)
+        step += every
+        if machine.ending is not None:
+            break
+    directory.mkdir(parents=True, exist_ok=True)
+    _write(directory / KEYFRAMES_FILE, pa.table(frames, schema=_KEYFRAMES))
+    pages = sorted(page_ids, key=page_ids.get)
+    _write(directory / PAGES_FILE, pa.table({"data": pages}, schema=_PAGES))
+    return {"keyframes": len(frames["step"]), "pages": len(pages), "page_refs": refs,
+            "every": every}
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema,
+                                                               options=options) as writer:
+        writer.write_table(table)
+
+
+def _snapshot_pages(machine: ReplayMachine, page_ids: dict[bytes, int]
+                    ) -> tuple[list[int], list[int]]:
+    addrs: list[int] = []
+    ids: list[int] = []
+    for start, end, _prot in machine.mapped():
+        raw = np.frombuffer(bytes(machine.uc.mem_read(start, end - start)), np.uint8)
+        pages = raw.reshape(-1, PAGE)
+        for k in np.flatnonzero(pages.any(axis=1)).tolist():
+            data = pages[k].tobytes()
+            pid = page_ids.setdefault(data, len(page_ids))
+            addrs.append(start + k * PAGE)
+            ids.append(pid)
+    return addrs, ids
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    """An opened keyframe store."""
+
+    directory: Path
+
+    def nearest(self, step: int) -> dict:
+        table = pa.ipc.open_file(pa.memory_map(str(self.directory / KEYFRAMES_FILE))).read_all()
+        steps = table.column("step").to_numpy()
+        i = int(np.searchsorted(steps, step, "right")) - 1
+        return table.slice(i, 1).to_pylist()[0]
+
+    def pages(self, ids: list[int]) -> list[bytes]:
+        table = pa.ipc.open_file(pa.memory_map(str(self.directory / PAGES_FILE))).read_all()
+        return table.column("data").take(pa.array(ids, pa.uint32())).to_pylist()
+
+
+def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
+               inputs: RecordedInputs | None = None) -> ReplayMachine:
+    """A replay engine holding the state before instruction `step` executes.
+
+    Args:
+        files: the trace.
+        step: 0 .. the number of instructions the run executed.
+        keyframes: the trace's keyframes; None re-executes from step 0.
+        inputs: the trace's inputs, if already loaded.
+
+    Raises:
+        ReplayError: the step is outside the run.
+    """
+    inputs = inputs or load_inputs(files)
+    if not 0 <= step <= inputs.instructions:
+        raise ReplayError(f"step {step:,} is outside the run (steps 0 to "
+                          f"{inputs.instructions:,})")
+    machine = ReplayMachine(inputs)
+    if keyframes is None:
+        machine.load_initial()
+        machine.run(step)
+        return machine
+    frame = keyframes.nearest(step)
+    machine.map_regions(inputs.regions_before(frame["step"]))
+    for addr, data in zip(frame["page_addr"], keyframes.pages(frame["page_id"])):
+        machine.uc.mem_write(addr, data)
+    context = UcContext.__new__(UcContext)
+    context.__setstate__((frame["context"], len(frame["context"]), UC_ARCH_X86, UC_MODE_64))
+    machine.uc.context_restore(context)
+    machine.cursor = frame["cursor"]
+    machine.heap_end = frame["heap_end"]
+    machine.run(step - frame["step"])
+    return machine
+
+
+UNICORN_VERSION = unicorn.__version__

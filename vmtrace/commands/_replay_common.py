@@ -1,0 +1,43 @@
+"""What the replay commands share: opening a trace with its index, parsing steps and
+addresses, one-line errors through TracerError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from tracer.errors import TracerError
+
+err = Console(stderr=True, highlight=False)
+
+
+class UsageError(TracerError):
+    """A step or address the user gave does not fit the trace."""
+
+
+def open_with_index(trace_path: Path):
+    from analysis import open_trace
+    from vmtrace.replay_index import open_index
+
+    trace = open_trace(trace_path)
+    index = open_index(trace, on_build=lambda: err.print(
+        f"building the replay index of {trace_path} (once; kept beside the trace)..."))
+    return trace, index
+
+
+def address(trace, text: str) -> int:
+    from vmtrace.replay_index import parse_address
+
+    try:
+        return parse_address(trace, text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_step(trace, step: int) -> int:
+    last = int(trace.meta.end.get("instructions") or 0)
+    if not 0 <= step <= last:
+        raise UsageError(f"step {step:,} is outside the run (steps 0 to {last:,}; the state "
+                         "at step N is the state before instruction N executes)")
+    return step

@@ -1,0 +1,35 @@
+"""`trace replay`: re-execute a recorded run from its recorded inputs and check it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+
+def replay(
+    trace: Annotated[Path, typer.Argument(help="A trace directory.")],
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Exit with status 1 and report the first divergence if the replay "
+        "does not reproduce the trace exactly.")] = False,
+) -> None:
+    """Re-execute the run from the recorded inputs alone and compare it with the trace."""
+    from tracer.format import TraceFiles
+    from tracer.replay.verify import verify as run_verify
+
+    console = Console(highlight=False)
+    result = run_verify(TraceFiles(trace))
+    counts = (f"{result.instructions:,} instructions, {result.accesses:,} accesses, "
+              f"{result.rsp_changes:,} RSP changes, {result.syscalls:,} syscalls")
+    if result.ok:
+        console.print(f"[green]replay reproduces the trace exactly[/] ({counts})")
+        console.print(f"next: [cyan]trace state {trace} STEP[/]   "
+                      f"[cyan]trace stack {trace} STEP[/]")
+        return
+    d = result.divergence
+    console.print(f"[red]{escape(d.sentence())}[/]")
+    if verify:
+        raise typer.Exit(1)

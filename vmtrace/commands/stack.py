@@ -1,0 +1,75 @@
+"""`trace stack`: the stack at a step as a picture, one row per 8 bytes, frames bracketed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vmtrace.commands._replay_common import check_step, open_with_index
+
+_STYLE = {"return address": "magenta", "saved rbp": "cyan", "argument": "yellow",
+          "local": "white", "argc": "dim", "red zone": "red"}
+
+
+def stack_data(trace_path: Path, step: int):
+    from analysis.memory import MemoryReader, Symbols
+    from analysis.stack_picture import stack_picture
+    from tracer.replay.state import machine_state
+
+    trace, index = open_with_index(trace_path)
+    check_step(trace, step)
+    regs = machine_state(trace.files, step, index.keyframes).registers
+    symbols = Symbols(trace)
+    reader = MemoryReader(trace, index.writes)
+    return stack_picture(reader, symbols, step, regs["rsp"], regs["rbp"], regs["rip"]), symbols
+
+
+def stack(
+    trace: Annotated[Path, typer.Argument(help="A trace directory.")],
+    step: Annotated[int, typer.Argument(help="Step (the state before instruction STEP runs).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Draw the stack from the initial RSP down to RSP and the red zone below it."""
+    pic, symbols = stack_data(trace, step)
+    if as_json:
+        print(json.dumps({
+            "step": pic.step, "initial_rsp": pic.initial_rsp, "rsp": pic.rsp, "rbp": pic.rbp,
+            "frames": [{"index": f.index, "function": f.function, "top": f.top,
+                        "bottom": f.bottom} for f in pic.frames],
+            "rows": [{"addr": r.addr, "value": r.value, "kind": r.kind, "meaning": r.meaning,
+                      "frame": r.frame, "marks": list(r.marks),
+                      "written_at": None if r.writer is None else r.writer.step}
+                     for r in pic.rows]}, indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(f"[bold]stack at step {step:,}[/]: initial RSP {pic.initial_rsp:#x}, "
+                  f"RSP {pic.rsp:#x} (depth {pic.initial_rsp - pic.rsp:,} bytes), "
+                  f"RBP {pic.rbp:#x}")
+    table = Table(box=None, padding=(0, 1))
+    for col in ("", "address", "offset", "value"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("what")
+    table.add_column("", no_wrap=True)
+    table.add_column("written at", no_wrap=True)
+    frame_of = {f.index: f for f in pic.frames}
+    for r in pic.rows:
+        f = frame_of.get(r.frame)
+        bracket = " "
+        if f is not None:
+            bracket = "┌" if r.addr == f.top else ("└" if r.addr == f.bottom else "│")
+        if r.frame is not None and f is not None and r.addr == f.top:
+            table.add_row("", "", "", "", f"[bold]frame {f.index}: {escape(f.function)}[/]",
+                          "", "")
+        style = _STYLE.get(r.kind, "white")
+        marks = " ".join(f"[bold reverse]{m}[/]" for m in r.marks)
+        value = "[dim]unmapped[/]" if r.value is None else f"{r.value:#018x}"
+        written = "" if r.writer is None else f"step {r.writer.step:,}"
+        table.add_row(bracket, f"{r.addr:#x}", f"{r.addr - pic.initial_rsp:+#x}", value,
+                      f"[{style}]{r.kind}[/] {escape(r.meaning)}", marks, written)
+    console.print(table)

@@ -1,0 +1,100 @@
+"""Builds (once) and opens the replay index beside a trace: keyframes from the record side's
+replay engine and the write index from the read side. Lives in the CLI package because it is
+the one place that imports both."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from analysis.trace import Trace
+from analysis.write_index import WriteIndex, build_write_index
+from tracer.format.cache import cache_dir, prune_stale
+from tracer.replay.keyframes import DEFAULT_EVERY, UNICORN_VERSION, Keyframes, build_keyframes
+
+INDEX_VERSION = 1
+_INFO = "index.json"
+
+
+@dataclass(frozen=True)
+class ReplayIndex:
+    directory: Path
+    info: dict
+    keyframes: Keyframes
+    writes: WriteIndex
+
+
+def _valid(directory: Path) -> dict | None:
+    try:
+        info = json.loads((directory / _INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("version") != INDEX_VERSION or info.get("unicorn") != UNICORN_VERSION:
+        return None
+    return info
+
+
+def build_index(trace: Trace, every: int = DEFAULT_EVERY, directory: Path | None = None
+                ) -> dict:
+    """Builds the index into `directory` (default: the trace's cache directory).
+
+    Returns:
+        What index.json records: counts, sizes and build times.
+    """
+    target = directory or cache_dir(trace.files)
+    tmp = target.with_name(target.name + f".building-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.perf_counter()
+    kf = build_keyframes(trace.files, tmp, every)
+    t1 = time.perf_counter()
+    writes = build_write_index(trace, tmp)
+    t2 = time.perf_counter()
+    size = sum(p.stat().st_size for p in tmp.iterdir())
+    info = {"version": INDEX_VERSION, "unicorn": UNICORN_VERSION, **kf, **writes,
+            "keyframe_seconds": round(t1 - t0, 3), "write_index_seconds": round(t2 - t1, 3),
+            "bytes": size}
+    (tmp / _INFO).write_text(json.dumps(info, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    if directory is None:
+        prune_stale(trace.files, target)
+    return info
+
+
+def open_index(trace: Trace, on_build: Callable[[], None] | None = None) -> ReplayIndex:
+    """The trace's index, built first if it is missing or stale."""
+    directory = cache_dir(trace.files)
+    info = _valid(directory)
+    if info is None:
+        if on_build is not None:
+            on_build()
+        info = build_index(trace)
+    return ReplayIndex(directory, info, Keyframes(directory), WriteIndex(directory))
+
+
+def parse_address(trace: Trace, text: str) -> int:
+    """An address given on the command line: 0x..., decimal, or symbol[+/-offset].
+
+    Raises:
+        ValueError: not a number and not a symbol of the program.
+    """
+    text = text.strip()
+    for sign in ("+", "-"):
+        if sign in text[1:]:
+            base, off = text.rsplit(sign, 1)
+            delta = int(off, 0)
+            return parse_address(trace, base) + (delta if sign == "+" else -delta)
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    for row in trace.symbols.to_pylist():
+        if row["name"] == text:
+            return row["addr"]
+    raise ValueError(f"{text!r} is neither an address nor a symbol of the program")
