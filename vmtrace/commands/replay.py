@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ def replay(
     verify: Annotated[bool, typer.Option(
         "--verify", help="Exit with status 1 and report the first divergence if the replay "
         "does not reproduce the trace exactly.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Re-execute the run from the recorded inputs alone and compare it with the trace."""
     from tracer.format import TraceFiles
@@ -22,6 +24,14 @@ def replay(
 
     console = Console(highlight=False)
     result = run_verify(TraceFiles(trace))
+    if as_json:
+        import json
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(result), indent=2))
+        if verify and not result.ok:
+            sys.exit(1)
+        return
     counts = (f"{result.instructions:,} instructions, {result.accesses:,} accesses, "
               f"{result.rsp_changes:,} RSP changes, {result.syscalls:,} syscalls")
     if result.ok:
@@ -32,4 +42,4 @@ def replay(
     d = result.divergence
     console.print(f"[red]{escape(d.sentence())}[/]")
     if verify:
-        raise typer.Exit(1)
+        sys.exit(1)
