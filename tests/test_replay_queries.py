@@ -1,0 +1,203 @@
+"""The replay queries checked by independent means: who-wrote against a brute-force scan of
+the accesses table, memory rebuilt from the trace against the replayed emulator's memory,
+keyframe restores against a replay from step 0 and RSP against the rsp table."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+from conftest import EXAMPLES, PROGRAMS, ROOT, record, trace_cli
+
+from analysis import open_trace
+from analysis.memory import MemoryReader, segments_at
+from tracer.format import TraceFiles
+from tracer.replay.inputs import load_inputs
+from tracer.replay.keyframes import Keyframes, machine_at
+from vmtrace.replay_index import build_index, open_index
+
+STDIN = b"0123456789abcdefghijklmnopqrstuv"
+NAMES = ("recursion", "string_ops", "data_bss", "mmap_munmap", "brk_tutorial", "replay_read",
+         "replay_frames")
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory):
+    out = {}
+    base = tmp_path_factory.mktemp("replay_queries")
+    for name in NAMES:
+        src = PROGRAMS / f"{name}.asm" if name.startswith("replay_") else EXAMPLES / f"{name}.asm"
+        record(src, base / name, "--stdin", "-", stdin=STDIN)
+        out[name] = base / name
+    return out
+
+
+def _brute_force_last_write(rows: list[dict], addr: int, step: int) -> dict | None:
+    best = None
+    for r in rows:
+        if r["is_write"] and r["step"] < step and r["addr"] <= addr < r["addr"] + r["size"]:
+            best = r
+    return best
+
+
+@pytest.mark.parametrize("name", ["recursion", "string_ops", "data_bss", "replay_read",
+                                  "replay_frames"])
+def test_who_wrote_matches_a_brute_force_scan(traces, name):
+    trace = open_trace(traces[name])
+    index = open_index(trace)
+    reader = MemoryReader(trace, index.writes)
+    rows = trace.table("accesses").to_pylist()
+    n = trace.meta.end["instructions"]
+    written = sorted({r["addr"] + k for r in rows if r["is_write"] for k in range(r["size"])})
+    rng = random.Random(6)
+    addrs = rng.sample(written, min(40, len(written))) + [written[0] - 1, written[-1] + 1]
+    checked = found = 0
+    for addr in addrs:
+        for step in sorted({0, n, *(rng.randrange(n + 1) for _ in range(6))}):
+            got = reader.who_wrote(addr, step)
+            want = _brute_force_last_write(rows, addr, step)
+            checked += 1
+            if want is None:
+                assert got is None, (addr, step)
+                continue
+            found += 1
+            assert got is not None, (addr, step)
+            assert (got.step, got.rip, got.addr, got.size) == \
+                (want["step"], want["rip"], want["addr"], want["size"]), (addr, step)
+            assert got.source == want["source"]
+            if want["value"] is not None:
+                assert int.from_bytes(got.data[:8].ljust(8, b"\0"), "little") == want["value"]
+    assert found > 0 and checked > found
+
+
+def test_who_wrote_cli_reports_the_kernel_and_the_source_line(traces):
+    path = traces["replay_read"]
+    kw = pa.ipc.open_stream(str(path / "kernel_writes.arrows")).read_all().to_pylist()[0]
+    out = json.loads(trace_cli("who-wrote", str(path), hex(kw["addr"] + 3), "--json").stdout)
+    assert out["write"]["source"] == "kernel" and out["write"]["syscall"] == "read"
+    assert out["write"]["step"] == kw["step"] and out["byte"] == STDIN[3]
+    count = json.loads(trace_cli("who-wrote", str(path), "count", "--json").stdout)["write"]
+    assert count["line"]["line"] == 16 and count["value"] == len(STDIN)
+    assert count["line"]["file"].endswith("replay_read.asm")
+    human = trace_cli("who-wrote", str(path), "count").stdout.decode()
+    assert "replay_read.asm:16" in human
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_memory_from_the_trace_equals_the_replayed_memory(traces, name):
+    files = TraceFiles(traces[name])
+    trace = open_trace(traces[name])
+    reader = MemoryReader(trace, open_index(trace).writes)
+    inputs = load_inputs(files)
+    n = inputs.instructions
+    rng = random.Random(1)
+    for step in sorted({0, 1, n // 2, n - 1, n, *(rng.randrange(n) for _ in range(4))}):
+        machine = machine_at(files, step, None, inputs)
+        rsp = machine.registers()["rsp"]
+        for seg in segments_at(trace, step):
+            if seg.kind == "vdso":
+                continue
+            lo, hi = seg.start, seg.end
+            if seg.kind == "stack":
+                lo, hi = (rsp - 256) & ~0xFFF, seg.end
+            view = reader.read(lo, hi - lo, step)
+            assert all(view.mapped), (name, step, seg)
+            assert view.data == bytes(machine.uc.mem_read(lo, hi - lo)), (name, step, seg)
+        mapped = {(s.start, s.end) for s in segments_at(trace, step) if s.kind != "vdso"}
+        emulated = {(a, b) for a, b, _ in machine.mapped()}
+        assert _merge(mapped) == _merge(emulated), (name, step)
+
+
+def _merge(ranges):
+    out = []
+    for a, b in sorted(ranges):
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+@pytest.mark.parametrize("name", ["mmap_munmap", "recursion", "replay_read"])
+def test_keyframe_restores_equal_a_replay_from_the_start(traces, name, tmp_path):
+    files = TraceFiles(traces[name])
+    trace = open_trace(traces[name])
+    inputs = load_inputs(files)
+    n = inputs.instructions
+    every = max(7, n // 10)
+    build_index(trace, every=every, directory=tmp_path / "idx")
+    keyframes = Keyframes(tmp_path / "idx")
+    rsp_rows = trace.table("rsp").to_pylist()
+    rng = random.Random(2)
+    for step in sorted({0, every - 1, every, every + 1, n - 1, n,
+                        *(rng.randrange(n) for _ in range(20))}):
+        a = machine_at(files, step, keyframes, inputs)
+        b = machine_at(files, step, None, inputs)
+        assert a.registers() == b.registers(), step
+        for start, end, _ in b.mapped():
+            if end - start <= 1 << 20:
+                assert a.uc.mem_read(start, end - start) == b.uc.mem_read(start, end - start)
+        # RSP before step N is the `new` of the last RSP change made by a step < N.
+        expected = trace.initial_rsp
+        for r in rsp_rows:
+            if r["step"] < step:
+                expected = r["new"]
+        assert a.registers()["rsp"] == expected, step
+
+
+def test_state_json_has_instruction_source_line_and_map(traces):
+    path = traces["recursion"]
+    state = json.loads(trace_cli("state", str(path), "30", "--json").stdout)
+    assert state["instruction"]["text"] == "cmp rdi, 1"
+    assert state["instruction"]["symbol"] == "fact+0xc"
+    assert state["source"]["line"] == 12
+    assert {r["kind"] for r in state["map"]} >= {"text", "stack"}
+    assert state["flags"]["IF"] is True
+    bad = trace_cli("state", str(path), "100000", check=False)
+    assert bad.returncode == 2 and b"outside the run" in bad.stderr
+
+
+def test_stack_picture_shows_frames_return_addresses_and_arguments(traces):
+    path = traces["recursion"]
+    pic = json.loads(trace_cli("stack", str(path), "40", "--json").stdout)
+    kinds = [r["kind"] for r in pic["rows"]]
+    assert kinds.count("return address") == 5          # five nested calls of fact
+    assert [f["function"] for f in pic["frames"]] == ["fact"] * 5 + ["_start"]
+    assert sum(1 for r in pic["rows"] if r["kind"] == "red zone") == 16
+    rbp_row = next(r for r in pic["rows"] if "RBP" in r["marks"])
+    assert rbp_row["kind"] == "saved rbp"
+    assert any("RSP" in r["marks"] for r in pic["rows"])
+    text = trace_cli("stack", str(path), "40").stdout.decode()
+    assert "fact+0x1a" in text and "frame 0: fact" in text
+    # replay_frames pushes an argument before calling sum3 in its loop.
+    frames = traces["replay_frames"]
+    n = json.loads(trace_cli("info", str(frames), "--json").stdout)["instructions"]
+    found = False
+    for step in range(30, n):
+        from vmtrace.commands.stack import stack_data
+
+        pic, _ = stack_data(frames, step)
+        if any(r.kind == "argument" for r in pic.rows):
+            found = True
+            break
+    assert found
+
+
+def test_the_index_sits_beside_the_trace_and_never_changes_it(traces):
+    path = traces["recursion"]
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    trace_cli("who-wrote", str(path), "0x7fffffffed08", "--step", "40")
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    digest = TraceFiles(path).content_hash()
+    assert (path.parent / f"{path.name}.index" / digest[:16] / "index.json").exists()
+
+
+def test_read_side_modules_do_not_load_the_emulator():
+    code = ("import sys, analysis.memory, analysis.write_index, analysis.stack_picture; "
+            "assert 'unicorn' not in sys.modules and 'capstone' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
