@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from analysis.trace import Trace
 from tracer.format.schema import SOURCES
@@ -50,6 +49,8 @@ def build_write_index(trace: Trace, directory: Path) -> dict[str, int]:
     Returns:
         Row counts: `cpu_writes`, `kernel_writes`, `big_writes`.
     """
+    import pyarrow.compute as pc  # here, not at import: queries never need it
+
     cols = {k: [] for k in ("addr", "size", "step", "rip", "source", "value", "value_hi")}
     for batch in trace.files.batches("accesses", [*cols, "is_write"]):
         source = batch.column("source").indices
@@ -105,6 +106,14 @@ def build_write_index(trace: Trace, directory: Path) -> dict[str, int]:
             "big_writes": big_table.num_rows}
 
 
+def primitive_view(array: pa.Array, dtype) -> np.ndarray:
+    """A zero-copy numpy view of a null-free primitive Arrow array (Array.to_numpy would
+    import pandas, which costs a query a third of a second)."""
+    buf = array.buffers()[1]
+    item = np.dtype(dtype).itemsize
+    return np.frombuffer(buf, dtype, count=len(array), offset=array.offset * item)
+
+
 class WriteIndex:
     """Queries over a built index (memory-mapped; opening it reads almost nothing)."""
 
@@ -116,7 +125,7 @@ class WriteIndex:
         def col(name: str, dtype) -> np.ndarray:
             if self._n == 0:
                 return np.zeros(0, dtype)
-            return table.column(name).chunk(0).to_numpy()
+            return primitive_view(table.column(name).chunk(0), dtype)
 
         self.key = col("key", np.uint64)
         self.step = col("step", np.uint64)

@@ -6,6 +6,7 @@ deduplicated by content across keyframes, so an unchanged page is stored once.""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,13 +98,15 @@ class Keyframes:
 
     def nearest(self, step: int) -> dict:
         table = pa.ipc.open_file(pa.memory_map(str(self.directory / KEYFRAMES_FILE))).read_all()
-        steps = table.column("step").to_numpy()
-        i = int(np.searchsorted(steps, step, "right")) - 1
+        steps = table.column("step").to_pylist()  # (to_numpy would import pandas)
+        i = bisect.bisect_right(steps, step) - 1
         return table.slice(i, 1).to_pylist()[0]
 
     def pages(self, ids: list[int]) -> list[bytes]:
         table = pa.ipc.open_file(pa.memory_map(str(self.directory / PAGES_FILE))).read_all()
-        return table.column("data").take(pa.array(ids, pa.uint32())).to_pylist()
+        data = table.column("data")
+        # Row by row: Array.take would load pyarrow.compute (and pandas), slower than this.
+        return [data[i].as_py() for i in ids]
 
 
 def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
