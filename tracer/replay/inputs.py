@@ -99,8 +99,24 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
         regions=tuple(by_step_regions.get(r["step"], ())),
         kernel_writes=tuple(writes.get(r["step"], ()))) for r in rows]
     end = meta.end
+    instructions = end.get("instructions")
+    if instructions is None:
+        instructions = recorded_steps(files)
     return RecordedInputs(
         initial_registers=dict(meta.initial["registers"]),
         initial_brk=int(meta.initial["brk"]),
         image=image, initial_regions=initial, region_events=later, syscalls=syscalls,
-        instructions=int(end.get("instructions") or 0), end=end)
+        instructions=int(instructions), end=end)
+
+
+def recorded_steps(files: TraceFiles) -> int:
+    """How many steps a trace covers: meta.json says so when the recording ended; for a
+    killed recording, one past the last step any whole batch of events mentions."""
+    if files.meta.end.get("instructions") is not None:
+        return int(files.meta.end["instructions"])
+    last = -1
+    for table in ("accesses", "rsp", "syscalls"):
+        for batch in files.batches(table, ["step"]):
+            if batch.num_rows:
+                last = max(last, batch.column("step")[batch.num_rows - 1].as_py())
+    return last + 1

@@ -35,8 +35,15 @@ def address(trace, text: str) -> int:
         raise UsageError(str(exc)) from None
 
 
+def last_step(trace) -> int:
+    """The number of steps the trace covers (the state at that step is the final one)."""
+    from tracer.replay.inputs import recorded_steps
+
+    return recorded_steps(trace.files)
+
+
 def check_step(trace, step: int) -> int:
-    last = int(trace.meta.end.get("instructions") or 0)
+    last = last_step(trace)
     if not 0 <= step <= last:
         raise UsageError(f"step {step:,} is outside the run (steps 0 to {last:,}; the state "
                          "at step N is the state before instruction N executes)")

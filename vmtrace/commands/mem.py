@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vmtrace.commands._replay_common import address, check_step, open_with_index
+from vmtrace.commands._replay_common import (
+    address, check_step, last_step, open_with_index,
+)
 
 
 def mem(
@@ -26,7 +28,7 @@ def mem(
 
     t, index = open_with_index(trace)
     start = address(t, addr)
-    step = check_step(t, int(t.meta.end.get("instructions") or 0) if step is None else step)
+    step = check_step(t, last_step(t) if step is None else step)
     view = MemoryReader(t, index.writes).read(start, length, step)
     if as_json:
         print(json.dumps({"addr": start, "step": step, "hex": view.data.hex(),

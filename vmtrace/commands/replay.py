@@ -23,7 +23,8 @@ def replay(
     from tracer.replay.verify import verify as run_verify
 
     console = Console(highlight=False)
-    result = run_verify(TraceFiles(trace))
+    files = TraceFiles(trace)
+    result = run_verify(files)
     if as_json:
         import json
         from dataclasses import asdict
@@ -35,7 +36,12 @@ def replay(
     counts = (f"{result.instructions:,} instructions, {result.accesses:,} accesses, "
               f"{result.rsp_changes:,} RSP changes, {result.syscalls:,} syscalls")
     if result.ok:
-        console.print(f"[green]replay reproduces the trace exactly[/] ({counts})")
+        if files.complete:
+            console.print(f"[green]replay reproduces the trace exactly[/] ({counts})")
+        else:
+            console.print(f"[green]replay reproduces every recorded event[/] ({counts}); the "
+                          "trace is incomplete (the recording was interrupted), so its "
+                          "ending is not checked")
         console.print(f"next: [cyan]trace state {trace} STEP[/]   "
                       f"[cyan]trace stack {trace} STEP[/]")
         return

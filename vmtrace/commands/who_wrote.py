@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vmtrace.commands._replay_common import address, check_step, open_with_index
+from vmtrace.commands._replay_common import (
+    address, check_step, last_step, open_with_index,
+)
 
 
 def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
@@ -18,7 +20,7 @@ def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
 
     t, index = open_with_index(trace_path)
     addr = address(t, addr_text)
-    step = check_step(t, int(t.meta.end.get("instructions") or 0) if step is None else step)
+    step = check_step(t, last_step(t) if step is None else step)
     reader = MemoryReader(t, index.writes)
     w = reader.who_wrote(addr, step)
     byte = reader.read(addr, 1, step)
