@@ -12,7 +12,7 @@ import sys
 import pyarrow as pa
 import pytest
 
-from conftest import EXAMPLES, PROGRAMS, ROOT, record, trace_cli
+from conftest import EXAMPLES, PROGRAMS, ROOT, trace_cli
 
 from analysis import open_trace
 from analysis.memory import MemoryReader, segments_at
@@ -30,9 +30,13 @@ NAMES = ("recursion", "string_ops", "data_bss", "mmap_munmap", "brk_tutorial", "
 def traces(tmp_path_factory):
     out = {}
     base = tmp_path_factory.mktemp("replay_queries")
+    # Recorded in-process (the CLI's record is tested elsewhere); queries go through the CLI
+    # where a test says so.
+    from tracer.recorder import RecordOptions, record as run_record
+
     for name in NAMES:
         src = PROGRAMS / f"{name}.asm" if name.startswith("replay_") else EXAMPLES / f"{name}.asm"
-        record(src, base / name, "--stdin", "-", stdin=STDIN)
+        run_record(RecordOptions(program=src, output=base / name, stdin=STDIN))
         out[name] = base / name
     return out
 
