@@ -13,7 +13,7 @@ import pyarrow as pa
 from unicorn import Uc
 
 from tracer import native
-from tracer.classify import InstructionTable
+from tracer.classify import KERNEL, InstructionClassifier
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
 
@@ -36,14 +36,17 @@ class EventStream:
         self._uc = uc
         self._accesses = accesses
         self._rsp = rsp
-        self._table = InstructionTable()
+        classifier = InstructionClassifier()
+        # Kept on self: the C side calls it for every new instruction address.
+        self._classify = native.CLASSIFY_FN(
+            lambda rip, code, length: classifier.flags(rip, ctypes.string_at(code, length)))
         self._max_trace_bytes = max_trace_bytes
         self.size_limit_hit = False
         self.error: BaseException | None = None
         handle = ctypes.c_void_p(uc._uch.value)
         cap_rsp = max(batch_events // 4, 1024)
         self._r = self._lib.vm_new(handle, batch_events, cap_rsp, max_pending,
-                                   max_steps or 0, initial_rsp)
+                                   max_steps or 0, initial_rsp, self._classify)
         status = self._lib.vm_install(self._r)
         if status != 0:
             raise RuntimeError(f"installing the native hooks failed (unicorn error {status})")
@@ -70,9 +73,13 @@ class EventStream:
         value = int.from_bytes(data[:8].ljust(8, b"\0"), "little") if size <= 8 else 0
         self._lib.vm_append_kernel(self._r, addr, size, int(is_write), value, int(size <= 8))
 
+    def check_rsp(self, rsp: int) -> None:
+        """Records an RSP change made by the instruction before (at syscalls and the end)."""
+        self._lib.vm_check_rsp(self._r, rsp)
+
     def finish(self, final_rsp: int) -> None:
         """Records the last RSP change, flushes the partial chunk, waits for the writer."""
-        self._lib.vm_final_rsp(self._r, final_rsp)
+        self._lib.vm_check_rsp(self._r, final_rsp)
         self._lib.vm_close(self._r)
         self._thread.join()
         self._lib.vm_uninstall(self._r)
@@ -119,23 +126,16 @@ class EventStream:
                 self._lib.vm_chunk_free(chunk_ptr)
 
     def _write_chunk(self, c: native.Chunk) -> None:
-        for k in range(c.n_code):
-            length = c.code_len[k]
-            code = ctypes.string_at(ctypes.addressof(c.code_bytes.contents) + 16 * k, length)
-            self._table.learn(c.code_rip[k], code)
         n = c.n_acc
         if n:
-            step = _column(c.acc_step, n)
-            rip = _column(c.acc_rip, n)
             size = _column(c.acc_size, n)
-            is_write = _column(c.acc_write, n).astype(bool)
-            kernel = _column(c.acc_kernel, n).astype(bool)
+            source = _column(c.acc_source, n).astype(np.int8)
             has_value = _column(c.acc_has_value, n).astype(bool)
-            source = self._table.sources(rip, is_write, kernel)
-            hi_valid = (size == 16) & ~kernel
+            hi_valid = (size == 16) & (source != KERNEL)
             batch = pa.RecordBatch.from_arrays([
-                pa.array(step), pa.array(rip), pa.array(_column(c.acc_addr, n)),
-                pa.array(size), pa.array(is_write),
+                pa.array(_column(c.acc_step, n)), pa.array(_column(c.acc_rip, n)),
+                pa.array(_column(c.acc_addr, n)), pa.array(size),
+                pa.array(_column(c.acc_write, n).astype(bool)),
                 pa.DictionaryArray.from_arrays(pa.array(source), _SOURCES),
                 pa.array(_column(c.acc_value, n), mask=~has_value),
                 pa.array(_column(c.acc_value_hi, n), mask=~hi_valid),
@@ -143,10 +143,10 @@ class EventStream:
             self._accesses.write(batch)
         m = c.n_rsp
         if m:
-            rip = _column(c.rsp_rip, m)
             batch = pa.RecordBatch.from_arrays([
-                pa.array(_column(c.rsp_step, m)), pa.array(rip), pa.array(_column(c.rsp_old, m)),
-                pa.array(_column(c.rsp_new, m)),
-                pa.DictionaryArray.from_arrays(pa.array(self._table.rsp_causes(rip)), _CAUSES),
+                pa.array(_column(c.rsp_step, m)), pa.array(_column(c.rsp_rip, m)),
+                pa.array(_column(c.rsp_old, m)), pa.array(_column(c.rsp_new, m)),
+                pa.DictionaryArray.from_arrays(
+                    pa.array(_column(c.rsp_cause, m).astype(np.int8)), _CAUSES),
             ], schema=self._rsp.schema)
             self._rsp.write(batch)

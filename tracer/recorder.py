@@ -50,7 +50,7 @@ class RecordOptions:
     max_trace_mb: float | None = None
     allow_read: tuple[Path, ...] = ()
     seed: int = 0
-    batch_events: int = 1 << 20
+    batch_events: int = 1 << 18
     echo: Callable[[int, bytes], None] | None = None
 
 
@@ -282,6 +282,7 @@ class _Recording:
             uc.emu_stop()
 
     def _syscall(self, uc: Uc) -> None:
+        self.events.check_rsp(uc.reg_read(UC_X86_REG_RSP))
         step = self.events.step
         rip = uc.reg_read(UC_X86_REG_RIP)
         nr = uc.reg_read(X86_64.number)
