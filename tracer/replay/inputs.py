@@ -34,6 +34,7 @@ class RecordedSyscall:
     args: tuple[int, ...]
     ret: int | None
     unsupported: bool
+    abi: str            # x86_64 (`syscall`) or i386 (`int 0x80`)
     regions: tuple[RegionEvent, ...]
     kernel_writes: tuple[tuple[int, bytes], ...]
 
@@ -95,7 +96,7 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
         writes[r["step"]].append((r["addr"], r["data"]))
     syscalls = [RecordedSyscall(
         step=r["step"], rip=r["rip"], nr=r["nr"], name=r["name"], args=tuple(r["args"]),
-        ret=r["ret"], unsupported=r["detail"] == "unsupported",
+        ret=r["ret"], unsupported=r["detail"] == "unsupported", abi=r.get("abi") or "x86_64",
         regions=tuple(by_step_regions.get(r["step"], ())),
         kernel_writes=tuple(writes.get(r["step"], ()))) for r in rows]
     end = meta.end

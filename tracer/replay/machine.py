@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,11 +20,15 @@ from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
 
 PAGE = 0x1000
 _REG_IDS = {name: getattr(x, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
-_ARG_REGS = (x.UC_X86_REG_RDI, x.UC_X86_REG_RSI, x.UC_X86_REG_RDX, x.UC_X86_REG_R10,
-             x.UC_X86_REG_R8, x.UC_X86_REG_R9)
-_EXIT = {60, 231}
-_ARCH_PRCTL, ARCH_SET_GS, ARCH_SET_FS = 158, 0x1001, 0x1002
-_MREMAP = 25
+_ARG_REGS = {
+    "x86_64": (x.UC_X86_REG_RDI, x.UC_X86_REG_RSI, x.UC_X86_REG_RDX, x.UC_X86_REG_R10,
+               x.UC_X86_REG_R8, x.UC_X86_REG_R9),
+    # `int 0x80` from a 64-bit process: i386 registers, arguments truncated to 32 bits.
+    "i386": (x.UC_X86_REG_RBX, x.UC_X86_REG_RCX, x.UC_X86_REG_RDX, x.UC_X86_REG_RSI,
+             x.UC_X86_REG_RDI, x.UC_X86_REG_RBP),
+}
+_EXIT = {"x86_64": {60, 231}, "i386": {1, 252}}
+ARCH_SET_GS, ARCH_SET_FS = 0x1001, 0x1002
 _ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
            UC_MEM_FETCH_UNMAPPED: "execute", UC_MEM_READ_PROT: "read",
            UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "execute"}
@@ -60,7 +63,7 @@ class SyscallObserver(Protocol):
     """Watches each replayed syscall (trace replay --verify); False stops the replay."""
 
     def on_syscall(self, machine: ReplayMachine, recorded: RecordedSyscall | None, rip: int,
-                   nr: int, args: tuple[int, ...]) -> bool: ...
+                   nr: int, args: tuple[int, ...], abi: str) -> bool: ...
 
     def apply_kernel_effects(self, machine: ReplayMachine, recorded: RecordedSyscall) -> None: ...
 
@@ -181,23 +184,27 @@ class ReplayMachine:
             self.error = exc
             uc.emu_stop()
 
-    def _syscall(self, uc: Uc) -> None:
-        rip = uc.reg_read(x.UC_X86_REG_RIP)  # still the `syscall` instruction (Unicorn)
+    def _syscall(self, uc: Uc, abi: str = "x86_64", rip: int | None = None) -> None:
+        if rip is None:
+            rip = uc.reg_read(x.UC_X86_REG_RIP)  # still the `syscall` instruction (Unicorn)
         nr = uc.reg_read(x.UC_X86_REG_RAX)
-        args = tuple(uc.reg_read(r) for r in _ARG_REGS)
+        args = tuple(uc.reg_read(r) for r in _ARG_REGS[abi])
+        if abi == "i386":
+            nr &= 0xFFFFFFFF
+            args = tuple(a & 0xFFFFFFFF for a in args)
         recorded = (self.inputs.syscalls[self.cursor]
                     if self.cursor < len(self.inputs.syscalls) else None)
         self.cursor += 1
         if self.observer is not None:
-            if not self.observer.on_syscall(self, recorded, rip, nr, args):
+            if not self.observer.on_syscall(self, recorded, rip, nr, args, abi):
                 self.ending = Ending("stopped")
                 uc.emu_stop()
                 return
-        elif recorded is None or recorded.nr != nr:
+        elif recorded is None or recorded.nr != nr or recorded.abi != abi:
             raise ReplayError(f"the replay made syscall {nr} at RIP {rip:#x} where the trace "
                               f"has {'none' if recorded is None else recorded.name}; run "
                               "`trace replay --verify` to find where it diverged")
-        if nr in _EXIT:
+        if nr in _EXIT[abi]:
             self.ending = Ending("exit", exit_code=args[0] & 0xFF)
             uc.emu_stop()
             return
@@ -206,7 +213,7 @@ class ReplayMachine:
             uc.emu_stop()
             return
         moved = None
-        if nr == _MREMAP and recorded.ret is not None and recorded.ret >= 0 \
+        if recorded.name == "mremap" and recorded.ret is not None and recorded.ret >= 0 \
                 and recorded.ret != args[0]:
             # mremap moved the mapping: the kernel copied its pages (not a recorded write).
             old_size = (args[1] + PAGE - 1) & ~(PAGE - 1)
@@ -220,13 +227,15 @@ class ReplayMachine:
         else:
             for addr, data in recorded.kernel_writes:
                 uc.mem_write(addr, data)
-        if nr == _ARCH_PRCTL and recorded.ret == 0 and args[0] in (ARCH_SET_FS, ARCH_SET_GS):
+        if recorded.name == "arch_prctl" and recorded.ret == 0 \
+                and args[0] in (ARCH_SET_FS, ARCH_SET_GS):
             reg = x.UC_X86_REG_FS_BASE if args[0] == ARCH_SET_FS else x.UC_X86_REG_GS_BASE
             uc.reg_write(reg, args[1])
         ret = recorded.ret if recorded.ret is not None else 0
         uc.reg_write(x.UC_X86_REG_RAX, ret & 0xFFFF_FFFF_FFFF_FFFF)
-        uc.reg_write(x.UC_X86_REG_RCX, rip + 2)
-        uc.reg_write(x.UC_X86_REG_R11, uc.reg_read(x.UC_X86_REG_EFLAGS))
+        if abi == "x86_64":  # `syscall` itself loads RCX and R11; `int 0x80` does not
+            uc.reg_write(x.UC_X86_REG_RCX, rip + 2)
+            uc.reg_write(x.UC_X86_REG_R11, uc.reg_read(x.UC_X86_REG_EFLAGS))
 
     def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
                            _user) -> bool:
@@ -237,9 +246,24 @@ class ReplayMachine:
         return False
 
     def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
+        try:
+            self._interrupt(uc, intno)
+        except BaseException as exc:  # surfaced by run()
+            self.error = exc
+            uc.emu_stop()
+
+    def _interrupt(self, uc: Uc, intno: int) -> None:
+        # As the recorder: a software `int n` leaves RIP after itself, a CPU exception at
+        # the faulting instruction; `int 0x80` is an i386 syscall.
         rip = uc.reg_read(x.UC_X86_REG_RIP)
-        if intno in (1, 3):  # traps report RIP after the instruction
-            rip -= 1
+        software = rip >= 2 and bytes(uc.mem_read(rip - 2, 2)) == bytes([0xCD, intno])
+        if software and intno == 0x80:
+            self._syscall(uc, "i386", rip - 2)
+            return
+        if intno == 3:
+            rip -= 2 if software else 1
+        elif software and intno != 4:
+            rip -= 2
         self.ending = Ending("fault", fault={"step": self._step_of(False), "rip": rip,
                                              "address": None, "access": None})
         uc.emu_stop()
@@ -249,10 +273,3 @@ class ReplayMachine:
             "step": self._step_of(False), "rip": self.uc.reg_read(x.UC_X86_REG_RIP),
             "address": None, "access": None})
 
-
-def region_detail(events: tuple[RegionEvent, ...]) -> str | None:
-    """The `detail` text the recorder writes for a syscall's region changes."""
-    if not events:
-        return None
-    return json.dumps([{"action": e.action, "start": e.start, "end": e.end, "perms": e.perms,
-                        "kind": e.kind} for e in events])

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from unicorn.x86_const import UC_X86_REG_RSP
+
 from tracer.event_stream import EventStream
 from tracer.format import TraceFiles
 from tracer.format.schema import SOURCES, TABLES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
-from tracer.replay.machine import ReplayMachine
+from tracer.replay.machine import Ending, ReplayMachine
 
 _KERNEL = SOURCES.index("kernel")
 
@@ -196,7 +198,9 @@ class _Observer:
         return self._events_ref[0]
 
     def on_syscall(self, machine: ReplayMachine, recorded: RecordedSyscall | None, rip: int,
-                   nr: int, args: tuple[int, ...]) -> bool:
+                   nr: int, args: tuple[int, ...], abi: str) -> bool:
+        # As the recorder: an RSP change by the instruction before is noted here.
+        self._events.check_rsp(machine.uc.reg_read(UC_X86_REG_RSP))
         step = self._events.step
         self.count += 1
         if recorded is None:
@@ -209,6 +213,8 @@ class _Observer:
         problems = []
         if recorded.rip != rip:
             problems.append(f"rip recorded {recorded.rip:#x}, replayed {rip:#x}")
+        if recorded.abi != abi:
+            problems.append(f"ABI recorded {recorded.abi}, replayed {abi}")
         if recorded.nr != nr:
             problems.append(f"number recorded {recorded.nr} ({recorded.name}), replayed {nr}")
         for i, (a, b) in enumerate(zip(recorded.args, args)):
@@ -288,6 +294,11 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
                           syscalls=observer.count)
     rips, counts = events.exec_counts()
     limit_hit = events.stopped_by_limit
+    privileged = events.privileged_stop
+    if privileged is not None and machine.ending is None:
+        # The native hooks stop before a privileged instruction (#GP in user mode).
+        machine.ending = Ending("fault", fault={"step": instructions, "rip": privileged,
+                                                "address": None, "access": None})
     error = events.error
     events.close()
     candidates = [d for d in (accesses.divergence, rsp.divergence, observer.divergence) if d]
