@@ -118,26 +118,23 @@ class MemoryReader:
         """Memory [start, start+length) before instruction `step` executes."""
         segs = segments_at(self.trace, step)
         buf = self._initial_byte_source(start, length)
-        mapped = [False] * length
-        fresh: list[int | None] = [None] * length
+        mapped = bytearray(length)
+        pieces = []  # (lo, hi, fresh_since) of each mapped piece of the range
         for s in segs:
             lo, hi = max(start, s.start), min(start + length, s.end)
-            for a in range(lo, hi):
-                mapped[a - start] = True
-                fresh[a - start] = s.fresh_since
-            if lo < hi and s.fresh_since is not None:
-                buf[lo - start:hi - start] = bytes(hi - lo)
+            if lo < hi:
+                mapped[lo - start:hi - start] = b"\1" * (hi - lo)
+                pieces.append((lo, hi, s.fresh_since))
+                if s.fresh_since is not None:
+                    buf[lo - start:hi - start] = bytes(hi - lo)
         for w in self.index.latest_writes(start, length, step):
-            for k, byte in enumerate(w.data):
-                a = w.addr + k
-                if start <= a < start + length:
-                    f = fresh[a - start]
-                    if f is None or w.step >= f:
-                        buf[a - start] = byte
-        for i in range(length):
-            if not mapped[i]:
-                buf[i] = 0
-        return MemoryView(start, step, bytes(buf), tuple(mapped))
+            lo, hi = max(start, w.addr), min(start + length, w.addr + w.size)
+            for plo, phi, fresh in pieces:
+                a, b = max(lo, plo), min(hi, phi)
+                if a < b and (fresh is None or w.step >= fresh):
+                    buf[a - start:b - start] = w.data[a - w.addr:b - w.addr]
+        out = bytes(b if m else 0 for b, m in zip(buf, mapped))
+        return MemoryView(start, step, out, tuple(bool(m) for m in mapped))
 
     def who_wrote(self, addr: int, step: int) -> Write | None:
         """The last write into byte `addr` before instruction `step` executes; None when

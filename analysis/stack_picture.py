@@ -4,6 +4,7 @@ frames. Plain data for `trace stack`; registers come from the caller (the replay
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from analysis.memory import MemoryReader, Symbols, segments_at
@@ -69,16 +70,16 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
     text = _text_ranges(reader, step)
     slots = list(range(top, low - 1, -8))
     values: dict[int, int | None] = {}
-    writers: dict[int, Write | None] = {}
     for a in slots:
         i = a - low
         values[a] = (int.from_bytes(view.data[i:i + 8], "little")
                      if all(view.mapped[i:i + 8]) else None)
-        best = None
-        for w in candidates:
-            if w.covers(a) and (best is None or w.step >= best.step):
-                best = w
-        writers[a] = best
+    # Each slot's last writer: paint the writes in execution order over the slots' first bytes.
+    writers: dict[int, Write | None] = dict.fromkeys(slots)
+    for w in candidates:  # already in execution order
+        for b in range(w.addr, w.addr + w.size):
+            if b in writers:
+                writers[b] = w
     ret_slots = [a for a in slots if a >= rsp and values[a] is not None
                  and _is_return_address(writers[a], values[a], text)]
     chain: set[int] = set()
@@ -102,9 +103,12 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
                         (order[-1] + 8) if order else rsp))
     rows = []
     ret_set = set(ret_slots)
+    # Frames tile [RSP, top] without gaps, innermost (lowest) first.
+    bottoms = [f.bottom for f in frames]
     for a in slots:
         value, w = values[a], writers[a]
-        frame = next((f.index for f in frames if f.bottom <= a <= f.top), None)
+        k = bisect.bisect_right(bottoms, a) - 1
+        frame = frames[k].index if k >= 0 and frames[k].bottom <= a <= frames[k].top else None
         marks = tuple(m for m, reg in (("RSP", rsp), ("RBP", rbp)) if reg == a)
         if a < rsp:
             kind, meaning, frame = "red zone", "", None

@@ -154,17 +154,16 @@ class WriteIndex:
         out: list[Write] = []
         if hi > lo:
             keys = self.key[lo:hi]
-            # Group boundaries: each distinct key is one (address, size).
-            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) + lo
-            ends = np.r_[starts[1:], hi]
-            for a, b in zip(starts.tolist(), ends.tolist()):
-                k = int(self.key[a])
-                addr, size = k >> _KEY_SHIFT, k & ((1 << _KEY_SHIFT) - 1)
-                if addr + size <= start:
-                    continue
-                j = a + int(np.searchsorted(self.step[a:b], np.uint64(before), "left")) - 1
-                if j >= a:
-                    out.append(self._row(j))
+            # Groups: each distinct key is one (address, size), its rows in step order. The
+            # latest row of a group before `before` is the last one with a smaller step.
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            candidate = np.where(self.step[lo:hi] < np.uint64(before),
+                                 np.arange(hi - lo), -1)
+            latest = np.maximum.reduceat(candidate, starts)
+            group_keys = keys[starts]
+            ends = (group_keys >> np.uint64(_KEY_SHIFT)) + (group_keys & np.uint64(31))
+            keep = (latest >= 0) & (ends > np.uint64(start))
+            out = [self._row(int(j) + lo) for j in latest[keep]]
         for row in self.big:
             if row["step"] < before and row["addr"] < start + length \
                     and row["addr"] + row["size"] > start:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vmtrace.commands._replay_common import check_step, open_with_index
 
+_HEAD, _TAIL = 24, 96   # rows shown above and below the cut in a deep stack
 _STYLE = {"return address": "magenta", "saved rbp": "cyan", "argument": "yellow",
           "local": "white", "argc": "dim", "red zone": "red"}
 
@@ -33,6 +34,8 @@ def stack_data(trace_path: Path, step: int):
 def stack(
     trace: Annotated[Path, typer.Argument(help="A trace directory.")],
     step: Annotated[int, typer.Argument(help="Step (the state before instruction STEP runs).")],
+    show_all: Annotated[bool, typer.Option(
+        "--all", help="Print every row of a deep stack (default: its top and bottom).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Draw the stack from the initial RSP down to RSP and the red zone below it."""
@@ -58,7 +61,17 @@ def stack(
     table.add_column("", no_wrap=True)
     table.add_column("written at", no_wrap=True)
     frame_of = {f.index: f for f in pic.frames}
-    for r in pic.rows:
+    rows = pic.rows
+    elided = 0
+    if not show_all and len(rows) > _HEAD + _TAIL + 16:
+        elided = len(rows) - _HEAD - _TAIL
+        rows = rows[:_HEAD] + [None] + rows[-_TAIL:]
+    for r in rows:
+        if r is None:
+            frames = len({x.frame for x in pic.rows[_HEAD:-_TAIL]} - {None})
+            table.add_row("⋮", "", "", "", f"[dim]{elided:,} rows ({frames:,} frames) not "
+                          "shown; --all prints them[/]", "", "")
+            continue
         f = frame_of.get(r.frame)
         bracket = " "
         if f is not None:
