@@ -18,7 +18,7 @@ class StackRow:
     addr: int
     value: int | None           # None where the bytes are not mapped
     kind: str                   # return address, saved rbp, local, argument, argc, red zone
-    meaning: str                # e.g. "fact+0x1a", "-> 0x7ffe...", "n = 5"
+    meaning: str                # e.g. "→ fact+0x1a", "never written"
     frame: int | None           # 0 = innermost frame; None above the first frame
     writer: Write | None
     marks: tuple[str, ...] = ()
@@ -113,13 +113,13 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
         if a < rsp:
             kind, meaning, frame = "red zone", "", None
         elif a == top:
-            kind, meaning = "argc", "" if value is None else f"argc = {value}"
+            kind, meaning = "argc", ""
         elif a in ret_set:
-            kind, meaning = "return address", f"-> {symbols.symbolize(value) or hex(value)}"
+            kind, meaning = "return address", f"→ {symbols.symbolize(value) or hex(value)}"
         elif a in chain or (
                 a + 8 in ret_set and w is not None and w.source == "implicit"
                 and value is not None and rsp <= value <= top + 8):
-            kind, meaning = "saved rbp", ("" if value is None else f"caller's rbp {value:#x}")
+            kind, meaning = "saved rbp", "(the caller's)"
         elif _is_argument(a, ret_set, writers):
             kind, meaning = "argument", "pushed before the call"
         else:

@@ -54,12 +54,12 @@ def stack(
     console.print(f"[bold]stack at step {step:,}[/]: initial RSP {pic.initial_rsp:#x}, "
                   f"RSP {pic.rsp:#x} (depth {pic.initial_rsp - pic.rsp:,} bytes), "
                   f"RBP {pic.rbp:#x}")
-    table = Table(box=None, padding=(0, 1))
-    for col in ("", "address", "offset", "value"):
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for col in ("", "address", "value"):
         table.add_column(col, no_wrap=True)
-    table.add_column("what")
+    table.add_column("what", min_width=27)
     table.add_column("", no_wrap=True)
-    table.add_column("written at", no_wrap=True)
+    table.add_column("step", no_wrap=True, justify="right")
     frame_of = {f.index: f for f in pic.frames}
     rows = pic.rows
     elided = 0
@@ -69,7 +69,7 @@ def stack(
     for r in rows:
         if r is None:
             frames = len({x.frame for x in pic.rows[_HEAD:-_TAIL]} - {None})
-            table.add_row("⋮", "", "", "", f"[dim]{elided:,} rows ({frames:,} frames) not "
+            table.add_row("⋮", "", "", f"[dim]{elided:,} rows ({frames:,} frames) not "
                           "shown; --all prints them[/]", "", "")
             continue
         f = frame_of.get(r.frame)
@@ -77,12 +77,12 @@ def stack(
         if f is not None:
             bracket = "┌" if r.addr == f.top else ("└" if r.addr == f.bottom else "│")
         if r.frame is not None and f is not None and r.addr == f.top:
-            table.add_row("", "", "", "", f"[bold]frame {f.index}: {escape(f.function)}[/]",
+            table.add_row("", "", "", f"[bold]frame {f.index}: {escape(f.function)}[/]",
                           "", "")
         style = _STYLE.get(r.kind, "white")
         marks = " ".join(f"[bold reverse]{m}[/]" for m in r.marks)
         value = "[dim]unmapped[/]" if r.value is None else f"{r.value:#018x}"
-        written = "" if r.writer is None else f"step {r.writer.step:,}"
-        table.add_row(bracket, f"{r.addr:#x}", f"{r.addr - pic.initial_rsp:+#x}", value,
+        written = "" if r.writer is None else f"{r.writer.step:,}"
+        table.add_row(bracket, f"{r.addr:#x}", value,
                       f"[{style}]{r.kind}[/] {escape(r.meaning)}", marks, written)
     console.print(table)
