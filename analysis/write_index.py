@@ -17,13 +17,13 @@ from analysis.trace import Trace
 from tracer.format.schema import SOURCES
 
 SMALL_FILE = "writes.arrow"
+HIGH_FILE = "writes_high.arrow"
 BIG_FILE = "big_writes.arrow"
 MAX_SMALL = 16          # a CPU write is at most 16 bytes; larger kernel writes go apart
 _KERNEL = SOURCES.index("kernel")
 _KEY_SHIFT = 5          # key = addr << 5 | size (size <= 16)
 
-_SMALL = pa.schema([("key", pa.uint64()), ("step", pa.uint64()), ("rip", pa.uint64()),
-                    ("source", pa.int8()), ("value", pa.uint64()), ("value_hi", pa.uint64())])
+_HIGH = pa.schema([("row", pa.uint64()), ("value_hi", pa.uint64())])
 _BIG = pa.schema([("step", pa.uint64()), ("rip", pa.uint64()), ("addr", pa.uint64()),
                   ("size", pa.uint64()), ("data", pa.large_binary())])
 
@@ -89,14 +89,19 @@ def build_write_index(trace: Trace, directory: Path) -> dict[str, int]:
         arrays[name] = np.concatenate(parts) if parts else np.zeros(0, dtype)
     key = (arrays["addr"] << np.uint64(_KEY_SHIFT)) | arrays["size"]
     order = np.lexsort((arrays["step"], key))  # stable: same step keeps recorded order
-    table = pa.table({"key": key[order], "step": arrays["step"][order],
-                      "rip": arrays["rip"][order], "source": arrays["source"][order],
-                      "value": arrays["value"][order], "value_hi": arrays["value_hi"][order]},
-                     schema=_SMALL)
+    # Steps and RIPs of a static program's run fit 32 bits: half the bytes of the index.
+    table = pa.table({"key": key[order], "step": _narrow(arrays["step"][order]),
+                      "rip": _narrow(arrays["rip"][order]), "source": arrays["source"][order],
+                      "value": arrays["value"][order]})
+    # Bytes 8-15 exist only for 16-byte stores and kernel writes of 9-16 bytes: kept apart.
+    high_rows = np.flatnonzero(arrays["size"][order] > 8).astype(np.uint64)
+    high = pa.table({"row": high_rows, "value_hi": arrays["value_hi"][order][high_rows]},
+                    schema=_HIGH)
     directory.mkdir(parents=True, exist_ok=True)
-    with pa.OSFile(str(directory / SMALL_FILE), "wb") as sink:
-        with pa.ipc.new_file(sink, _SMALL) as writer:
-            writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+    for name, t in ((SMALL_FILE, table), (HIGH_FILE, high)):
+        with pa.OSFile(str(directory / name), "wb") as sink:
+            with pa.ipc.new_file(sink, t.schema) as writer:
+                writer.write_table(t, max_chunksize=max(t.num_rows, 1))
     big_table = pa.table(big, schema=_BIG).sort_by("step")
     with pa.OSFile(str(directory / BIG_FILE), "wb") as sink:
         with pa.ipc.new_file(sink, _BIG) as writer:
@@ -104,6 +109,10 @@ def build_write_index(trace: Trace, directory: Path) -> dict[str, int]:
     n_kernel = len(small_kernel["step"])
     return {"cpu_writes": int(table.num_rows) - n_kernel, "kernel_writes": n_kernel,
             "big_writes": big_table.num_rows}
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.uint32) if len(values) and values.max() < 1 << 32 else values
 
 
 def primitive_view(array: pa.Array, dtype) -> np.ndarray:
@@ -122,25 +131,31 @@ class WriteIndex:
         table = pa.ipc.open_file(self._source).read_all()
         self._n = table.num_rows
 
-        def col(name: str, dtype) -> np.ndarray:
-            if self._n == 0:
+        def col(t: pa.Table, name: str) -> np.ndarray:
+            dtype = t.schema.field(name).type.to_pandas_dtype()
+            if t.num_rows == 0:
                 return np.zeros(0, dtype)
-            return primitive_view(table.column(name).chunk(0), dtype)
+            return primitive_view(t.column(name).chunk(0), dtype)
 
-        self.key = col("key", np.uint64)
-        self.step = col("step", np.uint64)
-        self.rip = col("rip", np.uint64)
-        self.source = col("source", np.int8)
-        self.value = col("value", np.uint64)
-        self.value_hi = col("value_hi", np.uint64)
+        self.key = col(table, "key")
+        self.step = col(table, "step")
+        self.rip = col(table, "rip")
+        self.source = col(table, "source")
+        self.value = col(table, "value")
+        high = pa.ipc.open_file(pa.memory_map(str(directory / HIGH_FILE))).read_all()
+        self._high_rows = col(high, "row")
+        self._high_values = col(high, "value_hi")
         self.big = pa.ipc.open_file(pa.memory_map(str(directory / BIG_FILE))).read_all() \
             .to_pylist()
 
     def _row(self, i: int) -> Write:
         key = int(self.key[i])
         size = key & ((1 << _KEY_SHIFT) - 1)
-        data = (int(self.value[i]).to_bytes(8, "little")
-                + int(self.value_hi[i]).to_bytes(8, "little"))[:size]
+        data = int(self.value[i]).to_bytes(8, "little")
+        if size > 8:
+            j = int(np.searchsorted(self._high_rows, np.uint64(i)))
+            data += int(self._high_values[j]).to_bytes(8, "little")
+        data = data[:size]
         return Write(step=int(self.step[i]), rip=int(self.rip[i]), addr=key >> _KEY_SHIFT,
                      size=size, source=SOURCES[int(self.source[i])], data=data)
 

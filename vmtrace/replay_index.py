@@ -17,7 +17,7 @@ from analysis.write_index import WriteIndex, build_write_index
 from tracer.format.cache import cache_dir, prune_stale
 from tracer.replay.keyframes import DEFAULT_EVERY, UNICORN_VERSION, Keyframes, build_keyframes
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _INFO = "index.json"
 
 
