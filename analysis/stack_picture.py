@@ -53,7 +53,7 @@ def _is_return_address(w: Write | None, value: int, text: list[tuple[int, int]])
 
 
 def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, rbp: int,
-                  rip: int) -> StackPicture:
+                  rip: int, window: int | None = None) -> StackPicture:
     """Builds the picture of the stack before instruction `step` executes.
 
     Args:
@@ -61,8 +61,11 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
         symbols: the trace's symbols.
         step: the step.
         rsp, rbp, rip: the registers at that step (from the replay).
+        window: only this many bytes above RSP (frames above it are not drawn).
     """
-    top = reader.trace.initial_rsp
+    top = initial = reader.trace.initial_rsp
+    if window is not None:
+        top = min(top, rsp + window - 8)
     low = min(rsp, top) - RED_ZONE
     length = top + 8 - low
     view = reader.read(low, length, step)
@@ -112,7 +115,7 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
         marks = tuple(m for m, reg in (("RSP", rsp), ("RBP", rbp)) if reg == a)
         if a < rsp:
             kind, meaning, frame = "red zone", "", None
-        elif a == top:
+        elif a == initial:
             kind, meaning = "argc", ""
         elif a in ret_set:
             kind, meaning = "return address", f"→ {symbols.symbolize(value) or hex(value)}"
@@ -127,7 +130,7 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
         if kind == "local" and w is None:
             meaning = "never written"
         rows.append(StackRow(a, value, kind, meaning, frame, w, marks))
-    return StackPicture(step, top, rsp, rbp, rows, frames)
+    return StackPicture(step, initial, rsp, rbp, rows, frames)
 
 
 def _is_argument(a: int, ret_set: set[int], writers: dict[int, Write | None]) -> bool:

@@ -159,6 +159,27 @@ class WriteIndex:
         return Write(step=int(self.step[i]), rip=int(self.rip[i]), addr=key >> _KEY_SHIFT,
                      size=size, source=SOURCES[int(self.source[i])], data=data)
 
+    def next_write(self, addr: int, from_step: int) -> Write | None:
+        """The first write into byte `addr` made by a step >= `from_step`, if any."""
+        lo_addr = max(addr - (MAX_SMALL - 1), 0)
+        lo = np.searchsorted(self.key, np.uint64(lo_addr << _KEY_SHIFT), "left")
+        hi = np.searchsorted(self.key, np.uint64((addr + 1) << _KEY_SHIFT), "left")
+        best: Write | None = None
+        if hi > lo:
+            keys = self.key[lo:hi]
+            covers = ((keys >> np.uint64(_KEY_SHIFT)) + (keys & np.uint64(31))) > np.uint64(addr)
+            later = self.step[lo:hi] >= np.uint64(from_step)
+            hits = np.flatnonzero(covers & later)
+            if len(hits):
+                j = hits[np.argmin(self.step[lo:hi][hits])]
+                best = self._row(int(j) + lo)
+        for row in self.big:
+            if row["step"] >= from_step and row["addr"] <= addr < row["addr"] + row["size"] \
+                    and (best is None or row["step"] < best.step):
+                best = Write(step=row["step"], rip=row["rip"], addr=row["addr"],
+                             size=row["size"], source="kernel", data=row["data"])
+        return best
+
     def latest_writes(self, start: int, length: int, before: int) -> list[Write]:
         """For the bytes [start, start+length): the latest write of each (address, size)
         that touches them, made by a step < `before`. Every byte's last writer is among

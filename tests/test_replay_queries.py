@@ -205,3 +205,32 @@ def test_read_side_modules_do_not_load_the_emulator():
     code = ("import sys, analysis.memory, analysis.write_index, analysis.stack_picture; "
             "assert 'unicorn' not in sys.modules and 'capstone' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_explore_steps_and_follows_writes_of_an_address(traces):
+    path = traces["recursion"]
+    keys = b"n\nn\ng 40\nw 0x7fffffffed08\n<\n>\np\nbogus\nq\n"
+    out = trace_cli("explore", str(path), stdin=keys).stdout.decode()
+    heads = [line.split("/")[0].strip() for line in out.splitlines()
+             if line.startswith("step ") and " / " in line]
+    # start, n, n, g 40, w (same step), < (to the write at 33), > (none later), p, bogus
+    assert heads == ["step 0", "step 1", "step 2", "step 40", "step 40", "step 33",
+                     "step 33", "step 32", "step 32"]
+    assert "step 33 writes 8 byte(s) at 0x7fffffffed08 (implicit)" in out
+    assert "no later write to 0x7fffffffed08" in out
+    assert "unknown command 'bogus'" in out
+    assert "call 0x401000" in out and "return address" in out
+
+
+def test_next_write_matches_a_brute_force_scan(traces):
+    trace = open_trace(traces["replay_read"])
+    index = open_index(trace)
+    rows = trace.table("accesses").to_pylist()
+    n = trace.meta.end["instructions"]
+    addrs = sorted({r["addr"] + k for r in rows if r["is_write"] for k in range(r["size"])})
+    for addr in addrs:
+        for step in range(0, n + 1, 3):
+            want = next((r for r in rows if r["is_write"] and r["step"] >= step
+                         and r["addr"] <= addr < r["addr"] + r["size"]), None)
+            got = index.writes.next_write(addr, step)
+            assert (got.step if got else None) == (want["step"] if want else None)

@@ -11,7 +11,8 @@ from rich.markup import escape
 from vmtrace.commands import info as info_command
 from vmtrace.commands import record as record_command
 from vmtrace.commands import (
-    accesses as accesses_command, index as index_command, mem as mem_command,
+    accesses as accesses_command, explore as explore_command, index as index_command,
+    mem as mem_command,
     replay as replay_command, stack as stack_command, state as state_command,
     who_wrote as who_wrote_command,
 )
@@ -27,6 +28,7 @@ app.command("stack")(stack_command.stack)
 app.command("mem")(mem_command.mem)
 app.command("who-wrote")(who_wrote_command.who_wrote)
 app.command("accesses")(accesses_command.accesses)
+app.command("explore")(explore_command.explore)
 
 err_console = Console(stderr=True, highlight=False)
 
