@@ -102,3 +102,32 @@ def test_registers_and_stack_match_the_real_cpu(workdir):
                 f"stack word {i} at step {step}"
             compared += 1
         assert compared == min(16, (ours_top - regs["rsp"]) // 8)
+
+
+def test_rep_steps_map_to_the_cpu_once_the_exhausted_steps_are_counted(workdir):
+    """Our step s is the real CPU after s - (exhausted-RCX steps before s) stepi."""
+    from analysis import open_trace
+    from tracer.replay.state import machine_state
+    from vmtrace.replay_index import open_index
+
+    program = PROGRAMS / "replay_rep.asm"
+    info = record(program, workdir / "t")
+    n = info["instructions"]
+    trace = open_trace(workdir / "t")
+    index = open_index(trace)
+    states = [machine_state(trace.files, s, index.keyframes) for s in range(n)]
+    extra = []  # steps that only QEMU's model has: a rep instruction finding RCX = 0 again
+    for s in range(1, n):
+        st, prev = states[s], states[s - 1]
+        if (st.instruction.mnemonic.startswith("rep") and st.registers["rcx"] == 0
+                and prev.registers["rip"] == st.registers["rip"]):
+            extra.append(s)
+    assert len(extra) == 3  # three rep instructions ran with RCX > 0
+    compare = [s for s in range(n - 1) if s not in extra]
+    gdb_steps = [s - sum(1 for e in extra if e < s) for s in compare]
+    real = gdb_states(build_native(program, workdir), gdb_steps)
+    assert len(real) == len(compare)
+    for s, cpu in zip(compare, real):
+        regs = states[s].registers
+        for name in ("rax", "rcx", "rsi", "rdi", "rip"):  # no stack addresses here
+            assert regs[name] == cpu["regs"][name], f"{name} at our step {s}"
