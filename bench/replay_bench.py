@@ -61,6 +61,26 @@ def run(*args: str) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
+def _in_process_latencies(trace: Path, picks: list[int]) -> dict[str, list[float]]:
+    """The same queries called in-process after the imports (what a notebook or the explorer
+    pays per query)."""
+    sys.path.insert(0, str(ROOT))
+    from vmtrace.commands.mem import mem  # noqa: F401  (imports as the CLI does)
+    from vmtrace.commands.stack import stack_data
+    from vmtrace.commands.state import state_data
+    from vmtrace.commands.who_wrote import who_wrote_data
+
+    out: dict[str, list[float]] = {}
+    for step in picks:
+        for name, call in (("state_data", lambda: state_data(trace, step)),
+                           ("stack_data", lambda: stack_data(trace, step)),
+                           ("who_wrote_data", lambda: who_wrote_data(trace, "table+64", step))):
+            t0 = time.perf_counter()
+            call()
+            out.setdefault(name, []).append(time.perf_counter() - t0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=666_666)  # 17 steps each
@@ -90,6 +110,7 @@ def main() -> None:
             ):
                 latencies.setdefault(name, []).append(run(*args)[0])
         startup_s = min(run("--help")[0] for _ in range(3))
+        in_process = _in_process_latencies(trace, picks)
         verify_s, _ = run("replay", str(trace), "--verify")
         result = {
             "instructions": steps,
@@ -106,6 +127,9 @@ def main() -> None:
             "cli_startup_seconds": round(startup_s, 3),
             "query_seconds": {k: {"median": round(statistics.median(v), 3),
                                   "max": round(max(v), 3)} for k, v in latencies.items()},
+            "in_process_query_seconds": {k: {"median": round(statistics.median(v), 4),
+                                             "max": round(max(v), 4)}
+                                         for k, v in in_process.items()},
             "replay_verify_seconds": round(verify_s, 2),
         }
         out = ROOT / "bench" / "out"
@@ -121,6 +145,9 @@ def main() -> None:
         for name, v in result["query_seconds"].items():
             print(f"  trace {name:<10} median {v['median']:.2f} s   max {v['max']:.2f} s "
                   "(whole CLI run)")
+        for name, v in result["in_process_query_seconds"].items():
+            print(f"  {name:<16} median {v['median'] * 1000:.0f} ms   max "
+                  f"{v['max'] * 1000:.0f} ms (in-process, imports done)")
         print(f"trace replay --verify: {verify_s:.1f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the index sits beside the trace, in here
