@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import pyarrow as pa
@@ -23,7 +23,8 @@ PAGE = 0x1000
 @dataclass(frozen=True)
 class Segment:
     """A mapped range at a step; `fresh_since` is the step whose syscall mapped it anew
-    (its bytes start as zeros), None when it holds the initial image."""
+    (its bytes start as zeros, or as the bytes at `moved_from` at that step when an mremap
+    moved them there), None when it holds the initial image."""
 
     start: int
     end: int
@@ -31,6 +32,25 @@ class Segment:
     kind: str
     name: str
     fresh_since: int | None
+    moved_from: int | None = None
+
+    def slice(self, start: int, end: int, **changes) -> Segment:
+        """The part [start, end) of this segment (its origin shifted to match)."""
+        moved = None if self.moved_from is None else self.moved_from + (start - self.start)
+        return replace(self, start=start, end=end, moved_from=moved, **changes)
+
+
+def _mremap_moves(trace: Trace) -> dict[int, tuple[int, int, int]]:
+    """step -> (old address, new address, bytes moved) of each mremap that moved a mapping
+    (the kernel copies those pages; no write records it)."""
+    moves = {}
+    rows = trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()
+    for r in rows:
+        if r["name"] == "mremap" and r["ret"] is not None and r["ret"] >= 0 \
+                and r["ret"] != r["args"][0]:
+            size = (r["args"][1] + PAGE - 1) & ~(PAGE - 1)
+            moves[r["step"]] = (r["args"][0], r["ret"], size)
+    return moves
 
 
 def _initial_event_count(trace: Trace, events: list[dict]) -> int:
@@ -46,6 +66,7 @@ def segments_at(trace: Trace, step: int) -> list[Segment]:
     come from (the regions events of every earlier syscall applied to the initial map)."""
     events = trace.regions.to_pylist()
     n_initial = _initial_event_count(trace, events)
+    moves = _mremap_moves(trace)
     segs: list[Segment] = []
     for i, ev in enumerate(events):
         initial = i < n_initial
@@ -59,8 +80,7 @@ def segments_at(trace: Trace, step: int) -> list[Segment]:
             segs = [s for s in segs if s.kind != "heap"]
             for s in heap:  # what the heap keeps, keeps its origin
                 if s.start < end:
-                    segs.append(Segment(s.start, min(s.end, end), s.perms, s.kind, s.name,
-                                        s.fresh_since))
+                    segs.append(s.slice(s.start, min(s.end, end)))
             if end > old_end:
                 segs.append(Segment(old_end, end, ev["perms"], "heap", ev["name"] or "",
                                     fresh))
@@ -72,14 +92,21 @@ def segments_at(trace: Trace, step: int) -> list[Segment]:
                 pieces.append(s)
                 continue
             if s.start < start:
-                pieces.append(Segment(s.start, start, s.perms, s.kind, s.name, s.fresh_since))
+                pieces.append(s.slice(s.start, start))
             if s.end > end:
-                pieces.append(Segment(end, s.end, s.perms, s.kind, s.name, s.fresh_since))
+                pieces.append(s.slice(end, s.end))
             if action == "protect":
-                pieces.append(Segment(max(s.start, start), min(s.end, end), ev["perms"],
-                                      s.kind, s.name, s.fresh_since))
+                pieces.append(s.slice(max(s.start, start), min(s.end, end), perms=ev["perms"]))
         if action == "map":
-            pieces.append(Segment(start, end, ev["perms"], ev["kind"], ev["name"] or "", fresh))
+            new = Segment(start, end, ev["perms"], ev["kind"], ev["name"] or "", fresh)
+            move = None if initial else moves.get(ev["step"])
+            if move is not None and move[1] == start:
+                old, _, size = move
+                pieces.append(replace(new, end=min(end, start + size), moved_from=old))
+                if start + size < end:
+                    pieces.append(new.slice(start + size, end))
+            else:
+                pieces.append(new)
         segs = sorted(pieces, key=lambda s: s.start)
     return segs
 
@@ -125,7 +152,10 @@ class MemoryReader:
             if lo < hi:
                 mapped[lo - start:hi - start] = b"\1" * (hi - lo)
                 pieces.append((lo, hi, s.fresh_since))
-                if s.fresh_since is not None:
+                if s.moved_from is not None:  # the bytes at the old place, as mremap found them
+                    buf[lo - start:hi - start] = self.read(
+                        s.moved_from + (lo - s.start), hi - lo, s.fresh_since).data
+                elif s.fresh_since is not None:
                     buf[lo - start:hi - start] = bytes(hi - lo)
         for w in self.index.latest_writes(start, length, step):
             lo, hi = max(start, w.addr), min(start + length, w.addr + w.size)
@@ -143,12 +173,16 @@ class MemoryReader:
         segs = [s for s in segments_at(self.trace, step) if s.start <= addr < s.end]
         if not segs:
             return None
-        fresh = segs[0].fresh_since
+        seg = segs[0]
+        fresh = seg.fresh_since
         best = None
         for w in self.index.latest_writes(addr, 1, step):
             if w.covers(addr) and (fresh is None or w.step >= fresh):
                 if best is None or w.step >= best.step:
                     best = w
+        if best is None and seg.moved_from is not None:
+            # Not written since mremap moved it here: whoever wrote it at its old address.
+            return self.who_wrote(seg.moved_from + (addr - seg.start), fresh)
         return best
 
 

@@ -23,7 +23,7 @@ from vmtrace.replay_index import build_index, open_index
 
 STDIN = b"0123456789abcdefghijklmnopqrstuv"
 NAMES = ("recursion", "string_ops", "data_bss", "mmap_munmap", "brk_tutorial", "replay_read",
-         "replay_frames")
+         "replay_frames", "replay_mremap")
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,22 @@ def test_keyframe_restores_equal_a_replay_from_the_start(traces, name, tmp_path)
             if r["step"] < step:
                 expected = r["new"]
         assert a.registers()["rsp"] == expected, step
+
+
+def test_memory_moved_by_mremap_keeps_its_bytes_and_writers(traces):
+    path = traces["replay_mremap"]
+    trace = open_trace(path)
+    reader = MemoryReader(trace, open_index(trace).writes)
+    calls = {r["name"]: r for r in trace.syscalls.to_pylist()}
+    old, new, step = calls["mremap"]["args"][0], calls["mremap"]["ret"], calls["mremap"]["step"]
+    end = trace.meta.end["instructions"]
+    view = reader.read(new, 16, end)
+    assert view.data == bytes([0x5A] * 7 + [0x11] + [0x5A] * 8)
+    assert reader.read(new + 4096, 8, end).data == bytes(8)  # grown part: zeros
+    assert not any(reader.read(old, 8, end).mapped)         # the old place is gone
+    moved = reader.who_wrote(new + 3, end)                   # written at the old address
+    assert moved.addr == old + 3 and moved.step < step and moved.source == "implicit"
+    assert reader.who_wrote(new + 7, end).step > step        # the byte written after
 
 
 def test_state_json_has_instruction_source_line_and_map(traces):
