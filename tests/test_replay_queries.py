@@ -250,3 +250,15 @@ def test_next_write_matches_a_brute_force_scan(traces):
                          and r["addr"] <= addr < r["addr"] + r["size"]), None)
             got = index.writes.next_write(addr, step)
             assert (got.step if got else None) == (want["step"] if want else None)
+
+
+def test_a_new_recording_gets_a_new_index_and_the_stale_one_goes(tmp_path):
+    from tracer.recorder import RecordOptions, record as run_record
+
+    path = tmp_path / "t"
+    run_record(RecordOptions(program=EXAMPLES / "hello.asm", output=path))
+    first = open_index(open_trace(path)).directory
+    run_record(RecordOptions(program=EXAMPLES / "recursion.asm", output=path))
+    second = open_index(open_trace(path)).directory
+    assert first != second and second.exists() and not first.exists()
+    assert second.parent == tmp_path / "t.index"

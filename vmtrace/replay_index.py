@@ -61,7 +61,13 @@ def build_index(trace: Trace, every: int = DEFAULT_EVERY, directory: Path | None
             "bytes": size}
     (tmp / _INFO).write_text(json.dumps(info, indent=2))
     shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        # Another process built the same index meanwhile: theirs is as good as ours.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _valid(target) is None:
+            raise
     if directory is None:
         prune_stale(trace.files, target)
     return info
