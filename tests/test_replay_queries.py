@@ -262,3 +262,19 @@ def test_a_new_recording_gets_a_new_index_and_the_stale_one_goes(tmp_path):
     second = open_index(open_trace(path)).directory
     assert first != second and second.exists() and not first.exists()
     assert second.parent == tmp_path / "t.index"
+
+
+def test_mem_and_accesses_cli(traces):
+    path = traces["string_ops"]
+    text = trace_cli("mem", str(path), "dst", "32").stdout.decode()
+    assert "string ops copy" in text and "dst" in text
+    hist = json.loads(trace_cli("accesses", str(path), "dst", "4", "--step", "10",
+                                "--json").stdout)
+    steps = [a["step"] for a in hist["accesses"]]
+    assert steps == sorted(steps) and len(steps) == 4 + 4 + 1  # movsb, repne scasb, write
+    assert hist["previous"]["step"] < 10 <= hist["next"]["step"]
+    assert {a["source"] for a in hist["accesses"]} == {"implicit", "kernel"}
+    human = trace_cli("accesses", str(path), "dst", "4", "--step", "10").stdout.decode()
+    assert "previous: step" in human and "next: step" in human
+    bad = trace_cli("mem", str(path), "no_such_symbol", check=False)
+    assert bad.returncode == 2 and b"neither an address nor a symbol" in bad.stderr

@@ -57,7 +57,8 @@ def accesses(
         value = "" if r["value"] is None else f"{r['value']:#x}"
         op = ("W" if r["is_write"] else "R") + ("k" if r["source"] == "kernel" else "")
         out.add_row(f"{r['step']:,}", f"{r['rip']:#x}", mark, op, f"{r['addr']:#x}",
-                    str(r["size"]), value, "" if not line else escape(f"{line[0]}:{line[1]}"))
+                    str(r["size"]), value,
+                    "" if not line else escape(f"{Path(line[0]).name}:{line[1]}"))
     console.print(out)
     if len(shown) < len(rows):
         console.print(f"[dim]{len(rows) - len(shown):,} more (use --limit 0)[/]")
