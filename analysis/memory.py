@@ -233,6 +233,7 @@ class Symbols:
         return s["name"] if off == 0 else f"{s['name']}+{off:#x}"
 
     def exact(self, addr: int) -> str | None:
+        """The name of a symbol that starts exactly at `addr`, if any."""
         names = [s["name"] for s in self._syms if s["addr"] == addr]
         return names[0] if names else None
 

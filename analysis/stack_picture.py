@@ -15,6 +15,8 @@ RED_ZONE = 128   # System V x86-64 ABI 3.2.2: 128 bytes below RSP are the leaf's
 
 @dataclass(frozen=True)
 class StackRow:
+    """One 8-byte slot of the stack picture."""
+
     addr: int
     value: int | None           # None where the bytes are not mapped
     kind: str                   # return address, saved rbp, local, argument, argc, red zone
@@ -26,6 +28,8 @@ class StackRow:
 
 @dataclass(frozen=True)
 class Frame:
+    """One call frame: from its return-address slot down to the next frame."""
+
     index: int
     function: str               # the function running in this frame
     top: int                    # address of its return-address slot (or the initial RSP)
@@ -34,6 +38,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class StackPicture:
+    """The whole picture: rows from the initial RSP down, and the frames."""
+
     step: int
     initial_rsp: int
     rsp: int

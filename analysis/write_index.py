@@ -40,6 +40,7 @@ class Write:
     data: bytes
 
     def covers(self, addr: int) -> bool:
+        """True when this write stored byte `addr`."""
         return self.addr <= addr < self.addr + self.size
 
 

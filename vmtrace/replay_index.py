@@ -23,6 +23,8 @@ _INFO = "index.json"
 
 @dataclass(frozen=True)
 class ReplayIndex:
+    """An opened index: its directory, what index.json says, and the two query stores."""
+
     directory: Path
     info: dict
     keyframes: Keyframes

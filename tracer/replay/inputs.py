@@ -14,6 +14,8 @@ from tracer.format import TraceFiles
 
 @dataclass(frozen=True)
 class RegionEvent:
+    """One row of regions.arrows."""
+
     step: int
     action: str
     start: int

@@ -97,12 +97,14 @@ class Keyframes:
     directory: Path
 
     def nearest(self, step: int) -> dict:
+        """The last keyframe at or before `step`, as a row (step, context, cursor, ...)."""
         table = pa.ipc.open_file(pa.memory_map(str(self.directory / KEYFRAMES_FILE))).read_all()
         steps = table.column("step").to_pylist()  # (to_numpy would import pandas)
         i = bisect.bisect_right(steps, step) - 1
         return table.slice(i, 1).to_pylist()[0]
 
     def pages(self, ids: list[int]) -> list[bytes]:
+        """The bytes of the stored pages with these ids."""
         table = pa.ipc.open_file(pa.memory_map(str(self.directory / PAGES_FILE))).read_all()
         data = table.column("data")
         # Row by row: Array.take would load pyarrow.compute (and pandas), slower than this.

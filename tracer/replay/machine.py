@@ -40,6 +40,7 @@ class ReplayError(TracerError):
 
 
 def uc_prot(perms: str) -> int:
+    """Unicorn protection bits of an `rwx` string."""
     out = UC_PROT_NONE
     if "r" in perms:
         out |= UC_PROT_READ
@@ -63,9 +64,11 @@ class SyscallObserver(Protocol):
     """Watches each replayed syscall (trace replay --verify); False stops the replay."""
 
     def on_syscall(self, machine: ReplayMachine, recorded: RecordedSyscall | None, rip: int,
-                   nr: int, args: tuple[int, ...], abi: str) -> bool: ...
+                   nr: int, args: tuple[int, ...], abi: str) -> bool:
+        """Sees the syscall the replay makes; returns False to stop the replay."""
 
-    def apply_kernel_effects(self, machine: ReplayMachine, recorded: RecordedSyscall) -> None: ...
+    def apply_kernel_effects(self, machine: ReplayMachine, recorded: RecordedSyscall) -> None:
+        """Writes the syscall's recorded kernel bytes (and reports its kernel accesses)."""
 
 
 class ReplayMachine:
@@ -104,6 +107,7 @@ class ReplayMachine:
             self.apply_region_event(ev)
 
     def apply_region_event(self, ev: RegionEvent) -> None:
+        """Applies one map/unmap/protect/brk event to Unicorn."""
         uc = self.uc
         if ev.action == "brk":
             if ev.end > self.heap_end:
@@ -140,11 +144,13 @@ class ReplayMachine:
         return [(b, e + 1, p) for b, e, p in self.uc.mem_regions()]
 
     def write_registers(self, regs: dict[str, int]) -> None:
+        """Sets registers by name (names of tracer.registers.GPR_NAMES)."""
         for name, value in regs.items():
             if name in _REG_IDS:
                 self.uc.reg_write(_REG_IDS[name], value)
 
     def registers(self) -> dict[str, int]:
+        """GPRs, RIP, EFLAGS and the FS/GS bases by name."""
         return {name: self.uc.reg_read(reg) for name, reg in _REG_IDS.items()}
 
     # -- running ------------------------------------------------------------------------

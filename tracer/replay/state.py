@@ -18,6 +18,8 @@ FLAG_BITS = {"CF": 0, "PF": 2, "AF": 4, "ZF": 6, "SF": 7, "TF": 8, "IF": 9, "DF"
 
 @dataclass(frozen=True)
 class Instruction:
+    """One decoded instruction."""
+
     address: int
     size: int
     bytes: bytes
@@ -26,11 +28,14 @@ class Instruction:
 
     @property
     def text(self) -> str:
+        """`mnemonic operands`, as capstone prints them."""
         return f"{self.mnemonic} {self.op_str}".strip()
 
 
 @dataclass(frozen=True)
 class MachineState:
+    """Registers and the next instruction before instruction `step` executes."""
+
     step: int
     registers: dict[str, int]
     flags: dict[str, bool]
@@ -39,10 +44,12 @@ class MachineState:
 
 
 def decode_flags(eflags: int) -> dict[str, bool]:
+    """The user-visible EFLAGS bits by name (CF, PF, AF, ZF, SF, TF, IF, DF, OF)."""
     return {name: bool(eflags >> bit & 1) for name, bit in FLAG_BITS.items()}
 
 
 def disassemble(code: bytes, address: int) -> Instruction | None:
+    """The first instruction of `code` (capstone), or None if it does not decode."""
     cs = Cs(CS_ARCH_X86, CS_MODE_64)
     insn = next(cs.disasm(code, address, 1), None)
     if insn is None:

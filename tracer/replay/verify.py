@@ -33,6 +33,7 @@ class Divergence:
     what: str         # a sentence: what differed, recorded vs replayed
 
     def sentence(self) -> str:
+        """The divergence as one sentence for the user."""
         where = "" if self.step is None else f"at step {self.step:,}"
         if self.rip is not None:
             where += f", RIP {self.rip:#x}"
@@ -41,6 +42,8 @@ class Divergence:
 
 @dataclass
 class VerifyResult:
+    """What a verifying replay did, and where it first departed from the trace."""
+
     instructions: int
     accesses: int
     rsp_changes: int
@@ -49,6 +52,7 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
+        """True when the replay reproduced the trace."""
         return self.divergence is None
 
 
@@ -65,6 +69,7 @@ class _RecordedRows:
         self._have = 0
 
     def take(self, n: int) -> pa.Table | None:
+        """The next `n` rows (fewer at the end; None when none are left)."""
         while self._have < n:
             nxt = next(self._batches, None)
             if nxt is None:
@@ -80,6 +85,7 @@ class _RecordedRows:
         return head
 
     def first_remaining(self) -> dict | None:
+        """The first row not yet taken, if any."""
         head = self.take(1)
         return head.to_pylist()[0] if head is not None and head.num_rows else None
 
@@ -109,9 +115,15 @@ class _ComparingSink:
         self.divergence: Divergence | None = None
 
     def bytes_written(self) -> int:
+        """(TableWriter protocol) nothing is written: no size limit applies."""
         return 0
 
     def write(self, batch: pa.RecordBatch) -> None:
+        """Compares the next replayed batch with as many recorded rows.
+
+        Raises:
+            _Diverged: at the first difference (the event stream then stops the run).
+        """
         if self._exhausted:
             return
         n = batch.num_rows
@@ -153,9 +165,10 @@ class _ComparingSink:
         raise _Diverged(what)
 
     def close(self) -> None:
-        pass
+        """(TableWriter protocol) nothing to close."""
 
     def check_exhausted(self) -> None:
+        """After the run: recorded rows the replay never made are a divergence."""
         row = self._recorded.first_remaining()
         if row is not None and self.divergence is None:
             self.divergence = Divergence(row.get("step"), row.get("rip"), self.table,
@@ -199,6 +212,7 @@ class _Observer:
 
     def on_syscall(self, machine: ReplayMachine, recorded: RecordedSyscall | None, rip: int,
                    nr: int, args: tuple[int, ...], abi: str) -> bool:
+        """Checks the replayed syscall against the recorded row at the same position."""
         # As the recorder: an RSP change by the instruction before is noted here.
         self._events.check_rsp(machine.uc.reg_read(UC_X86_REG_RSP))
         step = self._events.step
@@ -225,6 +239,8 @@ class _Observer:
         return True
 
     def apply_kernel_effects(self, machine: ReplayMachine, recorded: RecordedSyscall) -> None:
+        """Re-makes the kernel accesses in recorded order: reads from the replay's memory,
+        writes from the trace; then checks a `write`'s output bytes."""
         uc = machine.uc
         writes = list(recorded.kernel_writes)
         for addr, size, is_write in self._kernel.get(recorded.step, ()):

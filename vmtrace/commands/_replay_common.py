@@ -17,6 +17,7 @@ class UsageError(TracerError):
 
 
 def open_with_index(trace_path: Path):
+    """The trace and its replay index (built first, with a note on stderr, if missing)."""
     from analysis import open_trace
     from vmtrace.replay_index import open_index
 
@@ -27,6 +28,11 @@ def open_with_index(trace_path: Path):
 
 
 def address(trace, text: str) -> int:
+    """An address from the command line (0x..., decimal, symbol[+offset]).
+
+    Raises:
+        UsageError: neither a number nor a symbol.
+    """
     from vmtrace.replay_index import parse_address
 
     try:
@@ -43,6 +49,11 @@ def last_step(trace) -> int:
 
 
 def check_step(trace, step: int) -> int:
+    """Returns `step` when the trace has it.
+
+    Raises:
+        UsageError: the step is outside the run.
+    """
     last = last_step(trace)
     if not 0 <= step <= last:
         raise UsageError(f"step {step:,} is outside the run (steps 0 to {last:,}; the state "
