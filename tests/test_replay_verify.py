@@ -127,3 +127,82 @@ def test_human_output_names_the_step(read_trace, workdir):
     assert "diverges from the trace at step" in done.stdout.decode()
     ok = trace_cli("replay", str(read_trace)).stdout.decode()
     assert "reproduces the trace exactly" in ok
+
+
+FILE_PROGRAM = """; open, fstat, mmap of the file, read, clock_gettime, write: every input kind
+section .data
+path db "{path}", 0
+section .bss
+st resb 144
+buf resb 64
+section .text
+global _start
+_start:
+    mov eax, 2
+    lea rdi, [path]
+    xor esi, esi
+    syscall
+    mov r12, rax
+    mov eax, 5          ; fstat
+    mov rdi, r12
+    lea rsi, [st]
+    syscall
+    mov eax, 9          ; mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0)
+    xor edi, edi
+    mov esi, 4096
+    mov edx, 1
+    mov r10d, 2
+    mov r8, r12
+    xor r9d, r9d
+    syscall
+    mov rbx, rax
+    mov rax, [rbx + 5]
+    mov [buf], rax
+    mov eax, 0          ; read(fd, buf+8, 20)
+    mov rdi, r12
+    lea rsi, [buf + 8]
+    mov edx, 20
+    syscall
+    mov eax, 228        ; clock_gettime
+    xor edi, edi
+    lea rsi, [buf + 32]
+    syscall
+    mov eax, 1
+    mov edi, 1
+    lea rsi, [buf]
+    mov edx, 48
+    syscall
+    mov eax, 60
+    xor edi, edi
+    syscall
+"""
+
+
+def test_file_inputs_replay_and_rebuild_memory(workdir):
+    """A file mapping's contents and read/fstat/clock results are kernel writes: replay and
+    the memory rebuilt from the trace both take them from the trace."""
+    from analysis import open_trace
+    from analysis.memory import MemoryReader
+    from tracer.recorder import RecordOptions, record as run_record
+    from tracer.replay.keyframes import machine_at
+    from tracer.replay.verify import verify
+    from vmtrace.replay_index import open_index
+
+    files = workdir / "files"
+    files.mkdir()
+    (files / "data.txt").write_text("file contents for the replay test, long enough\n")
+    source = workdir / "filemap.asm"
+    source.write_text(FILE_PROGRAM.format(path=files / "data.txt"))
+    recorded = run_record(RecordOptions(program=source, output=workdir / "t",
+                                        allow_read=(files,)))
+    assert recorded.exit_code == 0
+    assert verify(workdir / "t").ok
+    trace = open_trace(workdir / "t")
+    reader = MemoryReader(trace, open_index(trace).writes)
+    n = recorded.instructions
+    machine = machine_at(trace.files, n, None)
+    for start, end, _ in machine.mapped():
+        if end - start <= 1 << 20:
+            assert reader.read(start, end - start, n).data == \
+                bytes(machine.uc.mem_read(start, end - start)), hex(start)
+    assert trace.table("output").column("data")[0].as_py()[:8] == b"contents"
