@@ -65,7 +65,6 @@ def _in_process_latencies(trace: Path, picks: list[int]) -> dict[str, list[float
     """The same queries called in-process after the imports (what a notebook or the explorer
     pays per query)."""
     sys.path.insert(0, str(ROOT))
-    from vmtrace.commands.mem import mem  # noqa: F401  (imports as the CLI does)
     from vmtrace.commands.stack import stack_data
     from vmtrace.commands.state import state_data
     from vmtrace.commands.who_wrote import who_wrote_data
