@@ -23,7 +23,7 @@ from vmtrace.replay_index import build_index, open_index
 
 STDIN = b"0123456789abcdefghijklmnopqrstuv"
 NAMES = ("recursion", "string_ops", "data_bss", "mmap_munmap", "brk_tutorial", "replay_read",
-         "replay_frames", "replay_mremap")
+         "replay_frames", "replay_mremap", "replay_syscall_loop")
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,8 @@ def _merge(ranges):
     return out
 
 
-@pytest.mark.parametrize("name", ["mmap_munmap", "recursion", "replay_read"])
+@pytest.mark.parametrize("name", ["mmap_munmap", "recursion", "replay_read",
+                                  "replay_syscall_loop"])
 def test_keyframe_restores_equal_a_replay_from_the_start(traces, name, tmp_path):
     files = TraceFiles(traces[name])
     trace = open_trace(traces[name])
