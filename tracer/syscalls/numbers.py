@@ -1,4 +1,5 @@
-"""x86-64 Linux syscall numbers: the one table (from the kernel's asm/unistd_64.h)."""
+"""x86-64 Linux syscall numbers: the one table (arch/x86/entry/syscalls/syscall_64.tbl,
+up to Linux 6.17)."""
 
 SYSCALL_NAMES: dict[int, str] = {
     0: "read",
@@ -336,6 +337,8 @@ SYSCALL_NAMES: dict[int, str] = {
     332: "statx",
     333: "io_pgetevents",
     334: "rseq",
+    335: "uretprobe",
+    336: "uprobe",
     424: "pidfd_send_signal",
     425: "io_uring_setup",
     426: "io_uring_enter",
@@ -363,6 +366,25 @@ SYSCALL_NAMES: dict[int, str] = {
     448: "process_mrelease",
     449: "futex_waitv",
     450: "set_mempolicy_home_node",
+    451: "cachestat",
+    452: "fchmodat2",
+    453: "map_shadow_stack",
+    454: "futex_wake",
+    455: "futex_wait",
+    456: "futex_requeue",
+    457: "statmount",
+    458: "listmount",
+    459: "lsm_get_self_attr",
+    460: "lsm_set_self_attr",
+    461: "lsm_list_modules",
+    462: "mseal",
+    463: "setxattrat",
+    464: "getxattrat",
+    465: "listxattrat",
+    466: "removexattrat",
+    467: "open_tree_attr",
+    468: "file_getattr",
+    469: "file_setattr",
 }
 
 SYSCALL_NUMBERS: dict[str, int] = {name: nr for nr, name in SYSCALL_NAMES.items()}
