@@ -222,6 +222,8 @@ class _Recording:
         if self.stop_reason is None and limit is not None:
             self.stop_reason = limit
         if self.stop_reason is None:
+            self._fault_from_halt()
+        if self.stop_reason is None:
             # emu_start returned with no exit, fault or limit: nothing is left to run.
             self.stop_reason = "stopped"
         if self.events.error is not None:
@@ -368,6 +370,18 @@ class _Recording:
         self.fault = Fault(signal, cause, self.events.step, rip, None, None)
         self.stop_reason = "fault"
         uc.emu_stop()
+
+    def _fault_from_halt(self) -> None:
+        # Unicorn runs the guest at CPL 0 and treats `hlt` as the end of emulation,
+        # leaving RIP after it. At CPL 3 `hlt` is privileged: #GP, which Linux delivers
+        # as SIGSEGV with RIP at the hlt itself.
+        rip = self.uc.reg_read(UC_X86_REG_RIP)
+        if rip == 0 or bytes(self.uc.mem_read(rip - 1, 1)) != b"\xf4":
+            return
+        self.uc.reg_write(UC_X86_REG_RIP, rip - 1)
+        self.fault = Fault("SIGSEGV", "general protection fault (hlt is privileged)",
+                           self.events.step, rip - 1, None, None)
+        self.stop_reason = "fault"
 
     def _fault_from_error(self, exc: UcError) -> None:
         rip = self.uc.reg_read(UC_X86_REG_RIP)
