@@ -70,6 +70,10 @@ class EventStream:
         value = int.from_bytes(data[:8].ljust(8, b"\0"), "little") if size <= 8 else 0
         self._lib.vm_append_kernel(self._r, addr, size, int(is_write), value, int(size <= 8))
 
+    def discard_current(self) -> None:
+        """Forgets the accesses of the instruction being executed (it faulted)."""
+        self._lib.vm_discard_current(self._r)
+
     def finish(self, final_rsp: int) -> None:
         """Records the last RSP change, flushes the partial chunk, waits for the writer."""
         self._lib.vm_final_rsp(self._r, final_rsp)

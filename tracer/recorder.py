@@ -354,6 +354,8 @@ class _Recording:
             else self.events.instructions
         if kind == "execute":
             rip = address
+        else:
+            self.events.discard_current()
         self.fault = Fault("SIGSEGV", cause.strip(), step, rip, address, kind)
         self.stop_reason = "fault"
         return False

@@ -273,6 +273,18 @@ void vm_append_kernel(recorder *r, uint64_t addr, uint64_t size, int write, uint
     append_access(r, addr, (uint32_t)size, write, value, has_value, 1);
 }
 
+/* A fault is precise on x86: the faulting instruction has no architectural effect. Unicorn
+ * calls the write hook before it checks the page, so the attempted store (and any access
+ * the instruction made before it) would otherwise be recorded as if it had happened. */
+void vm_discard_current(recorder *r) {
+    chunk *c = r->cur;
+    while (c->n_acc > 0 && c->acc_step[c->n_acc - 1] == r->cur_step &&
+           !c->acc_kernel[c->n_acc - 1]) {
+        c->n_acc--;
+        r->total_acc--;
+    }
+}
+
 /* After emulation ends: catch an RSP change made by the very last instruction. */
 void vm_final_rsp(recorder *r, uint64_t rsp) {
     if (r->step > 0) note_rsp(r, rsp);
