@@ -196,6 +196,8 @@ class _Recording:
 
         self.regions = RowBuffer(TableWriter(self.out, "regions"))
         self._flush_region_events(0)
+        # The initial map goes to disk now: a recording killed later still has it.
+        self.regions.flush()
         self.syscalls = RowBuffer(TableWriter(self.out, "syscalls"), every=64)
         self.kernel_writes = RowBuffer(TableWriter(self.out, "kernel_writes"), every=64)
         self.output = RowBuffer(TableWriter(self.out, "output"), every=16)
