@@ -36,8 +36,6 @@ class Case:
         return f"{self.source.parent.name}/{self.source.stem}"
 
 
-_CPL0 = ("Unicorn runs the guest at CPL 0, so privileged instructions (cli here) execute "
-         "instead of raising #GP; Linux kills the process with SIGSEGV")
 _NO_VDSO = ("no AT_SYSINFO_EHDR auxv entry (no vDSO is mapped), so the initial RSP is 16 bytes "
             "higher than on Linux and the dump's write is 16 bytes shorter")
 
@@ -51,8 +49,6 @@ _SPECIAL = {
                        "bytes) are host-specific: tests/test_loader.py compares the dump "
                        "field by field",
                        known_differences=(("syscalls", _NO_VDSO),)),
-    "privileged": Case(PROGRAMS / "privileged.asm", known_differences=(("ending", _CPL0),
-                                                                       ("syscalls", _CPL0))),
 }
 
 

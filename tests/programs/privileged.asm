@@ -1,5 +1,5 @@
 ; cli is privileged: at CPL 3 it raises #GP and Linux kills the process with SIGSEGV at the
-; cli (label `fault`). Known difference: Unicorn runs the guest at CPL 0 and executes it.
+; cli (label `fault`). Unicorn runs the guest at CPL 0 and would execute it.
 section .text
     global _start
 _start:
