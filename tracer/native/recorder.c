@@ -300,7 +300,7 @@ void vm_append_kernel(recorder *r, uint64_t addr, uint64_t size, int write, uint
 void vm_discard_current(recorder *r) {
     chunk *c = r->cur;
     while (c->n_acc > 0 && c->acc_step[c->n_acc - 1] == r->cur_step &&
-           !c->acc_kernel[c->n_acc - 1]) {
+           c->acc_source[c->n_acc - 1] != SOURCE_KERNEL) {
         c->n_acc--;
         r->total_acc--;
     }
