@@ -155,9 +155,9 @@ def test_fault_is_recorded_with_step_rip_address_and_cause(stem, prepare):
     # the faulting instruction did not happen: no access of it is in the trace
     steps = read_table(run.trace, "accesses")["step"].to_pylist()
     assert step not in steps
-    # `trace info` says it in words
-    human = trace_cli("info", str(run.trace)).stdout.decode()
-    assert f"killed by {sig}" in human
+    if stem == "div_zero":  # and `trace info` says it in words
+        human = trace_cli("info", str(run.trace)).stdout.decode()
+        assert f"killed by {sig}" in human and "divide" in human
 
 
 def test_stack_overflow_is_a_sigsegv_at_the_8_mib_limit(prepare):
@@ -238,11 +238,17 @@ def test_sigkill_during_recording_leaves_a_readable_incomplete_trace(tmp_path):
 
 
 # -- damaged traces -------------------------------------------------------------------------
-@pytest.fixture
-def complete_trace(tmp_path) -> Path:
-    out = tmp_path / "whole"
+@pytest.fixture(scope="module")
+def whole_trace(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("whole") / "trace"
     record(LIMITS / "loop_forever.asm", out, "--max-steps", "300000")
     return out
+
+
+@pytest.fixture
+def complete_trace(whole_trace, tmp_path) -> Path:
+    """A copy of a complete trace, for one test to damage."""
+    return Path(shutil.copytree(whole_trace, tmp_path / "whole"))
 
 
 def _info_refused(trace: Path) -> str:
