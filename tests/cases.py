@@ -44,6 +44,9 @@ _SPECIAL = {
     "argv_env": Case(PROGRAMS / "argv_env.asm", args=("first arg", "-x", "")),
     "open_file": Case(PROGRAMS / "open_file.asm", args=("{data}/greeting.txt",),
                       files=(("greeting.txt", b"hello from a host file\n"),)),
+    "iovec": Case(PROGRAMS / "iovec.asm", stdin=b"helloworld, scattered\n"),
+    "file_ops": Case(PROGRAMS / "file_ops.asm", args=("{data}/numbers.txt",),
+                     files=(("numbers.txt", b"0123456789 and the rest of the file\n"),)),
     "stack_dump": Case(PROGRAMS / "stack_dump.asm", args=("a1", "bb2"),
                        stdout_checked_elsewhere="auxv values (AT_HWCAP, AT_UID, AT_RANDOM "
                        "bytes) are host-specific: tests/test_loader.py compares the dump "

@@ -120,12 +120,18 @@ FAULTS = {
     "unmapped_read": ("SIGSEGV", 1, "read", ("unmapped",)),
     "exec_data": ("SIGSEGV", 2, "execute", ("execute", "non-executable")),
     "mprotect_write": ("SIGSEGV", 16, "write", ("write", "read-only")),
+    "prot_none": ("SIGSEGV", 8, "read", ("read", "permission")),
+    "rep_fault": ("SIGSEGV", 22, "write", ("write", "unmapped")),  # the 11th iteration
     "div_zero": ("SIGFPE", 3, None, ("divide",)),
     "ud2": ("SIGILL", 1, None, ("invalid opcode",)),
     "int3": ("SIGTRAP", 1, None, ("int3",)),
     "hlt": ("SIGSEGV", 1, None, ("privileged",)),
     "privileged": ("SIGSEGV", 1, None, ("privileged",)),
 }
+
+
+def _mmap_result(info: dict) -> int:
+    return next(s["ret"] for s in info["syscalls"] if s["name"] == "mmap")
 
 
 @pytest.mark.parametrize("stem", sorted(FAULTS))
@@ -145,19 +151,32 @@ def test_fault_is_recorded_with_step_rip_address_and_cause(stem, prepare):
     else:
         assert fault["rip"] == symbol_address(run.exe, "fault")
     expected_address = {
-        "write_text": symbol_address(run.exe, "_start"),
-        "unmapped_read": 0x10000000,
-        "mprotect_write": next((s["ret"] for s in run.info["syscalls"] if s["name"] == "mmap"),
-                               None),
+        "write_text": lambda: symbol_address(run.exe, "_start"),
+        "unmapped_read": lambda: 0x10000000,
+        "mprotect_write": lambda: _mmap_result(run.info),
+        "prot_none": lambda: _mmap_result(run.info),
+        "rep_fault": lambda: _mmap_result(run.info) + 4096,
     }.get(stem)
     if expected_address is not None:
-        assert fault["address"] == expected_address
+        assert fault["address"] == expected_address()
     # the faulting instruction did not happen: no access of it is in the trace
     steps = read_table(run.trace, "accesses")["step"].to_pylist()
     assert step not in steps
     if stem == "div_zero":  # and `trace info` says it in words
         human = trace_cli("info", str(run.trace)).stdout.decode()
         assert f"killed by {sig}" in human and "divide" in human
+
+
+def test_a_rep_movsb_that_faults_leaves_the_registers_of_the_iterations_done(prepare):
+    run = prepare(_case("rep_fault"))
+    registers = run.meta["end"]["registers"]
+    page = _mmap_result(run.info)
+    assert registers["rcx"] == 10  # 20 to copy, 10 done
+    assert registers["rdi"] == page + 4096
+    assert registers["rip"] == symbol_address(run.exe, "fault")
+    writes = [r for r in read_table(run.trace, "accesses").to_pylist()
+              if r["is_write"] and r["source"] != "kernel"]
+    assert [r["addr"] for r in writes] == list(range(page + 4096 - 10, page + 4096))
 
 
 def test_stack_overflow_is_a_sigsegv_at_the_8_mib_limit(prepare):

@@ -25,6 +25,10 @@ EXCEPTIONS = {
     # (its own auxv and environment), so the 8 MiB limit is reached a few frames earlier or
     # later. Same kinds and sizes per instruction, counts within 0.5%.
     "stack_overflow": "close counts",
+    # A store 1 MiB below RSP: Linux grows the stack to cover it, Valgrind only extends the
+    # client stack for accesses near RSP, so under Valgrind the store is a SIGSEGV and
+    # lackey logs nothing. We record the store and the load that follows.
+    "stack_far": "valgrind faults",
 }
 
 
@@ -38,6 +42,10 @@ def test_accesses_match_lackey(case, prepare):
         assert ours.sizes == theirs.sizes
         assert ours.by_insn == theirs.by_insn
         assert (ours.reads, ours.writes) == (theirs.reads, theirs.writes)
+        return
+    if how == "valgrind faults":
+        assert theirs.sizes == {}
+        assert ours.sizes == {(8, True): 1, (8, False): 1}
         return
     assert set(ours.by_insn) == set(theirs.by_insn)
     if how == "close counts":
