@@ -139,9 +139,11 @@ _LACKEY_INSN = re.compile(r"^I  ([0-9a-f]+),(\d+)$")
 
 @dataclass(frozen=True)
 class DataAccesses:
-    """Data accesses as a multiset of (instruction address, size, is_write)."""
+    """Data accesses as a multiset of (instruction address, size, is_write), and how many
+    times each instruction address executed (lackey only)."""
 
     by_insn: Counter
+    executed: Counter | None = None
 
     @property
     def reads(self) -> int:
@@ -168,11 +170,13 @@ def parse_lackey(text: str) -> DataAccesses:
     pair is the instruction's one read and one write, so the load is not counted twice.
     """
     by_insn: Counter = Counter()
+    executed: Counter = Counter()
     rip = None
     last_load = None
     for line in text.splitlines():
         if (m := _LACKEY_INSN.match(line)):
             rip, last_load = int(m[1], 16), None
+            executed[rip] += 1
             continue
         m = _LACKEY_DATA.match(line)
         if m is None:
@@ -185,7 +189,7 @@ def parse_lackey(text: str) -> DataAccesses:
         if kind in "SM":
             by_insn[(rip, size, True)] += 1
         last_load = (addr, size) if kind == "L" else None
-    return DataAccesses(+by_insn)
+    return DataAccesses(+by_insn, executed)
 
 
 def lackey(exe: Path, workdir: Path, args: tuple[str, ...] = (),
