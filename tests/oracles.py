@@ -204,7 +204,7 @@ def lackey(exe: Path, workdir: Path, args: tuple[str, ...] = (),
     """
     log = workdir / f"{exe.name}.lackey"
     subprocess.run(["valgrind", "--tool=lackey", "--trace-mem=yes", "--vex-iropt-level=0",
-                    "--vex-guest-max-insns=1", f"--log-file={log}", *_command(exe, args)],
+                    "--vex-guest-max-insns=1", "--smc-check=all", f"--log-file={log}", *_command(exe, args)],
                    input=stdin, capture_output=True, cwd=exe.parent, env=_guest_env(),
                    preexec_fn=_linux_limits, timeout=300)
     return parse_lackey(log.read_text())
