@@ -200,11 +200,13 @@ def lackey(exe: Path, workdir: Path, args: tuple[str, ...] = (),
     accesses of a superblock when it completes, so otherwise the accesses of the
     instructions before a fault in the same superblock would be lost; this way exactly the
     faulting instruction's are missing, which is right: the fault is precise and that
-    instruction did not happen.
+    instruction did not happen. --smc-check=all: otherwise Valgrind keeps running its old
+    translation of code the program rewrote (tests/programs/smc.asm).
     """
     log = workdir / f"{exe.name}.lackey"
     subprocess.run(["valgrind", "--tool=lackey", "--trace-mem=yes", "--vex-iropt-level=0",
-                    "--vex-guest-max-insns=1", "--smc-check=all", f"--log-file={log}", *_command(exe, args)],
+                    "--vex-guest-max-insns=1", "--smc-check=all", f"--log-file={log}",
+                    *_command(exe, args)],
                    input=stdin, capture_output=True, cwd=exe.parent, env=_guest_env(),
                    preexec_fn=_linux_limits, timeout=300)
     return parse_lackey(log.read_text())
