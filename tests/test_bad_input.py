@@ -323,3 +323,53 @@ def test_a_directory_without_meta_json_is_not_a_trace(tmp_path):
 def test_meta_json_that_is_not_json_is_rejected(complete_trace):
     (complete_trace / "meta.json").write_text("{ not json")
     assert "JSON" in _info_refused(complete_trace)
+
+
+# -- command-line mistakes ------------------------------------------------------------------
+def test_output_directory_that_is_not_a_trace_is_not_overwritten(tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    line = _refused(trace_cli("record", str(_case("hello").source), "-o", str(precious),
+                              check=False))
+    assert "not a trace" in line
+    assert (precious / "thesis.tex").read_text() == "do not delete"
+
+
+def test_recording_again_over_a_trace_replaces_it(tmp_path):
+    out = tmp_path / "t"
+    record(_case("exit_group").source, out)
+    info = record(_case("hello").source, out)
+    assert info["stdout"] == "Hello, world!\n"
+    assert json.loads((out / "meta.json").read_text())["program"]["name"] == "hello.asm"
+
+
+def test_missing_stdin_file(tmp_path):
+    line = _refused(trace_cli("record", str(_case("read_stdin").source), "-o",
+                              str(tmp_path / "t"), "--stdin", str(tmp_path / "nope"),
+                              check=False))
+    assert "--stdin" in line and not (tmp_path / "t").exists()
+
+
+def test_malformed_env(tmp_path):
+    line = _refused(trace_cli("record", str(_case("hello").source), "-o",
+                              str(tmp_path / "t"), "--env", "NOEQUALS", check=False))
+    assert "KEY=VALUE" in line
+
+
+def test_info_on_a_missing_directory(tmp_path):
+    assert "no such directory" in _refused(trace_cli("info", str(tmp_path / "nope"),
+                                                     check=False))
+
+
+def test_a_static_pie_is_refused_with_a_sentence(tmp_path):
+    source = tmp_path / "pie.asm"
+    source.write_text("default rel\nsection .text\nglobal _start\n_start:\n"
+                      "    mov eax, 60\n    xor edi, edi\n    syscall\n")
+    subprocess.run(["nasm", "-f", "elf64", str(source), "-o", str(tmp_path / "h.o")],
+                   check=True)
+    subprocess.run(["ld", "-pie", "--no-dynamic-linker", "-o", str(tmp_path / "hpie"),
+                    str(tmp_path / "h.o")], check=True, capture_output=True)
+    line = _refused(trace_cli("record", str(tmp_path / "hpie"), "-o", str(tmp_path / "t"),
+                              check=False))
+    assert "position-independent" in line
