@@ -49,6 +49,7 @@ def classify(mnemonic: str, op_str: str) -> InstructionClass:
 
 
 _RSP_REGS = {"rsp", "esp", "sp", "spl"}
+_STACK_CAUSES = {RSP_CAUSES.index(c) for c in ("push", "pop", "call", "ret", "leave", "enter")}
 MAY_CHANGE_RSP = 1 << 8
 PRIVILEGED = 1 << 9
 # Instructions that raise #GP in user mode (CPL 3, IOPL 0) on Linux. Unicorn runs at CPL 0
@@ -79,9 +80,13 @@ class InstructionClassifier:
             return flags_of(InstructionClass(EXPLICIT, EXPLICIT, RSP_CAUSES.index("other")),
                             True)
         _, written = insn.regs_access()
-        writes_rsp = any(insn.reg_name(r) in _RSP_REGS for r in written)
+        cls = classify(insn.mnemonic, insn.op_str)
+        # capstone's regs_access() does not list RSP for enter, iretq, retf or push/pop of a
+        # segment register: every stack instruction is flagged by its class as well.
+        writes_rsp = (any(insn.reg_name(r) in _RSP_REGS for r in written)
+                      or cls.rsp_cause in _STACK_CAUSES)
         base = insn.mnemonic.split()[-1]
         privileged = base in _PRIVILEGED or (base == "mov" and ("cr" in insn.op_str or
                                                                 "dr" in insn.op_str.split(",")[0]))
-        return (flags_of(classify(insn.mnemonic, insn.op_str), writes_rsp)
+        return (flags_of(cls, writes_rsp)
                 | (PRIVILEGED if privileged else 0))

@@ -99,6 +99,10 @@ class EventStream:
         value = int.from_bytes(data[:8].ljust(8, b"\0"), "little") if size <= 8 else 0
         self._lib.vm_append_kernel(self._r, addr, size, int(is_write), value, int(size <= 8))
 
+    def discard_current(self) -> None:
+        """Forgets the accesses of the instruction being executed (it faulted)."""
+        self._lib.vm_discard_current(self._r)
+
     def check_rsp(self, rsp: int) -> None:
         """Records an RSP change made by the instruction before (at syscalls and the end)."""
         self._lib.vm_check_rsp(self._r, rsp)

@@ -197,6 +197,8 @@ class _Recording:
 
         self.regions = RowBuffer(TableWriter(self.out, "regions"))
         self._flush_region_events(0)
+        # The initial map goes to disk now: a recording killed later still has it.
+        self.regions.flush()
         self.syscalls = RowBuffer(TableWriter(self.out, "syscalls"), every=64)
         self.kernel_writes = RowBuffer(TableWriter(self.out, "kernel_writes"), every=64)
         self.output = RowBuffer(TableWriter(self.out, "output"), every=16)
@@ -207,8 +209,16 @@ class _Recording:
         accesses = TableWriter(self.out, "accesses")
         rsp = TableWriter(self.out, "rsp")
         max_bytes = int(o.max_trace_mb * (1 << 20)) if o.max_trace_mb else None
+        batch_events, max_pending = o.batch_events, 4
+        if max_bytes is not None:
+            # The size is checked as each batch reaches the disk, while the emulator runs
+            # up to `max_pending` batches ahead: keep batches small next to the limit (an
+            # access row is under 64 bytes before compression) so the overshoot stays small.
+            batch_events = max(4096, min(batch_events, max_bytes // 256))
+            max_pending = 1
         self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, max_bytes,
-                                  batch_events=o.batch_events, progress=o.progress)
+                                  batch_events=batch_events, max_pending=max_pending,
+                                  progress=o.progress)
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=UC_X86_INS_SYSCALL)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
@@ -368,6 +378,8 @@ class _Recording:
             else self.events.instructions
         if kind == "execute":
             rip = address
+        else:
+            self.events.discard_current()
         self.fault = Fault("SIGSEGV", cause.strip(), step, rip, address, kind)
         self.stop_reason = "fault"
         return False

@@ -108,6 +108,7 @@ def load() -> ctypes.CDLL:
         "vm_uninstall": (i, [vp]),
         "vm_append_kernel": (None, [vp, u64, u64, i, u64, i]),
         "vm_check_rsp": (None, [vp, u64]),
+        "vm_discard_current": (None, [vp]),
         "vm_step": (u64, [vp]),
         "vm_steps": (u64, [vp]),
         "vm_stop_reason": (i, [vp]),

@@ -294,6 +294,18 @@ void vm_append_kernel(recorder *r, uint64_t addr, uint64_t size, int write, uint
     append_access(r, addr, (uint32_t)size, write, value, has_value, 1);
 }
 
+/* A fault is precise on x86: the faulting instruction has no architectural effect. Unicorn
+ * calls the write hook before it checks the page, so the attempted store (and any access
+ * the instruction made before it) would otherwise be recorded as if it had happened. */
+void vm_discard_current(recorder *r) {
+    chunk *c = r->cur;
+    while (c->n_acc > 0 && c->acc_step[c->n_acc - 1] == r->cur_step &&
+           c->acc_source[c->n_acc - 1] != SOURCE_KERNEL) {
+        c->n_acc--;
+        r->total_acc--;
+    }
+}
+
 /* At a syscall and after emulation ends: catch an RSP change made by the instruction
  * before (the last one of the run, or one the classifier did not flag). */
 void vm_check_rsp(recorder *r, uint64_t rsp) {

@@ -12,7 +12,9 @@ from rich.markup import escape
 
 from tracer.errors import TracerError
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: a file:line warning or a trace path must stay on one line (editors and
+# copy-paste depend on it), whatever the terminal width.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ProgressLine:
