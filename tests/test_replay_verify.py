@@ -12,7 +12,12 @@ import pytest
 
 from conftest import EXAMPLES, PROGRAMS, record, trace_cli
 
-PROGRAMS_TO_VERIFY = sorted(EXAMPLES.glob("*.asm")) + sorted(PROGRAMS.glob("replay_*.asm"))
+def _all_cases():
+    """Every example and test program, with the arguments, stdin and host files the
+    differential tests run it with (tests/cases.py)."""
+    from cases import all_cases
+
+    return all_cases()
 
 
 def _verify(trace: Path) -> tuple[int, dict]:
@@ -20,15 +25,21 @@ def _verify(trace: Path) -> tuple[int, dict]:
     return done.returncode, json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("program", PROGRAMS_TO_VERIFY, ids=lambda p: p.stem)
-def test_replay_reproduces_every_program(program, workdir):
+@pytest.mark.parametrize("case", _all_cases(), ids=lambda c: c.id)
+def test_replay_reproduces_every_program(case, workdir):
     # Recorded and replayed in-process (the CLI path is covered below): fast enough to run
     # on every program.
     from tracer.recorder import RecordOptions, record as run_record
     from tracer.replay.verify import verify
 
-    recorded = run_record(RecordOptions(program=program, output=workdir / "t",
-                                        stdin=b"some bytes from stdin, 32 or so!"))
+    data = workdir / "data"
+    data.mkdir()
+    for name, content in case.files:
+        (data / name).write_bytes(content)
+    args = tuple(a.replace("{data}", str(data)) for a in case.args)
+    recorded = run_record(RecordOptions(program=case.source, output=workdir / "t", args=args,
+                                        stdin=case.stdin or b"some bytes from stdin, 32 or so!",
+                                        allow_read=(data,)))
     result = verify(workdir / "t")
     assert result.divergence is None, result.divergence.sentence()
     assert result.instructions == recorded.instructions

@@ -80,7 +80,7 @@ class ReplayMachine:
     """
 
     def __init__(self, inputs: RecordedInputs, observer: SyscallObserver | None = None,
-                 step_of=None):
+                 step_of=None, on_data_fault=None):
         self.inputs = inputs
         self.observer = observer
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
@@ -90,6 +90,9 @@ class ReplayMachine:
         self.error: BaseException | None = None
         # Where a fault happened, in steps; the verifier passes the event stream's counter.
         self._step_of = step_of or (lambda fetch: None)
+        # As the recorder: a faulting load or store leaves no access rows (the verifier
+        # passes the event stream's discard).
+        self._on_data_fault = on_data_fault or (lambda: None)
         self._hooked = False
 
     # -- building the state -------------------------------------------------------------
@@ -247,6 +250,8 @@ class ReplayMachine:
                            _user) -> bool:
         kind = _ACCESS.get(access, "access")
         rip = address if kind == "execute" else uc.reg_read(x.UC_X86_REG_RIP)
+        if kind != "execute":
+            self._on_data_fault()
         self.ending = Ending("fault", fault={"step": self._step_of(access in _FETCH),
                                              "rip": rip, "address": address, "access": kind})
         return False

@@ -292,7 +292,8 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
     observer = _Observer(files, events_ref)
     machine = ReplayMachine(inputs, observer=observer,
                             step_of=lambda fetch: (events_ref[0].instructions if fetch
-                                                   else events_ref[0].step))
+                                                   else events_ref[0].step),
+                            on_data_fault=lambda: events_ref[0].discard_current())
     machine.load_initial()
     accesses = _ComparingSink("accesses", files.batches("accesses"), files.complete)
     rsp = _ComparingSink("rsp", files.batches("rsp"), files.complete)
