@@ -8,6 +8,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,20 +44,21 @@ class Workload:
     param: str
     sizes: dict[str, int]
     about: str
-    # Sizes too long for lackey within the time budget: only native, no-hook and trace run.
+    # Sizes too long for lackey within the time budget: only native, no-hook and trace run,
+    # once each (the `huge` recording of 100 M events is there for its peak RSS and ratio).
     trace_only_sizes: frozenset[str] = frozenset()
 
 
 WORKLOADS = (
     Workload("memloop", "ITERS",
-             {"small": 100, "medium": 1_000, "large": 10_000, "huge": 50_000},
+             {"small": 100, "medium": 1_000, "large": 5_000, "huge": 50_000},
              "read-modify-write sweeps over an 8 KiB array (the memory-heavy loop)",
              trace_only_sizes=frozenset({"huge"})),
-    Workload("recursion", "N", {"small": 16, "medium": 22, "large": 26},
+    Workload("recursion", "N", {"small": 16, "medium": 21, "large": 25},
              "naive recursive fib(N): call/ret, push/pop, stack frames"),
-    Workload("repstring", "REPS", {"small": 2, "medium": 20, "large": 80},
+    Workload("repstring", "REPS", {"small": 2, "medium": 10, "large": 50},
              "rep stosq/movsq/movsb/stosb over 16 KiB buffers"),
-    Workload("churn", "ROUNDS", {"small": 10, "medium": 100, "large": 1_000},
+    Workload("churn", "ROUNDS", {"small": 10, "medium": 100, "large": 500},
              "brk grow/shrink and mmap/munmap of 64 KiB, touching every 64 bytes"),
 )
 SIZES = ("small", "medium", "large", "huge")
@@ -67,6 +69,7 @@ class Run:
     """One whole-process run of one tool."""
 
     wall_s: float
+    cpu_s: float  # user + system, all threads: robust to other load on the machine
     max_rss_kb: int
     exit_code: int
 
@@ -86,12 +89,17 @@ class Measurement:
     lackey_events: int | None = None   # L + S + 2*M lines
     lackey_instructions: int | None = None
     exit_code: int | None = None
+    n_runs: int = 0
     runs: dict[Tool, list[Run]] = field(default_factory=dict)
     nohook_emulation_s: list[float] = field(default_factory=list)
 
     def wall(self, tool: Tool) -> float | None:
         runs = self.runs.get(tool)
         return statistics.median(r.wall_s for r in runs) if runs else None
+
+    def cpu(self, tool: Tool) -> float | None:
+        runs = self.runs.get(tool)
+        return statistics.median(r.cpu_s for r in runs) if runs else None
 
     def rss_mb(self, tool: Tool) -> float | None:
         runs = self.runs.get(tool)
@@ -116,13 +124,13 @@ def run_process(cmd: list[str], stdout: Path, stderr: Path, cwd: Path = ROOT) ->
     rusage = stderr.with_suffix(".time")
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         start = time.perf_counter()
-        done = subprocess.run([TIME, "-f", "%M", "-o", str(rusage), *cmd],
+        done = subprocess.run([TIME, "-f", "%U %S %M", "-o", str(rusage), *cmd],
                               stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd)
         wall = time.perf_counter() - start
     # GNU time exits with the child's status (128 + N if signal N killed it) and puts its
     # own "Command exited with non-zero status" line before the figure.
-    peak_kb = int(rusage.read_text().split()[-1])
-    return Run(wall, peak_kb, done.returncode)
+    user, system, peak_kb = rusage.read_text().split()[-3:]
+    return Run(wall, float(user) + float(system), int(peak_kb), done.returncode)
 
 
 def build(workload: Workload, size: str, into: Path) -> Path:
@@ -174,11 +182,18 @@ class Bench:
     def __init__(self, runs: int, progress: Callable[[str], None]):
         self.runs = runs
         self.progress = progress
-        self.build_dir = OUT / "build"
-        self.trace_dir = OUT / "traces"
-        self.log_dir = OUT / "logs"
+        OUT.mkdir(exist_ok=True)
+        # One scratch folder per bench run, so that two runs (a test and `make bench`) never
+        # share binaries, logs or traces.
+        self.scratch = Path(tempfile.mkdtemp(prefix="run-", dir=OUT))
+        self.build_dir = self.scratch / "build"
+        self.trace_dir = self.scratch / "traces"
+        self.log_dir = self.scratch / "logs"
         for d in (self.build_dir, self.trace_dir, self.log_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir()
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def measure(self, workload: Workload, size: str) -> Measurement:
         exe = build(workload, size, self.build_dir)
@@ -187,12 +202,13 @@ class Bench:
         if size not in workload.trace_only_sizes:
             tools += [Tool.LACKEY_FILE, Tool.LACKEY_NULL]
         exits: dict[Tool, set[int]] = {}
-        for i in range(self.runs):
+        m.n_runs = 1 if size in workload.trace_only_sizes else self.runs
+        for i in range(m.n_runs):
             for tool in tools:
                 run = self._run_tool(tool, exe, m)
                 m.runs.setdefault(tool, []).append(run)
                 exits.setdefault(tool, set()).add(run.exit_code)
-                self.progress(f"{workload.name:<10} {size:<6} run {i + 1}/{self.runs} "
+                self.progress(f"{workload.name:<10} {size:<6} run {i + 1}/{m.n_runs} "
                               f"{tool.value:<17} {run.wall_s:7.2f} s "
                               f"{run.max_rss_kb / 1024:7.1f} MB")
         codes = set().union(*exits.values())
@@ -221,7 +237,7 @@ class Bench:
                 raise BenchError(f"no-hook run of {exe.name} failed:\n{stderr.read_text()}")
             result = json.loads(stdout.read_text())
             m.nohook_emulation_s.append(result["emulation_s"])
-            run = Run(run.wall_s, run.max_rss_kb, result["exit_code"])
+            run = Run(run.wall_s, run.cpu_s, run.max_rss_kb, result["exit_code"])
         elif tool is Tool.TRACE:
             if run.exit_code != 0:
                 raise BenchError(f"trace record {exe.name} failed:\n{stderr.read_text()}")
@@ -231,7 +247,7 @@ class Bench:
             m.instructions, m.events = end["instructions"], end["accesses"]
             m.rsp_changes = end["rsp_changes"]
             m.trace_bytes = (trace / "accesses.arrows").stat().st_size
-            run = Run(run.wall_s, run.max_rss_kb, end["exit_code"])
+            run = Run(run.wall_s, run.cpu_s, run.max_rss_kb, end["exit_code"])
             shutil.rmtree(trace)
         elif tool is Tool.LACKEY_FILE:
             m.lackey_events, m.lackey_instructions = count_lackey(lackey_log)

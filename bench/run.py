@@ -8,6 +8,7 @@ Unicorn with no hooks and `trace record` on each, prints the table and writes be
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from harness import BENCH, SIZES, TIME, WORKLOADS, Bench, BenchError  # noqa: E4
 from report import machine, markdown, print_tables, row  # noqa: E402
 
 RESULTS = BENCH / "RESULTS.md"
+LAST_RUN = BENCH / "out" / "last-run.json"  # raw rows of the last run, for --render-only
 NOTES = BENCH / "notes.md"  # hand-written analysis appended to RESULTS.md
 
 
@@ -39,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated subset of {','.join(w.name for w in WORKLOADS)}")
     parser.add_argument("--runs", type=int, default=3, help="runs per tool; medians reported")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite bench/RESULTS.md from the last run (after editing notes.md)")
     args = parser.parse_args(argv)
     if args.sizes:
         args.sizes = tuple(args.sizes.split(","))
@@ -65,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {', '.join(missing)} not installed "
                       "(sudo apt-get install valgrind nasm binutils time)")
         return 2
+    if args.render_only:
+        last = json.loads(LAST_RUN.read_text())
+        _write(console, last["rows"], last["runs"], last["machine"], tuple(last["load"]),
+               last["minutes"])
+        return 0
     started, load_start = time.perf_counter(), _load()
     bench = Bench(args.runs, lambda line: console.print(line, style="dim"))
     rows = []
@@ -78,15 +87,24 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 1
+    finally:
+        bench.close()
     minutes = (time.perf_counter() - started) / 60
     print_tables(console, rows, args.runs)
     console.print(f"{minutes:.1f} min; load average at start {load_start}, now {_load()}")
     if not args.no_write:
-        notes = NOTES.read_text() if NOTES.exists() else None
-        RESULTS.write_text(markdown(rows, args.runs, machine(), (load_start, _load()), minutes,
-                                    notes))
-        console.print(f"wrote {RESULTS}")
+        info, load = machine(), (load_start, _load())
+        LAST_RUN.write_text(json.dumps({"rows": rows, "runs": args.runs, "machine": info,
+                                        "load": load, "minutes": minutes}, indent=1))
+        _write(console, rows, args.runs, info, load, minutes)
     return 0
+
+
+def _write(console: Console, rows: list[dict], runs: int, info: dict[str, str],
+           load: tuple[str, str], minutes: float) -> None:
+    notes = NOTES.read_text() if NOTES.exists() else None
+    RESULTS.write_text(markdown(rows, runs, info, load, minutes, notes))
+    console.print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

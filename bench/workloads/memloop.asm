@@ -1,5 +1,8 @@
-; Memory-heavy loop: ITERS passes of a read-modify-write sweep over an 8 KiB array of
-; qwords (a running sum), so most instructions load or store. Size: nasm -DITERS=N.
+; Memory-heavy loop: ITERS passes over an 8 KiB array of qwords, 8 memory events in every
+; 11 instructions (read-modify-write `add [mem], reg`, and load / add / store). Each
+; element counts up by the pass number, the kind of values counters and indexes hold.
+; Size: nasm -DITERS=N. With -DHASH_VALUES every store writes a running 64-bit sum instead,
+; values as random as a hash's (the worst case for compressing the trace's value column).
 %ifndef ITERS
 %define ITERS 1000
 %endif
@@ -17,7 +20,8 @@ _start:
     lea rsi, [array]
     mov rcx, WORDS / 4
 .sweep:
-    add rax, [rsi]           ; 4 loads and 4 stores per 11 instructions
+%ifdef HASH_VALUES
+    add rax, [rsi]
     mov [rsi], rax
     add rax, [rsi + 8]
     mov [rsi + 8], rax
@@ -25,6 +29,16 @@ _start:
     mov [rsi + 16], rax
     add rax, [rsi + 24]
     mov [rsi + 24], rax
+%else
+    add [rsi], r8
+    mov rax, [rsi + 8]
+    add rax, r8
+    mov [rsi + 8], rax
+    add [rsi + 16], rcx
+    mov rax, [rsi + 24]
+    add rax, rcx
+    mov [rsi + 24], rax
+%endif
     add rsi, 32
     dec rcx
     jnz .sweep
