@@ -90,12 +90,33 @@ def _decode(trace: Trace, fd: int) -> str:
     return data.decode(errors="backslashreplace")
 
 
+def _last_step(trace: Trace) -> int:
+    """Steps seen in a trace whose recording was cut short (meta.json has no count)."""
+    last = -1
+    for table in ("accesses", "rsp", "syscalls"):
+        for batch in trace.files.batches(table, ["step"]):
+            if batch.num_rows:
+                last = max(last, pc.max(batch.column("step")).as_py())
+    return last + 1
+
+
+def _brk_from_syscalls(trace: Trace) -> int:
+    brk = trace.initial_brk
+    for row in trace.syscalls.select(["name", "ret"]).to_pylist():
+        if row["name"] == "brk" and row["ret"] is not None and row["ret"] >= 0:
+            brk = row["ret"]
+    return brk
+
+
 def summarize(trace: Trace) -> TraceSummary:
     meta = trace.meta
     end = meta.end
     syscalls = [{"step": r["step"], "name": r["name"], "args": r["args"], "ret": r["ret"]}
                 for r in trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()]
-    brk_end = (end.get("brk") or {}).get("end", trace.initial_brk)
+    brk_end = (end.get("brk") or {}).get("end") or _brk_from_syscalls(trace)
+    instructions = end.get("instructions")
+    if instructions is None:
+        instructions = _last_step(trace)
     return TraceSummary(
         format_version=meta.format_version,
         program=meta.program.get("path", ""),
@@ -108,7 +129,7 @@ def summarize(trace: Trace) -> TraceSummary:
         truncated=bool(end.get("truncated")) or not trace.complete,
         stdout=_decode(trace, 1),
         stderr=_decode(trace, 2),
-        instructions=int(end.get("instructions") or 0),
+        instructions=int(instructions),
         accesses=access_counts(trace),
         syscalls=syscalls,
         brk_start=trace.initial_brk,

@@ -50,6 +50,13 @@ def classify(mnemonic: str, op_str: str) -> InstructionClass:
 
 _RSP_REGS = {"rsp", "esp", "sp", "spl"}
 MAY_CHANGE_RSP = 1 << 8
+PRIVILEGED = 1 << 9
+# Instructions that raise #GP in user mode (CPL 3, IOPL 0) on Linux. Unicorn runs at CPL 0
+# and would execute them, so the recorder stops before them and reports SIGSEGV.
+_PRIVILEGED = {"hlt", "cli", "sti", "in", "out", "insb", "insw", "insd", "outsb", "outsw",
+               "outsd", "lgdt", "lidt", "lldt", "ltr", "invlpg", "invd", "wbinvd", "rdmsr",
+               "wrmsr", "clts", "lmsw", "swapgs", "sysret", "sysexit", "vmcall", "invpcid",
+               "monitor", "mwait", "rdpmc"}
 
 
 def flags_of(c: InstructionClass, may_change_rsp: bool) -> int:
@@ -73,4 +80,8 @@ class InstructionClassifier:
                             True)
         _, written = insn.regs_access()
         writes_rsp = any(insn.reg_name(r) in _RSP_REGS for r in written)
-        return flags_of(classify(insn.mnemonic, insn.op_str), writes_rsp)
+        base = insn.mnemonic.split()[-1]
+        privileged = base in _PRIVILEGED or (base == "mov" and ("cr" in insn.op_str or
+                                                                "dr" in insn.op_str.split(",")[0]))
+        return (flags_of(classify(insn.mnemonic, insn.op_str), writes_rsp)
+                | (PRIVILEGED if privileged else 0))

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -26,13 +29,27 @@ def _column(ptr, n: int) -> np.ndarray:
     return np.ctypeslib.as_array(ptr, (n,)).copy() if n else np.zeros(0, np.uint64)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a recording has got, reported after each chunk is written."""
+
+    steps: int
+    events: int
+    bytes_written: int
+    seconds: float
+
+
 class EventStream:
     """Owns the native recorder for one run: its hooks, its queue and its drain thread."""
 
     def __init__(self, uc: Uc, accesses: TableWriter, rsp: TableWriter, initial_rsp: int,
                  max_steps: int | None, max_trace_bytes: int | None,
-                 batch_events: int = 1 << 20, max_pending: int = 4):
+                 batch_events: int = 1 << 20, max_pending: int = 4,
+                 progress: Callable[[Progress], None] | None = None):
         self._lib = native.load()
+        self._progress = progress
+        self._started = time.monotonic()
+        self._events_written = 0
         self._uc = uc
         self._accesses = accesses
         self._rsp = rsp
@@ -66,7 +83,16 @@ class EventStream:
     @property
     def stopped_by_limit(self) -> str | None:
         reason = self._lib.vm_stop_reason(self._r)
+        if reason == 2 and not self.size_limit_hit:
+            return None  # stopped because the drain thread failed; see `error`
         return {1: "max-steps", 2: "max-trace-size"}.get(reason)
+
+    @property
+    def privileged_stop(self) -> int | None:
+        """RIP of a privileged instruction the run stopped before, if any."""
+        if self._lib.vm_stop_reason(self._r) == 3:
+            return self._lib.vm_stop_rip(self._r)
+        return None
 
     def kernel_access(self, addr: int, data: bytes, is_write: bool) -> None:
         size = len(data)
@@ -110,9 +136,15 @@ class EventStream:
                 if not chunk_ptr:
                     return
                 try:
+                    last_step = chunk_ptr.contents.last_step
                     self._write_chunk(chunk_ptr.contents)
                 finally:
                     self._lib.vm_chunk_free(chunk_ptr)
+                if self._progress is not None:
+                    self._progress(Progress(
+                        steps=last_step, events=self._events_written,
+                        bytes_written=self._accesses.bytes_written() + self._rsp.bytes_written(),
+                        seconds=time.monotonic() - self._started))
                 if (self._max_trace_bytes is not None and not self.size_limit_hit and
                         self._accesses.bytes_written() + self._rsp.bytes_written()
                         >= self._max_trace_bytes):
@@ -141,6 +173,7 @@ class EventStream:
                 pa.array(_column(c.acc_value_hi, n), mask=~hi_valid),
             ], schema=self._accesses.schema)
             self._accesses.write(batch)
+            self._events_written += n
         m = c.n_rsp
         if m:
             batch = pa.RecordBatch.from_arrays([

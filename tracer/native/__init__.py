@@ -112,6 +112,7 @@ def load() -> ctypes.CDLL:
         "vm_steps": (u64, [vp]),
         "vm_stop_reason": (i, [vp]),
         "vm_request_stop": (None, [vp]),
+        "vm_stop_rip": (u64, [vp]),
         "vm_total_accesses": (u64, [vp]),
         "vm_total_rsp": (u64, [vp]),
         "vm_close": (None, [vp]),

@@ -33,6 +33,7 @@ typedef struct chunk {
 #define F_WRITE_SOURCE(f) (((f) >> 2) & 3)
 #define F_RSP_CAUSE(f) (((f) >> 4) & 15)
 #define F_MAY_CHANGE_RSP (1u << 8)
+#define F_PRIVILEGED (1u << 9) /* raises #GP at CPL 3; Unicorn would just run it */
 typedef uint32_t (*classify_fn)(uint64_t rip, const uint8_t *code, uint32_t len);
 
 typedef struct {
@@ -51,7 +52,8 @@ typedef struct recorder {
     uint64_t last_rsp;
     uint64_t max_steps;     /* 0 = unlimited */
     volatile int stop_requested;
-    int stop_reason;        /* 0 none, 1 max steps, 2 external request */
+    int stop_reason;        /* 0 none, 1 max steps, 2 external request, 3 privileged insn */
+    uint64_t stop_rip;
     chunk *cur;
     uint64_t cap_acc, cap_rsp;
     /* queue of full chunks */
@@ -197,9 +199,18 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
     /* Rotate with room to spare: one instruction makes at most a few dozen accesses
      * (fxsave writes 512 bytes as 8-byte pieces). */
     if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp) rotate(r);
+    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify);
+    if (flags & F_PRIVILEGED) {
+        /* Stop before it executes: Linux delivers SIGSEGV for the #GP it raises. */
+        r->stop_reason = 3;
+        r->stop_rip = address;
+        r->cur_flags = 0;
+        uc_emu_stop(uc);
+        return;
+    }
     r->cur_step = r->step++;
     r->cur_rip = address;
-    r->cur_flags = count_add(&r->exec, address, uc, size, r->classify);
+    r->cur_flags = flags;
 }
 
 static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int write,
@@ -292,6 +303,7 @@ void vm_check_rsp(recorder *r, uint64_t rsp) {
 uint64_t vm_step(recorder *r) { return r->cur_step; }
 uint64_t vm_steps(recorder *r) { return r->step; }
 int vm_stop_reason(recorder *r) { return r->stop_reason; }
+uint64_t vm_stop_rip(recorder *r) { return r->stop_rip; }
 void vm_request_stop(recorder *r) { r->stop_requested = 1; }
 uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
 uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
