@@ -196,6 +196,14 @@ class Bench:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def measure(self, workload: Workload, size: str) -> Measurement:
+        """Builds one workload size and runs every tool on it, `runs` times each.
+
+        Returns:
+            Counts from the trace and lackey's log, and every run's time and peak RSS.
+
+        Raises:
+            BenchError: a build or a tool failed, or the tools disagree on the exit status.
+        """
         exe = build(workload, size, self.build_dir)
         m = Measurement(workload.name, size, workload.param, workload.sizes[size])
         tools = [Tool.NATIVE, Tool.NOHOOK, Tool.TRACE]

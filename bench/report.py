@@ -25,7 +25,15 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def row(m: Measurement) -> dict[str, float | int | str | None]:
-    """One workload size as plain numbers (None where a tool did not run)."""
+    """Flattens one measurement into the table's numbers.
+
+    Args:
+        m: one workload at one size.
+
+    Returns:
+        Counts, median times, rates, bytes/event, peak RSS and ratios by name; None where a
+        tool did not run at that size.
+    """
     wall = {t: m.wall(t) for t in Tool}
     ips = {t: _ratio(m.instructions, wall[t]) for t in Tool}
     trace_eps = _ratio(m.events, wall[Tool.TRACE])
@@ -65,7 +73,15 @@ class Verdict:
 
 
 def verdicts(rows: list[dict]) -> list[Verdict]:
-    """Checks the issue's four targets on the memory-heavy workload's rows."""
+    """Checks the issue's four targets on the memory-heavy workload's rows.
+
+    Args:
+        rows: from `row()`, in run order (sizes ascending).
+
+    Returns:
+        One verdict per target; the time ratio is judged at the largest size lackey ran at
+        and, when bigger, at the largest size of all.
+    """
     mem = [r for r in rows if r["workload"] == "memloop"]
     by_size = {r["size_name"]: r for r in mem}
     with_lackey = [r for r in mem if r["lackey_null_eps"] is not None]
@@ -180,6 +196,7 @@ def _first_line(cmd: list[str]) -> str:
 
 
 def machine() -> dict[str, str]:
+    """The date, CPU, memory, kernel, tool versions and commit, as labelled strings."""
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
     mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
@@ -204,6 +221,19 @@ def machine() -> dict[str, str]:
 
 def markdown(rows: list[dict], runs: int, info: dict[str, str], load: tuple[str, str],
              wall_minutes: float, notes: str | None) -> str:
+    """Renders RESULTS.md.
+
+    Args:
+        rows: from `row()`.
+        runs: runs per tool (the medians' N).
+        info: from `machine()`.
+        load: load averages at the start and the end of the run.
+        wall_minutes: how long the whole bench run took.
+        notes: hand-written analysis appended at the end, if any.
+
+    Returns:
+        The Markdown text.
+    """
     lines = [
         "# vmtrace benchmark results",
         "",
