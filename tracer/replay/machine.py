@@ -120,8 +120,8 @@ class ReplayMachine:
             self.heap_end = ev.end
         elif ev.action == "map":
             self._unmap(ev.start, ev.end)
-            if ev.kind != "vdso":  # the vDSO's addresses are reserved, never backed
-                uc.mem_map(ev.start, ev.end - ev.start, uc_prot(ev.perms))
+            # (The [vvar]/[vdso] stand-ins too: zero-filled pages the program may read.)
+            uc.mem_map(ev.start, ev.end - ev.start, uc_prot(ev.perms))
         elif ev.action == "unmap":
             self._unmap(ev.start, ev.end)
         elif ev.action == "protect":
