@@ -57,23 +57,26 @@ def state(
     insn = data["instruction"]
     where = ""
     if data["source"]:
-        where = f"   [dim]{escape(data['source']['file'])}:{data['source']['line']}[/]"
+        where = f"   [dim]{escape(Path(data['source']['file']).name)}:{data['source']['line']}[/]"
     label = f" <{escape(insn['symbol'])}>" if insn and insn["symbol"] else ""
     text = escape(insn["text"]) if insn else "(no instruction: RIP is not mapped)"
     console.print(f"[bold]step {step:,}[/]  RIP {data['registers']['rip']:#x}{label}: "
                   f"[cyan]{text}[/]{where}")
     if data["ended"]:
         console.print("[yellow]the run had already ended before this step[/]")
-    regs = Table(show_header=False, box=None, padding=(0, 1))
-    for _ in range(9):
+    regs = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
+    per_row = 3 if console.width >= 120 else 2
+    for _ in range(3 * per_row):
         regs.add_column(no_wrap=True)
     names = [n for n in _ORDER if n not in ("rip", "eflags")]
-    for i in range(0, len(names), 3):
+    for i in range(0, len(names), per_row):
         row = []
-        for n in names[i:i + 3]:
+        for n in names[i:i + per_row]:
             v = data["registers"][n]
             signed = v if v < 1 << 63 else v - (1 << 64)
-            row += [f"[bold]{n}[/]", f"{v:#018x}", f"[dim]{signed}[/]"]
+            # The decimal only where it reads as a number (not an address).
+            row += [f"[bold]{n}[/]", f"{v:#018x}",
+                    f"[dim]{signed}[/]" if abs(signed) < 10**9 else ""]
         regs.add_row(*row)
     console.print(regs)
     flags = " ".join(f"[bold]{k}[/]" if v else f"[dim]{k.lower()}[/]"

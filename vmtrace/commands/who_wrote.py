@@ -68,7 +68,7 @@ def who_wrote(
            if w["source"] == "kernel" else f"step {w['step']:,}")
     where = f"RIP {w['rip']:#x}" + (f" <{escape(w['symbol'])}>" if w["symbol"] else "")
     if w["line"]:
-        where += f" [dim]{escape(w['line']['file'])}:{w['line']['line']}[/]"
+        where += f" [dim]{escape(Path(w['line']['file']).name)}:{w['line']['line']}[/]"
     console.print(f"[bold]{a:#x}[/] before step {s:,} was last written by {who}, {where}")
     console.print(f"  wrote {w['size']} byte(s) at {w['addr']:#x}: {w['data'][:64]}"
                   + ("..." if len(w["data"]) > 64 else "")
