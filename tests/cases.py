@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, PROGRAMS, build_native, trace_cli
-from oracles import DataAccesses, NativeRun, lackey, run_native, strace_native
+from oracles import (
+    DataAccesses, NativeRun, gdb_rsp_changes, lackey, run_native, strace_native,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Case:
     # stdout that depends on the host (checked by a dedicated test instead).
     stdout_checked_elsewhere: str | None = None
     # Known, reported differences from Linux: (test kind, reason) pairs; the tests of that
-    # kind ("ending", "syscalls", "lackey") are strict xfails for this program.
+    # kind ("ending", "syscalls", "lackey", "gdb") are strict xfails for this program.
     known_differences: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -39,6 +41,9 @@ class Case:
 _NO_VDSO = ("no AT_SYSINFO_EHDR auxv entry (no vDSO is mapped), so the initial RSP is 16 bytes "
             "higher than on Linux and the dump's write is 16 bytes shorter")
 
+_SMC = ("the native recorder classifies an instruction once per address: the push/pop "
+        "written over nops keep the nops' class and their RSP changes go unrecorded")
+
 _SPECIAL = {
     "read_stdin": Case(PROGRAMS / "read_stdin.asm", stdin=b"line one\n" * 20 + b"no newline"),
     "argv_env": Case(PROGRAMS / "argv_env.asm", args=("first arg", "-x", "")),
@@ -47,6 +52,7 @@ _SPECIAL = {
     "iovec": Case(PROGRAMS / "iovec.asm", stdin=b"helloworld, scattered\n"),
     "file_ops": Case(PROGRAMS / "file_ops.asm", args=("{data}/numbers.txt",),
                      files=(("numbers.txt", b"0123456789 and the rest of the file\n"),)),
+    "smc": Case(PROGRAMS / "smc.asm", known_differences=(("gdb", _SMC),)),
     "stack_dump": Case(PROGRAMS / "stack_dump.asm", args=("a1", "bb2"),
                        stdout_checked_elsewhere="auxv values (AT_HWCAP, AT_UID, AT_RANDOM "
                        "bytes) are host-specific: tests/test_loader.py compares the dump "
@@ -128,6 +134,11 @@ class Prepared:
     def lackey(self) -> DataAccesses:
         return self._once("lackey", lambda: lackey(self.exe, self.workdir, self.args,
                                                    self.case.stdin))
+
+    @property
+    def gdb_rsp(self) -> list[tuple[int, int]]:
+        return self._once("gdb_rsp", lambda: gdb_rsp_changes(self.exe, self.workdir,
+                                                             self.args))
 
     @property
     def exe_sha256(self) -> str:

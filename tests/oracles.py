@@ -7,6 +7,7 @@ run must reproduce for the initial stack to match."""
 from __future__ import annotations
 
 import errno
+import json
 import re
 import resource
 import shutil
@@ -255,3 +256,39 @@ def symbol_address(exe: Path, name: str) -> int:
             return int(parts[0], 16)
     raise KeyError(name)
 
+
+
+# -- gdb single-stepping the real CPU -------------------------------------------------------
+_GDB_STEPPER = '''
+import gdb, json
+gdb.execute("starti", to_string=True)
+rows = []
+while True:
+    try:
+        rows.append((int(gdb.parse_and_eval("$pc")) & 0xFFFFFFFFFFFFFFFF,
+                     int(gdb.parse_and_eval("$rsp")) & 0xFFFFFFFFFFFFFFFF))
+        gdb.execute("stepi", to_string=True)
+    except gdb.error:  # the process has exited or died
+        break
+with open(OUT, "w") as f:
+    json.dump(rows, f)
+'''
+
+
+def gdb_rsp_changes(exe: Path, workdir: Path, args: tuple[str, ...] = ()
+                    ) -> list[tuple[int, int]]:
+    """Single-steps `exe` natively under gdb and returns (address of the instruction,
+    RSP change) for every instruction that moved RSP."""
+    script = workdir / "rsp_stepper.py"
+    out = script.with_suffix(".json")
+    script.write_text(f"OUT = {str(out)!r}\n" + _GDB_STEPPER)
+    # gdb adds LINES and COLUMNS to the inferior's environment: remove them so the initial
+    # stack (and so RSP's alignment) is the one the program gets without gdb.
+    subprocess.run(["gdb", "-nx", "-batch", "-ex", "set disable-randomization on",
+                    "-ex", "set startup-with-shell off", "-ex", "unset environment LINES",
+                    "-ex", "unset environment COLUMNS", "-x", str(script), "--args",
+                    *_command(exe, args)], capture_output=True, cwd=exe.parent,
+                   env=_guest_env(),
+                   preexec_fn=_linux_limits, timeout=300, stdin=subprocess.DEVNULL)
+    rows = json.loads(out.read_text())
+    return [(pc, new - old) for (pc, old), (_, new) in zip(rows, rows[1:]) if new != old]
