@@ -38,9 +38,6 @@ class Case:
         return f"{self.source.parent.name}/{self.source.stem}"
 
 
-_NO_VDSO = ("no AT_SYSINFO_EHDR auxv entry (no vDSO is mapped), so the initial RSP is 16 bytes "
-            "higher than on Linux and the dump's write is 16 bytes shorter")
-
 _SMC = ("the native recorder classifies an instruction once per address: the push/pop "
         "written over nops keep the nops' class and their RSP changes go unrecorded")
 
@@ -56,8 +53,7 @@ _SPECIAL = {
     "stack_dump": Case(PROGRAMS / "stack_dump.asm", args=("a1", "bb2"),
                        stdout_checked_elsewhere="auxv values (AT_HWCAP, AT_UID, AT_RANDOM "
                        "bytes) are host-specific: tests/test_loader.py compares the dump "
-                       "field by field",
-                       known_differences=(("syscalls", _NO_VDSO),)),
+                       "field by field"),
 }
 
 

@@ -35,11 +35,6 @@ def test_tracer_does_not_load_pandas_or_plotly(statement):
     assert not loaded & {"pandas", "plotly", "analysis"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pyarrow's pa.array() imports pandas whenever it is installed (its array-like check "
-    "goes through the pandas shim), and tracer/event_stream.py calls pa.array at import "
-    "time (and RowBuffer/the drain thread at run time): every `trace record` loads pandas, "
-    "about 0.5 s of start-up"))
 def test_the_recorder_does_not_load_pandas():
     loaded = _loaded_after("from tracer.recorder import record")
     assert not loaded & {"pandas", "plotly", "analysis"}

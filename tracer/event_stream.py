@@ -20,13 +20,36 @@ from tracer.classify import KERNEL, InstructionClassifier
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
 
-_SOURCES = pa.array(SOURCES)
-_CAUSES = pa.array(RSP_CAUSES)
+def _strings(values: list[str]) -> pa.Array:
+    # Built from buffers: pa.array() would import pandas (pyarrow's array-like check).
+    data = "".join(values).encode()
+    offsets = np.cumsum([0] + [len(v.encode()) for v in values], dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)])
 
 
-def _column(ptr, n: int) -> np.ndarray:
-    # Copy out of the C buffer: the chunk is freed as soon as it is written.
-    return np.ctypeslib.as_array(ptr, (n,)).copy() if n else np.zeros(0, np.uint64)
+_SOURCES = _strings(SOURCES)
+_CAUSES = _strings(RSP_CAUSES)
+
+
+def _view(ptr, n: int) -> np.ndarray:
+    """A numpy view of a C column (no copy)."""
+    return np.ctypeslib.as_array(ptr, (n,))
+
+
+def _numeric(ptr, n: int, itemsize: int, type_: pa.DataType,
+             valid: np.ndarray | None = None) -> pa.Array:
+    """An Arrow array over a C column without copying it (the chunk outlives the write)."""
+    data = pa.foreign_buffer(ctypes.cast(ptr, ctypes.c_void_p).value, n * itemsize)
+    bitmap = None
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    return pa.Array.from_buffers(type_, n, [bitmap, data])
+
+
+def _bools(ptr, n: int) -> pa.Array:
+    bits = np.packbits(_view(ptr, n).view(np.bool_), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits.tobytes())])
 
 
 @dataclass(frozen=True)
@@ -143,7 +166,7 @@ class EventStream:
                     last_step = chunk_ptr.contents.last_step
                     self._write_chunk(chunk_ptr.contents)
                 finally:
-                    self._lib.vm_chunk_free(chunk_ptr)
+                    self._lib.vm_release(self._r, chunk_ptr)
                 if self._progress is not None:
                     self._progress(Progress(
                         steps=last_step, events=self._events_written,
@@ -162,28 +185,28 @@ class EventStream:
                 self._lib.vm_chunk_free(chunk_ptr)
 
     def _write_chunk(self, c: native.Chunk) -> None:
-        n = c.n_acc
+        u64, n = pa.uint64(), c.n_acc
         if n:
-            size = _column(c.acc_size, n)
-            source = _column(c.acc_source, n).astype(np.int8)
-            has_value = _column(c.acc_has_value, n).astype(bool)
+            size = _view(c.acc_size, n)
+            source = _view(c.acc_source, n)
             hi_valid = (size == 16) & (source != KERNEL)
             batch = pa.RecordBatch.from_arrays([
-                pa.array(_column(c.acc_step, n)), pa.array(_column(c.acc_rip, n)),
-                pa.array(_column(c.acc_addr, n)), pa.array(size),
-                pa.array(_column(c.acc_write, n).astype(bool)),
-                pa.DictionaryArray.from_arrays(pa.array(source), _SOURCES),
-                pa.array(_column(c.acc_value, n), mask=~has_value),
-                pa.array(_column(c.acc_value_hi, n), mask=~hi_valid),
+                _numeric(c.acc_step, n, 8, u64), _numeric(c.acc_rip, n, 8, u64),
+                _numeric(c.acc_addr, n, 8, u64), _numeric(c.acc_size, n, 4, pa.uint32()),
+                _bools(c.acc_write, n),
+                pa.DictionaryArray.from_arrays(_numeric(c.acc_source, n, 1, pa.int8()),
+                                               _SOURCES),
+                _numeric(c.acc_value, n, 8, u64, _view(c.acc_has_value, n).view(np.bool_)),
+                _numeric(c.acc_value_hi, n, 8, u64, hi_valid),
             ], schema=self._accesses.schema)
             self._accesses.write(batch)
             self._events_written += n
         m = c.n_rsp
         if m:
             batch = pa.RecordBatch.from_arrays([
-                pa.array(_column(c.rsp_step, m)), pa.array(_column(c.rsp_rip, m)),
-                pa.array(_column(c.rsp_old, m)), pa.array(_column(c.rsp_new, m)),
-                pa.DictionaryArray.from_arrays(
-                    pa.array(_column(c.rsp_cause, m).astype(np.int8)), _CAUSES),
+                _numeric(c.rsp_step, m, 8, u64), _numeric(c.rsp_rip, m, 8, u64),
+                _numeric(c.rsp_old, m, 8, u64), _numeric(c.rsp_new, m, 8, u64),
+                pa.DictionaryArray.from_arrays(_numeric(c.rsp_cause, m, 1, pa.int8()),
+                                               _CAUSES),
             ], schema=self._rsp.schema)
             self._rsp.write(batch)

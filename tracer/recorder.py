@@ -254,7 +254,7 @@ class _Recording:
         image = {"start": [], "perms": [], "kind": [], "data": []}
         for r in self.space.regions:
             if r.kind == "vdso":
-                continue
+                continue  # zero-filled stand-ins for [vvar]/[vdso]
             start = r.start
             if r.kind == "stack":
                 start = (rsp & ~0xFFF)

@@ -120,6 +120,7 @@ def load() -> ctypes.CDLL:
         "vm_flush": (None, [vp]),
         "vm_take": (chunk_p, [vp]),
         "vm_chunk_free": (None, [chunk_p]),
+        "vm_release": (None, [vp, chunk_p]),
         "vm_exec_count_size": (u64, [vp]),
         "vm_exec_counts": (u64, [vp, _u64p, _u64p, u64]),
         "vm_free": (None, [vp]),

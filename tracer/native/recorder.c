@@ -61,6 +61,8 @@ typedef struct recorder {
     pthread_cond_t cv_nonempty, cv_space;
     chunk *q_head, *q_tail;
     int q_len, max_pending, closed;
+    chunk *spare;           /* drained chunks kept for reuse: no calloc/free per rotation */
+    int n_spare;
     count_table exec;
     uint64_t total_acc, total_rsp;
 } recorder;
@@ -116,8 +118,19 @@ static void rotate(recorder *r) {
     r->q_tail = c;
     r->q_len++;
     pthread_cond_signal(&r->cv_nonempty);
+    chunk *fresh = r->spare;
+    if (fresh) {
+        r->spare = fresh->next;
+        r->n_spare--;
+    }
     pthread_mutex_unlock(&r->mu);
-    r->cur = chunk_new(r->cap_acc, r->cap_rsp);
+    if (fresh) {
+        fresh->n_acc = fresh->n_rsp = 0;
+        fresh->next = NULL;
+    } else {
+        fresh = chunk_new(r->cap_acc, r->cap_rsp);
+    }
+    r->cur = fresh;
     r->cur->first_step = r->step;
 }
 
@@ -333,6 +346,19 @@ void vm_close(recorder *r) {
 /* Flush the partial chunk without closing (used before a syscall stops the run). */
 void vm_flush(recorder *r) { rotate(r); }
 
+/* The drain thread is done with a chunk: keep a few for reuse, free the rest. */
+void vm_release(recorder *r, chunk *c) {
+    pthread_mutex_lock(&r->mu);
+    if (r->n_spare < 2) {
+        c->next = r->spare;
+        r->spare = c;
+        r->n_spare++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    vm_chunk_free(c);
+}
+
 /* Blocks until a full chunk is available; NULL once closed and drained. */
 chunk *vm_take(recorder *r) {
     pthread_mutex_lock(&r->mu);
@@ -365,6 +391,7 @@ uint64_t vm_exec_counts(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t 
 void vm_free(recorder *r) {
     chunk *c = r->q_head;
     while (c) { chunk *n = c->next; vm_chunk_free(c); c = n; }
+    for (c = r->spare; c;) { chunk *n = c->next; vm_chunk_free(c); c = n; }
     vm_chunk_free(r->cur);
     free(r->exec.key);
     free(r->exec.count);
