@@ -121,7 +121,7 @@ FAULTS = {
     "exec_data": ("SIGSEGV", 2, "execute", ("execute", "non-executable")),
     "mprotect_write": ("SIGSEGV", 16, "write", ("write", "read-only")),
     "prot_none": ("SIGSEGV", 8, "read", ("read", "permission")),
-    "rep_fault": ("SIGSEGV", 22, "write", ("write", "unmapped")),  # the 11th iteration
+    "rep_fault": ("SIGSEGV", 27, "write", ("write", "unmapped")),  # the 11th iteration
     "div_zero": ("SIGFPE", 3, None, ("divide",)),
     "ud2": ("SIGILL", 1, None, ("invalid opcode",)),
     "int3": ("SIGTRAP", 1, None, ("int3",)),
