@@ -38,9 +38,6 @@ class Case:
         return f"{self.source.parent.name}/{self.source.stem}"
 
 
-_SMC = ("the native recorder classifies an instruction once per address: the push/pop "
-        "written over nops keep the nops' class and their RSP changes go unrecorded")
-
 _SPECIAL = {
     "read_stdin": Case(PROGRAMS / "read_stdin.asm", stdin=b"line one\n" * 20 + b"no newline"),
     "argv_env": Case(PROGRAMS / "argv_env.asm", args=("first arg", "-x", "")),
@@ -49,7 +46,6 @@ _SPECIAL = {
     "iovec": Case(PROGRAMS / "iovec.asm", stdin=b"helloworld, scattered\n"),
     "file_ops": Case(PROGRAMS / "file_ops.asm", args=("{data}/numbers.txt",),
                      files=(("numbers.txt", b"0123456789 and the rest of the file\n"),)),
-    "smc": Case(PROGRAMS / "smc.asm", known_differences=(("gdb", _SMC),)),
     "stack_dump": Case(PROGRAMS / "stack_dump.asm", args=("a1", "bb2"),
                        stdout_checked_elsewhere="auxv values (AT_HWCAP, AT_UID, AT_RANDOM "
                        "bytes) are host-specific: tests/test_loader.py compares the dump "

@@ -57,11 +57,6 @@ def test_string_instructions_are_implicit(prepare):
     assert cpu and all(r["source"] == "implicit" for r in cpu)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the native recorder classifies an instruction once per address (RSP cause, access "
-    "sources, may-change-RSP flag): code rewritten at the same address keeps the old "
-    "class, so the push/pop patched over nops change RSP unseen and their accesses are "
-    "labelled explicit"))
 def test_rewritten_code_is_classified_again(prepare):
     run = prepare(_case("smc"))
     patch = symbol_address(run.exe, "patch")
