@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, PROGRAMS, build_native, trace_cli
-from oracles import DataAccesses, NativeRun, lackey, run_native, strace_native
+from oracles import (
+    DataAccesses, NativeRun, gdb_rsp_changes, lackey, run_native, strace_native,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Case:
     # stdout that depends on the host (checked by a dedicated test instead).
     stdout_checked_elsewhere: str | None = None
     # Known, reported differences from Linux: (test kind, reason) pairs; the tests of that
-    # kind ("ending", "syscalls", "lackey") are strict xfails for this program.
+    # kind ("ending", "syscalls", "lackey", "gdb") are strict xfails for this program.
     known_differences: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -124,6 +126,11 @@ class Prepared:
     def lackey(self) -> DataAccesses:
         return self._once("lackey", lambda: lackey(self.exe, self.workdir, self.args,
                                                    self.case.stdin))
+
+    @property
+    def gdb_rsp(self) -> list[tuple[int, int]]:
+        return self._once("gdb_rsp", lambda: gdb_rsp_changes(self.exe, self.workdir,
+                                                             self.args))
 
     @property
     def exe_sha256(self) -> str:

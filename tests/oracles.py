@@ -7,6 +7,8 @@ run must reproduce for the initial stack to match."""
 from __future__ import annotations
 
 import errno
+import functools
+import json
 import re
 import resource
 import shutil
@@ -71,8 +73,9 @@ def run_native(exe: Path, args: tuple[str, ...] = (), stdin: bytes = b"") -> Nat
     return NativeRun(done.stdout, done.returncode)
 
 
-_STRACE_LINE = re.compile(r"^\[\s*(?P<nr>\d+)\] (?P<name>\w+)\(.*\)\s+= (?P<ret>-?\w+|\?)"
-                          r"(?: (?P<err>E[A-Z0-9]+) \(.*\))?")
+# `[ nr] ` is there with `strace -n` (strace >= 5.17); older ones give the name only.
+_STRACE_LINE = re.compile(r"^(?:\[\s*(?P<nr>\d+)\] )?(?P<name>\w+)\(.*\)\s+"
+                          r"= (?P<ret>-?\w+|\?)(?: (?P<err>E[A-Z0-9]+) \(.*\))?")
 _STRACE_KILLED = re.compile(r"^\+\+\+ killed by (SIG\w+)")
 _STRACE_EXITED = re.compile(r"^\+\+\+ exited with (\d+) \+\+\+")
 
@@ -104,18 +107,34 @@ def parse_strace(text: str) -> tuple[list[Syscall], int | None]:
             ret = -getattr(errno, m["err"])
         else:
             ret = int(m["ret"], 0)
-        calls.append(Syscall(int(m["nr"]), m["name"], ret))
+        calls.append(Syscall(_number(m["nr"], m["name"]), m["name"], ret))
     return calls, returncode
+
+
+def _number(nr: str | None, name: str) -> int:
+    if nr is not None:
+        return int(nr)
+    if name.startswith("syscall_"):  # strace's name for a number Linux does not define
+        return int(name.removeprefix("syscall_"), 0)
+    from tracer.syscalls.numbers import SYSCALL_NUMBERS
+
+    return SYSCALL_NUMBERS[name]  # x86-64 numbers: wrong only for int 0x80 calls
+
+
+@functools.cache
+def _strace_numbers_flag() -> tuple[str, ...]:
+    done = subprocess.run(["strace", "-n", "-o", "/dev/null", "true"], capture_output=True)
+    return ("-n",) if done.returncode == 0 else ()
 
 
 def strace_native(exe: Path, workdir: Path, args: tuple[str, ...] = (),
                   stdin: bytes = b"") -> NativeRun:
-    """Runs `exe` like `run_native`, under `strace -n` to learn every syscall's result."""
+    """Runs `exe` like `run_native`, under strace to learn every syscall's result."""
     log = workdir / f"{exe.name}.strace"
     # setarch outside strace: the personality (no ASLR) is inherited and only the program
     # itself is traced.
-    done = subprocess.run(["setarch", "-R", "strace", "-n", "-o", str(log), "--",
-                           *_command(exe, args)], input=stdin, capture_output=True,
+    done = subprocess.run(["setarch", "-R", "strace", *_strace_numbers_flag(), "-o", str(log),
+                           "--", *_command(exe, args)], input=stdin, capture_output=True,
                           cwd=exe.parent, env=_guest_env(), preexec_fn=_linux_limits,
                           timeout=60)
     calls, returncode = parse_strace(log.read_text())
@@ -127,7 +146,7 @@ def strace_works(workdir: Path, exe: Path) -> bool:
     """strace needs ptrace, which some containers forbid."""
     if shutil.which("strace") is None:
         return False
-    done = subprocess.run(["strace", "-n", "-o", str(workdir / "probe.strace"), str(exe)],
+    done = subprocess.run(["strace", "-o", str(workdir / "probe.strace"), str(exe)],
                           capture_output=True, timeout=60)
     return done.returncode == 0 and "execve" in (workdir / "probe.strace").read_text()
 
@@ -255,3 +274,39 @@ def symbol_address(exe: Path, name: str) -> int:
             return int(parts[0], 16)
     raise KeyError(name)
 
+
+
+# -- gdb single-stepping the real CPU -------------------------------------------------------
+_GDB_STEPPER = '''
+import gdb, json
+gdb.execute("starti", to_string=True)
+rows = []
+while True:
+    try:
+        rows.append((int(gdb.parse_and_eval("$pc")) & 0xFFFFFFFFFFFFFFFF,
+                     int(gdb.parse_and_eval("$rsp")) & 0xFFFFFFFFFFFFFFFF))
+        gdb.execute("stepi", to_string=True)
+    except gdb.error:  # the process has exited or died
+        break
+with open(OUT, "w") as f:
+    json.dump(rows, f)
+'''
+
+
+def gdb_rsp_changes(exe: Path, workdir: Path, args: tuple[str, ...] = ()
+                    ) -> list[tuple[int, int]]:
+    """Single-steps `exe` natively under gdb and returns (address of the instruction,
+    RSP change) for every instruction that moved RSP."""
+    script = workdir / "rsp_stepper.py"
+    out = script.with_suffix(".json")
+    script.write_text(f"OUT = {str(out)!r}\n" + _GDB_STEPPER)
+    # gdb adds LINES and COLUMNS to the inferior's environment: remove them so the initial
+    # stack (and so RSP's alignment) is the one the program gets without gdb.
+    subprocess.run(["gdb", "-nx", "-batch", "-ex", "set disable-randomization on",
+                    "-ex", "set startup-with-shell off", "-ex", "unset environment LINES",
+                    "-ex", "unset environment COLUMNS", "-x", str(script), "--args",
+                    *_command(exe, args)], capture_output=True, cwd=exe.parent,
+                   env=_guest_env(),
+                   preexec_fn=_linux_limits, timeout=300, stdin=subprocess.DEVNULL)
+    rows = json.loads(out.read_text())
+    return [(pc, new - old) for (pc, old), (_, new) in zip(rows, rows[1:]) if new != old]

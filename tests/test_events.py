@@ -4,9 +4,14 @@ push/pop with a memory operand split their accesses into explicit and implicit."
 
 from __future__ import annotations
 
-from cases import all_cases, prepare  # noqa: F401  (prepare is a fixture)
-from oracles import read_table, symbol_address
+import shutil
+
 import pytest
+
+from cases import all_cases, case_params, prepare  # noqa: F401  (prepare is a fixture)
+from oracles import read_table, symbol_address
+
+GDB_MAX_STEPS = 5000  # gdb single-steps a few thousand instructions a second
 
 
 def _case(stem: str):
@@ -52,11 +57,6 @@ def test_string_instructions_are_implicit(prepare):
     assert cpu and all(r["source"] == "implicit" for r in cpu)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the native recorder classifies an instruction once per address (RSP cause, access "
-    "sources, may-change-RSP flag): code rewritten at the same address keeps the old "
-    "class, so the push/pop patched over nops change RSP unseen and their accesses are "
-    "labelled explicit"))
 def test_rewritten_code_is_classified_again(prepare):
     run = prepare(_case("smc"))
     patch = symbol_address(run.exe, "patch")
@@ -66,3 +66,18 @@ def test_rewritten_code_is_classified_again(prepare):
     stack = [r for r in read_table(run.trace, "accesses").to_pylist()
              if r["rip"] in (patch, patch + 1)]
     assert [r["source"] for r in stack] == ["implicit", "implicit"]
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+@pytest.mark.parametrize("case", case_params("gdb"))
+def test_rsp_changes_match_the_real_cpu_under_gdb(case, prepare):
+    """Every RSP change, by the instruction that made it, as gdb sees the real CPU make it."""
+    if case.stdin:
+        pytest.skip("gdb's inferior gets no stdin here; the program only reads and writes")
+    if any(not a or " " in a for a in case.args):
+        pytest.skip("without a shell gdb splits arguments at spaces and drops empty ones")
+    run = prepare(case)
+    if run.info["instructions"] > GDB_MAX_STEPS:
+        pytest.skip(f"{run.info['instructions']} steps: too slow to single-step in gdb")
+    ours = [(r["rip"], r["new"] - r["old"]) for r in read_table(run.trace, "rsp").to_pylist()]
+    assert ours == run.gdb_rsp

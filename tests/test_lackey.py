@@ -29,6 +29,9 @@ EXCEPTIONS = {
     # client stack for accesses near RSP, so under Valgrind the store is a SIGSEGV and
     # lackey logs nothing. We record the store and the load that follows.
     "stack_far": "valgrind faults",
+    # VEX cannot decode `enter 8, 1` (a nesting level above 0) and Valgrind aborts there:
+    # everything lackey logged before must be in our trace, the same per instruction.
+    "rsp_zoo": "valgrind aborts",
 }
 
 
@@ -46,6 +49,9 @@ def test_accesses_match_lackey(case, prepare):
     if how == "valgrind faults":
         assert theirs.sizes == {}
         assert ours.sizes == {(8, True): 1, (8, False): 1}
+        return
+    if how == "valgrind aborts":
+        assert theirs.by_insn and all(ours.by_insn[k] == n for k, n in theirs.by_insn.items())
         return
     assert set(ours.by_insn) == set(theirs.by_insn)
     if how == "close counts":
@@ -68,6 +74,7 @@ EXECUTION_EXCEPTIONS = {
     "stack_overflow": "Valgrind's client stack starts elsewhere: fewer frames fit",
     "stack_far": "Valgrind does not grow the stack for a store 1 MiB below RSP",
     "int80": "Valgrind does not run int 0x80 (the i386 ABI) in 64-bit code",
+    "rsp_zoo": "Valgrind cannot decode `enter 8, 1` and aborts there",
     "syscall_regs": "under Valgrind R11 after a syscall is not RFLAGS, so the program "
                     "takes its failure branch",
 }

@@ -14,7 +14,8 @@ from cases import all_cases, prepare  # noqa: F401  (prepare is a fixture)
 from conftest import record
 from oracles import elf_initial_break, read_table, symbol_address
 
-AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ = 0, 3, 4, 5, 6
+AT_BASE, AT_FLAGS, AT_ENTRY = 7, 8, 9
 AT_PLATFORM, AT_CLKTCK, AT_SECURE, AT_RANDOM, AT_EXECFN = 15, 17, 23, 25, 31
 AT_SYSINFO_EHDR = 33
 STACK_TOP = 0x7FFFFFFFF000

@@ -96,8 +96,6 @@ class AddressSpace:
         pos, end = addr, addr + max(size, 1)
         while pos < end:
             r = self.region_at(pos)
-            # The vdso region only reserves addresses (map(..., backing=False)): there is
-            # no memory behind it for the kernel side to read or write.
             if r is None or (need & ~prot_from_text(r.perms)):
                 return False
             pos = r.end

@@ -34,12 +34,16 @@ typedef struct chunk {
 #define F_RSP_CAUSE(f) (((f) >> 4) & 15)
 #define F_MAY_CHANGE_RSP (1u << 8)
 #define F_PRIVILEGED (1u << 9) /* raises #GP at CPL 3; Unicorn would just run it */
+/* Set by us, not the classifier: the bytes at this address were written since it was
+ * classified (self-modifying code), so classify it again before using its flags. */
+#define F_STALE (1u << 31)
 typedef uint32_t (*classify_fn)(uint64_t rip, const uint8_t *code, uint32_t len);
 
 typedef struct {
     uint64_t *key, *count;
     uint32_t *flags;
     uint64_t cap, used;
+    uint64_t code_lo, code_hi; /* the bytes of every classified instruction lie in here */
 } count_table;
 
 typedef struct recorder {
@@ -142,19 +146,35 @@ static inline uint32_t count_add(count_table *t, uint64_t key, uc_engine *uc, ui
     uint64_t mask = t->cap - 1;
     uint64_t i = (key * 0x9E3779B97F4A7C15ull) >> 20 & mask;
     for (;;) {
-        if (t->count[i] == 0) {
+        if (t->count[i] == 0 || (t->key[i] == key && (t->flags[i] & F_STALE))) {
             uint8_t code[16] = {0};
             uint32_t len = size > 16 ? 16 : size;
             uc_mem_read(uc, key, code, len);
             uint32_t flags = classify ? classify(key, code, len) : F_MAY_CHANGE_RSP;
+            if (t->count[i]) {  /* rewritten code: same address, new instruction */
+                t->count[i]++;
+                t->flags[i] = flags;
+                return flags;
+            }
             t->key[i] = key;
             t->count[i] = 1;
             t->flags[i] = flags;
+            if (key < t->code_lo) t->code_lo = key;
+            if (key + 16 > t->code_hi) t->code_hi = key + 16;
             if (++t->used * 2 > t->cap) count_grow(t);
             return flags;
         }
         if (t->key[i] == key) { t->count[i]++; return t->flags[i]; }
         i = (i + 1) & mask;
+    }
+}
+
+/* A store into bytes of classified instructions: mark them for classification again. Rare
+ * (self-modifying code), so a scan of the table is fine. */
+static void invalidate_code(count_table *t, uint64_t addr, uint64_t size) {
+    for (uint64_t i = 0; i < t->cap; i++) {
+        if (t->count[i] && t->key[i] < addr + size && t->key[i] + 16 > addr)
+            t->flags[i] |= F_STALE;
     }
 }
 
@@ -233,6 +253,8 @@ static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int 
                                               : F_READ_SOURCE(r->cur_flags));
     chunk *c = r->cur;
     uint64_t n = c->n_acc;
+    if (write && addr < r->exec.code_hi && addr + size > r->exec.code_lo)
+        invalidate_code(&r->exec, addr, size);
     /* QEMU splits a 16-byte SSE load or store into two 8-byte halves; the architecture
      * defines one 16-byte access, so the halves are joined again. */
     if (!kernel && n > 0 && size == 8 && c->acc_size[n - 1] == 8 &&
@@ -275,6 +297,8 @@ recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pend
     r->last_rsp = initial_rsp;
     r->cur = chunk_new(cap_acc, cap_rsp);
     r->exec.cap = 1 << 12;
+    r->exec.code_lo = UINT64_MAX;
+    r->exec.code_hi = 0;
     r->exec.key = xcalloc(r->exec.cap, 8);
     r->exec.count = xcalloc(r->exec.cap, 8);
     r->exec.flags = xcalloc(r->exec.cap, 4);
