@@ -1,10 +1,14 @@
-"""`open_trace`: a recorded trace as tables, for notebooks and for every analysis module."""
+"""`open_trace`: a recorded trace as tables, for notebooks and for every analysis module.
+
+Imports `tracer.format` only (never the emulator)."""
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from tracer.format import TraceFiles
@@ -12,7 +16,7 @@ from tracer.format import TraceFiles
 
 class Trace:
     """A recorded trace. Small tables load on first use; the big event tables (accesses,
-    rsp) are meant to be streamed or queried with DuckDB through `reader`."""
+    rsp) are meant to be streamed or queried with DuckDB through `reader` and `sql`."""
 
     def __init__(self, path: str | Path):
         self.files = TraceFiles(path)
@@ -28,6 +32,28 @@ class Trace:
 
     def reader(self, name: str, columns: list[str] | None = None) -> pa.RecordBatchReader:
         return self.files.record_batch_reader(name, columns)
+
+    def sql(self, query: str, tables: dict[str, list[str]],
+            params: dict[str, pa.Table] | None = None) -> pa.Table:
+        """Runs one DuckDB query over streamed event tables (bounded memory).
+
+        Args:
+            query: SQL naming each table of `tables` (and of `params`) by its key.
+            tables: trace table name -> the columns the query needs; each is streamed once.
+            params: extra small Arrow tables to register under their key.
+
+        Returns:
+            The result as an Arrow table (it should be small: aggregate in the query).
+        """
+        con = duckdb.connect()
+        try:
+            for name, columns in tables.items():
+                con.register(name, self.reader(name, columns))
+            for name, table in (params or {}).items():
+                con.register(name, table)
+            return con.sql(query).to_arrow_table()
+        finally:
+            con.close()
 
     @cached_property
     def syscalls(self) -> pa.Table:
@@ -49,6 +75,16 @@ class Trace:
     def output(self) -> pa.Table:
         return self.table("output")
 
+    @cached_property
+    def exec_counts(self) -> pa.Table:
+        if not self.files.has("exec_counts"):
+            return pa.table({"rip": pa.array([], pa.uint64()), "count": pa.array([], pa.uint64())})
+        return self.table("exec_counts")
+
+    @cached_property
+    def memory_image(self) -> pa.Table:
+        return self.table("memory_image")
+
     @property
     def initial_rsp(self) -> int:
         return int(self.meta.initial["rsp"])
@@ -57,9 +93,43 @@ class Trace:
     def initial_brk(self) -> int:
         return int(self.meta.initial["brk"])
 
+    @property
+    def instructions(self) -> int:
+        """Steps executed (0 for a recording killed before it could say)."""
+        return int(self.meta.end.get("instructions") or 0)
+
+    @property
+    def elf_path(self) -> Path:
+        return self.path / "program.elf"
+
+    def source_text(self) -> str | None:
+        """The assembly source, if the file recorded is still where it was and unchanged.
+
+        The trace stores the source's path and hash, not its text: a moved or edited file
+        gives None rather than a listing that no longer matches the run.
+        """
+        program = self.meta.program
+        expected = program.get("source_sha256")
+        if program.get("kind") != "asm" or not expected:
+            return None
+        for candidate in (Path(program.get("path", "")), self.path / program.get("name", "")):
+            try:
+                data = candidate.read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() == expected:
+                return data.decode(errors="replace")
+        return None
+
 
 def open_trace(path: str | Path) -> Trace:
     """Opens a trace directory for reading (never writes to it).
+
+    Args:
+        path: the trace directory written by `trace record`.
+
+    Returns:
+        The trace; its analyses are the functions of the `analysis` modules.
 
     Raises:
         TraceFormatError: not a vmtrace trace, a newer format, or corrupt.

@@ -1,0 +1,133 @@
+"""Per-segment access heatmaps (address bucket x time bucket, reads and writes) and the
+per-segment totals table, from one DuckDB pass over the streamed accesses table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from analysis.segments import Segment, segment_case, segments
+from analysis.trace import Trace
+
+CACHE_LINE = 64
+PAGE = 4096
+MAX_ROWS = 128
+MAX_COLS = 160
+
+
+@dataclass(frozen=True)
+class SegmentHeatmap:
+    """`cells`: row, col, reads, writes (only non-empty cells). Row r covers addresses
+    `[base + r*granularity, base + (r+1)*granularity)`; column c covers steps
+    `[c*steps_per_col, (c+1)*steps_per_col)`."""
+
+    segment: Segment
+    base: int
+    granularity: int
+    rows: int
+    cells: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Heatmaps:
+    """`totals`: segment, kind, start, end, reads, writes, explicit, implicit, kernel
+    (one row per segment that was accessed, plus `unmapped` if any access fell outside)."""
+
+    maps: list[SegmentHeatmap]
+    totals: pd.DataFrame
+    steps_per_col: int
+    cols: int
+
+
+def granularity(extent: int, max_rows: int = MAX_ROWS) -> int:
+    """Cache lines when they fit in `max_rows`, else pages, else a power-of-two multiple
+    of pages: the row size for a segment spanning `extent` bytes."""
+    if extent <= CACHE_LINE * max_rows:
+        return CACHE_LINE
+    gran = PAGE
+    while extent > gran * max_rows:
+        gran *= 2
+    return gran
+
+
+def _extent(seg: Segment, lowest_rsp: int | None) -> tuple[int, int]:
+    if seg.kind == "stack" and lowest_rsp is not None:
+        # The 8 MiB reservation is mostly untouched: show from a page below the deepest RSP.
+        lo = max(seg.start, ((lowest_rsp - 128) & ~(PAGE - 1)) - PAGE)
+        return lo, seg.end
+    return seg.start, seg.end
+
+
+def heatmaps(trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_ROWS,
+             max_cols: int = MAX_COLS) -> Heatmaps:
+    """Counts reads and writes per segment, address bucket and time bucket.
+
+    Args:
+        trace: an open trace.
+        lowest_rsp: the deepest RSP of the run (narrows the stack's rows); None = whole stack.
+        max_rows: at most this many address rows per segment.
+        max_cols: at most this many time columns.
+
+    Returns:
+        One heatmap per accessed segment and the totals table.
+    """
+    segs = segments(trace)
+    total_steps = max(trace.instructions, 1)
+    steps_per_col = max(1, -(-total_steps // max_cols))
+    layout = []
+    for s in segs:
+        lo, hi = _extent(s, lowest_rsp)
+        layout.append({"seg": s.id, "base": lo, "gran": granularity(hi - lo, max_rows),
+                       "nrows": 0})
+    for row in layout:
+        seg = segs[row["seg"]]
+        lo, hi = _extent(seg, lowest_rsp)
+        row["nrows"] = -(-(hi - lo) // row["gran"])
+    seg_table = pa.Table.from_pylist(layout, schema=pa.schema([
+        ("seg", pa.int32()), ("base", pa.uint64()), ("gran", pa.uint64()),
+        ("nrows", pa.int64())]))
+    cells = trace.sql(f"""
+        WITH a AS (SELECT {segment_case(segs)} AS seg, addr, step, is_write,
+                          source::VARCHAR AS source FROM accesses)
+        SELECT a.seg, CASE WHEN a.seg IS NULL THEN NULL
+                      ELSE least(greatest((a.addr::HUGEINT - s.base::HUGEINT)
+                                          // s.gran::HUGEINT, 0), s.nrows - 1)::BIGINT END
+                      AS row,
+               (a.step // {steps_per_col})::BIGINT AS col, a.source,
+               count(*) FILTER (WHERE NOT a.is_write) AS reads,
+               count(*) FILTER (WHERE a.is_write) AS writes
+        FROM a LEFT JOIN segs s ON a.seg = s.seg
+        GROUP BY ALL""", {"accesses": ["step", "addr", "is_write", "source"]},
+        {"segs": seg_table}).to_pandas()
+    return build_heatmaps(cells, segs, layout, steps_per_col, max_cols)
+
+
+def build_heatmaps(cells: pd.DataFrame, segs: list[Segment], layout: list[dict],
+                   steps_per_col: int, cols: int) -> Heatmaps:
+    """Turns the aggregated cells (seg, row, col, source, reads, writes) into heatmaps."""
+    maps: list[SegmentHeatmap] = []
+    totals: list[dict] = []
+    for seg, info in zip(segs, layout):
+        part = cells[cells["seg"] == seg.id]
+        if part.empty:
+            continue
+        grid = (part.groupby(["row", "col"], as_index=False)[["reads", "writes"]].sum()
+                .astype("int64"))
+        maps.append(SegmentHeatmap(seg, info["base"], info["gran"], int(info["nrows"]), grid))
+        totals.append(_total_row(seg.label, seg.kind, seg.start, seg.end, part))
+    outside = cells[cells["seg"].isna()]
+    if not outside.empty:
+        totals.append(_total_row("unmapped", "none", None, None, outside))
+    columns = ["segment", "kind", "start", "end", "reads", "writes", "explicit", "implicit",
+               "kernel"]
+    return Heatmaps(maps, pd.DataFrame(totals, columns=columns), steps_per_col, cols)
+
+
+def _total_row(label: str, kind: str, start: int | None, end: int | None,
+               part: pd.DataFrame) -> dict:
+    by_source = (part["reads"] + part["writes"]).groupby(part["source"]).sum()
+    return {"segment": label, "kind": kind, "start": start, "end": end,
+            "reads": int(part["reads"].sum()), "writes": int(part["writes"].sum()),
+            **{src: int(by_source.get(src, 0)) for src in ("explicit", "implicit", "kernel")}}

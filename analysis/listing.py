@@ -1,0 +1,60 @@
+"""The assembly source listing with, per line, how often its instructions executed and how
+many memory reads and writes they made (DWARF line table + exec_counts + accesses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.trace import Trace
+
+
+@dataclass(frozen=True)
+class Listing:
+    """`lines`: line, text, executed, reads, writes (one row per source line; text is ""
+    when the source is unavailable). `file`: the source file the line table names."""
+
+    file: str
+    lines: pd.DataFrame
+    source_available: bool
+
+
+def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_counts: pd.DataFrame,
+                 source: str | None) -> Listing:
+    """Joins per-address counts onto source lines.
+
+    Args:
+        line_table: addr, file, line (the DWARF line table).
+        exec_counts: rip, count.
+        access_counts: rip, reads, writes.
+        source: the source text, or None.
+    """
+    file = line_table["file"].iloc[0] if len(line_table) else ""
+    lt = line_table.sort_values("addr")
+    per_addr = lt[["addr", "line"]].merge(
+        exec_counts.rename(columns={"rip": "addr", "count": "executed"}), on="addr", how="left"
+    ).merge(access_counts.rename(columns={"rip": "addr"}), on="addr", how="left").fillna(0)
+    per_line = per_addr.groupby("line")[["executed", "reads", "writes"]].sum().astype("int64")
+    if source is not None:
+        texts = source.splitlines()
+        frame = pd.DataFrame({"line": range(1, len(texts) + 1), "text": texts})
+    else:
+        frame = pd.DataFrame({"line": sorted(per_line.index), "text": ""})
+    frame = frame.merge(per_line, left_on="line", right_index=True, how="left")
+    for col in ("executed", "reads", "writes"):
+        frame[col] = frame[col].fillna(0).astype("int64")
+    # A line with instructions that never ran shows 0; a line without any shows no count.
+    frame["has_code"] = frame["line"].isin(set(per_line.index))
+    return Listing(file=file, lines=frame.reset_index(drop=True),
+                   source_available=source is not None)
+
+
+def listing(trace: Trace) -> Listing:
+    """The source listing of a trace with per-line execution and access counts."""
+    counts = trace.sql("""
+        SELECT rip, count(*) FILTER (WHERE NOT is_write) AS reads,
+               count(*) FILTER (WHERE is_write) AS writes FROM accesses GROUP BY rip""",
+                       {"accesses": ["rip", "is_write"]}).to_pandas()
+    return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(), counts,
+                        trace.source_text())
