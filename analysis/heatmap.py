@@ -37,6 +37,7 @@ class Heatmaps:
 
     maps: list[SegmentHeatmap]
     totals: pd.DataFrame
+    source_counts: list[dict]  # source, is_write, n: the whole trace's counts
     steps_per_col: int
     cols: int
 
@@ -122,7 +123,11 @@ def build_heatmaps(cells: pd.DataFrame, segs: list[Segment], layout: list[dict],
         totals.append(_total_row("unmapped", "none", None, None, outside))
     columns = ["segment", "kind", "start", "end", "reads", "writes", "explicit", "implicit",
                "kernel"]
-    return Heatmaps(maps, pd.DataFrame(totals, columns=columns), steps_per_col, cols)
+    counts = []
+    for src, part in cells.groupby("source"):
+        counts.append({"source": src, "is_write": False, "n": int(part["reads"].sum())})
+        counts.append({"source": src, "is_write": True, "n": int(part["writes"].sum())})
+    return Heatmaps(maps, pd.DataFrame(totals, columns=columns), counts, steps_per_col, cols)
 
 
 def _total_row(label: str, kind: str, start: int | None, end: int | None,

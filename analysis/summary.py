@@ -90,7 +90,30 @@ def _decode(trace: Trace, fd: int) -> str:
     return data.decode(errors="backslashreplace")
 
 
-def summarize(trace: Trace) -> TraceSummary:
+def access_counts_from(totals: list[dict]) -> AccessCounts:
+    """AccessCounts from per-(source, is_write) counts already aggregated elsewhere.
+
+    Args:
+        totals: rows with `source`, `is_write` and `n`.
+    """
+    by_source: dict[str, dict[str, int]] = {}
+    for row in totals:
+        slot = by_source.setdefault(row["source"], {"read": 0, "write": 0})
+        slot["write" if row["is_write"] else "read"] += int(row["n"])
+    return AccessCounts(read=sum(v["read"] for v in by_source.values()),
+                        write=sum(v["write"] for v in by_source.values()),
+                        by_source=dict(sorted(by_source.items())))
+
+
+def summarize(trace: Trace, accesses: AccessCounts | None = None,
+              stack_depth: int | None = None) -> TraceSummary:
+    """What `trace info` shows.
+
+    Args:
+        trace: an open trace.
+        accesses: counts already computed (skips a pass over the accesses table).
+        stack_depth: the maximum stack depth already computed (skips a pass over rsp).
+    """
     meta = trace.meta
     end = meta.end
     syscalls = [{"step": r["step"], "name": r["name"], "args": r["args"], "ret": r["ret"]}
@@ -109,11 +132,11 @@ def summarize(trace: Trace) -> TraceSummary:
         stdout=_decode(trace, 1),
         stderr=_decode(trace, 2),
         instructions=int(end.get("instructions") or 0),
-        accesses=access_counts(trace),
+        accesses=accesses if accesses is not None else access_counts(trace),
         syscalls=syscalls,
         brk_start=trace.initial_brk,
         brk_end=brk_end,
         regions=map_at(trace.regions),
-        max_stack_depth=max_stack_depth(trace),
+        max_stack_depth=stack_depth if stack_depth is not None else max_stack_depth(trace),
         warnings=list(meta.warnings),
     )
