@@ -248,11 +248,9 @@ def rsp_findings(trace: Trace, sym: Symbolizer, stack: StackDepth) -> list[Findi
             r["n"]))
     end = trace.meta.end
     if end.get("stop_reason") == "exit" and stack.final_depth != 0:
-        counts = dict(trace.sql("SELECT cause::VARCHAR AS cause, count(*) AS n FROM rsp GROUP BY 1",
-                                {"rsp": ["cause"]}).to_pydict().values().__iter__().__next__()
-                      and zip(*trace.sql("SELECT cause::VARCHAR AS cause, count(*) AS n "
-                                         "FROM rsp GROUP BY 1", {"rsp": ["cause"]}
-                                         ).to_pydict().values()))
+        per_cause = trace.sql("SELECT cause::VARCHAR AS cause, count(*) AS n FROM rsp "
+                              "GROUP BY 1", {"rsp": ["cause"]}).to_pydict()
+        counts = dict(zip(per_cause["cause"], per_cause["n"]))
         d = stack.final_depth
         last = trace.syscalls.to_pylist()[-1] if trace.syscalls.num_rows else None
         where = "below" if d > 0 else "above"
