@@ -1,0 +1,130 @@
+"""`trace report` and `trace plot` end to end: the HTML is offline, escaped, under 5 MB,
+and opens in headless Chromium without console errors, with its charts drawn."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, PROGRAMS, ROOT, record, trace_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
+                                    "(apt-get install chromium; CI installs it)")
+MAX_HTML = 5 * 1000 * 1000
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """brk_tutorial and evil_output recorded and reported once for this module."""
+    base = tmp_path_factory.mktemp("reports")
+    out = {}
+    for name, src in (("brk", EXAMPLES / "brk_tutorial.asm"),
+                      ("evil", PROGRAMS / "evil_output.asm"),
+                      ("alloc", EXAMPLES / "allocator.asm")):
+        record(src, base / name)
+        html = base / f"{name}.html"
+        extra = ["--allocator", "alloc=alloc,free=free"] if name == "alloc" else []
+        trace_cli("report", str(base / name), "-o", str(html), *extra)
+        out[name] = html
+    return out
+
+
+def chromium(html: Path, workdir: Path, screenshot: Path | None = None) -> tuple[str, str]:
+    """Loads a page headless; returns (DOM after scripts ran, Chromium's log)."""
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={workdir / 'profile'}", "--enable-logging=stderr",
+            "--v=0", "--virtual-time-budget=20000", "--window-size=1400,3000"]
+    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    done = subprocess.run([*args, html.resolve().as_uri()], capture_output=True, text=True,
+                          timeout=120)
+    return done.stdout, done.stderr
+
+
+def console_errors(log: str) -> list[str]:
+    # Chromium logs every console message and uncaught exception as a CONSOLE line; the
+    # report itself logs nothing, so any such line is a failure.
+    return [line for line in log.splitlines() if ":CONSOLE" in line]
+
+
+@needs_chromium
+def test_console_error_detection_works(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>console.error('boom'); nope();</script></body></html>")
+    _, log = chromium(page, tmp_path)
+    assert len(console_errors(log)) == 2
+
+
+def test_report_is_offline_small_and_complete(reports):
+    html = reports["brk"].read_text()
+    assert len(html.encode()) < MAX_HTML
+    assert '<script src=' not in html and "cdn.plot.ly" not in html
+    for section in ("Summary", "Findings", "Memory map", "Stack", "Heap", "Access heatmaps",
+                    "Syscalls", "Source: ", "brk_tutorial.asm</h2>"):
+        assert section in html
+    assert "0x20000405c00" in html and "byte data exceeds bounds" in html
+    assert "add rbx, [increment]" in html
+
+
+def test_program_output_is_escaped(reports):
+    html = reports["evil"].read_text()
+    assert "<img src=x" not in html
+    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_plot_writes_each_chart(tmp_path):
+    record(EXAMPLES / "recursion.asm", tmp_path / "r")
+    for chart in ("stack", "heap", "heatmap", "vmmap"):
+        out = tmp_path / f"{chart}.html"
+        trace_cli("plot", str(tmp_path / "r"), chart, "--html", str(out))
+        text = out.read_text()
+        assert 'class="figure"' in text and len(text.encode()) < MAX_HTML
+    done = trace_cli("plot", str(tmp_path / "r"), "pie", check=False)
+    assert done.returncode != 0
+
+
+def test_missing_trace_is_one_line_error(tmp_path):
+    done = trace_cli("report", str(tmp_path / "nothing"), check=False)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip().startswith("error:")
+    assert "Traceback" not in done.stderr.decode()
+
+
+def test_analysis_does_not_import_the_emulator():
+    code = ("import sys, analysis, analysis.report, analysis.html, analysis.figures, "
+            "analysis.allocator; bad = [m for m in ('unicorn', 'capstone') if m in sys.modules];"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", ["brk", "evil", "alloc"])
+def test_report_opens_without_console_errors(reports, tmp_path, name):
+    dom, log = chromium(reports[name], tmp_path)
+    assert console_errors(log) == []
+    assert 'data-charts-ready="yes"' in dom
+    assert dom.count('class="main-svg"') >= 4  # plotly drew every chart
+    assert '<p id="charts-error" class="error"></p>' in dom
+    assert "alert(1)" not in dom or "&lt;/script&gt;" in dom
+
+
+@needs_chromium
+def test_screenshot_shows_the_main_charts(reports, tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "shot.png"
+    chromium(reports["alloc"], tmp_path, screenshot=png)
+    image = Image.open(png).convert("RGB")
+    colours = {c for _, c in image.getcolors(maxcolors=1 << 20)}
+
+    def near(rgb: str) -> bool:
+        want = tuple(int(rgb[i:i + 2], 16) for i in (1, 3, 5))
+        return any(all(abs(a - b) <= 6 for a, b in zip(c, want)) for c in colours)
+
+    assert near("#f48fb1"), "the memory map's stack region is missing"
+    assert near("#80cbc4") or near("#fff59d"), "the memory map's heap/data region is missing"
+    assert near("#c2185b"), "the stack-depth line is missing"
+    assert near("#00897b"), "the heap (break) line is missing"
