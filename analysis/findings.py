@@ -117,17 +117,22 @@ def wide_accesses(trace: Trace, sym: Symbolizer, sections: list[Section]) -> lis
         [{"i": i, "start": d.start, "dend": d.end} for i, d in enumerate(items)],
         schema=pa.schema([("i", pa.int64()), ("start", pa.uint64()), ("dend", pa.uint64())]))
     lo, hi = min(d.start for d in items), max(d.end for d in items)
+    # Group first (few distinct address/size/instruction triples), then join the small
+    # result with the data items: a join over the streamed table itself is far slower.
+    grouped = f"""
+        SELECT addr, size, rip, count(*) AS n, min(step) AS step,
+               arg_min(is_write, step) AS is_write, arg_min(value, step) AS value
+        FROM accesses WHERE source = 'explicit' AND addr >= {lo} AND addr < {hi}
+        GROUP BY addr, size, rip"""
     rows = trace.sql(f"""
-        WITH a AS (SELECT step, rip, addr, size, is_write, value FROM accesses
-                   WHERE source = 'explicit' AND addr >= {lo} AND addr < {hi})
-        SELECT d.i, a.rip, count(*) AS n, min(a.step) AS step, arg_min(a.addr, a.step) AS addr,
-               arg_min(a.size, a.step) AS size, arg_min(a.is_write, a.step) AS is_write,
-               arg_min(a.value, a.step) AS value
-        FROM a ASOF JOIN items d ON a.addr >= d.start
-        WHERE a.addr + a.size > d.dend
-        GROUP BY ALL ORDER BY step LIMIT {MAX_PER_KIND}""",
+        SELECT d.i, g.rip, sum(g.n)::BIGINT AS n, min(g.step) AS step,
+               arg_min(g.addr, g.step) AS addr, arg_min(g.size, g.step) AS size,
+               arg_min(g.is_write, g.step) AS is_write, arg_min(g.value, g.step) AS value
+        FROM g ASOF JOIN items d ON g.addr >= d.start
+        WHERE g.addr + g.size > d.dend
+        GROUP BY d.i, g.rip ORDER BY step LIMIT {MAX_PER_KIND}""",
                      {"accesses": ["step", "rip", "addr", "size", "is_write", "source", "value"]},
-                     {"items": table}).to_pylist()
+                     {"items": table}, materialize={"g": grouped}).to_pylist()
     source = trace.source_text()
     warned = nasm_warnings(trace.meta.warnings)
     out = []
@@ -273,17 +278,16 @@ def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[F
     floor = int(trace.meta.initial["stack_top"]) - int(trace.meta.initial["stack_limit"])
     heap_hi = max([heap.initial_brk, *heap.brk["end"].tolist()])
     where = f"((addr >= {floor} AND addr < {ir}) OR (addr >= {heap.initial_brk} AND addr < {heap_hi}))"
-    # Word (8-byte) granularity keeps this one streaming pass: a byte written and the
-    # whole word read later counts as written.
+    # Word (8-byte) granularity: a byte written and the whole word read later counts as
+    # written. Accesses are grouped by (addr, size, is_write) first: few distinct groups.
+    grouped = f"""
+        SELECT addr, size, is_write, min(step) AS step, arg_min(rip, step) AS rip
+        FROM accesses WHERE {where} GROUP BY addr, size, is_write"""
     reads = trace.sql(f"""
-        WITH a AS (SELECT step, rip, addr, size, is_write FROM accesses WHERE {where}),
-        words AS (
-            SELECT step, rip, is_write, addr // 8 AS word FROM a WHERE size <= 16
-            UNION ALL SELECT step, rip, is_write, (addr + size - 1) // 8 FROM a
-                WHERE size <= 16 AND (addr + size - 1) // 8 <> addr // 8
-            UNION ALL SELECT step, rip, is_write,
-                unnest(range((addr // 8)::BIGINT, ((addr + size - 1) // 8 + 1)::BIGINT))::UBIGINT
-                FROM a WHERE size > 16),
+        WITH words AS (
+            SELECT step, rip, is_write,
+                unnest(range((addr // 8)::BIGINT, ((addr + size - 1) // 8 + 1)::BIGINT))
+                AS word FROM g),
         per AS (SELECT word, min(step) FILTER (WHERE is_write) AS fw,
                        min(step) FILTER (WHERE NOT is_write) AS fr,
                        arg_min(rip, step) FILTER (WHERE NOT is_write) AS rr
@@ -291,7 +295,8 @@ def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[F
         SELECT rr AS rip, count(*) AS words, min(fr) AS step, min(word) * 8 AS addr
         FROM per WHERE fr IS NOT NULL AND (fw IS NULL OR fr < fw)
         GROUP BY rr ORDER BY step LIMIT {MAX_PER_KIND}""",
-                      {"accesses": ["step", "rip", "addr", "size", "is_write"]}).to_pylist()
+                      {"accesses": ["step", "rip", "addr", "size", "is_write"]},
+                      materialize={"g": grouped}).to_pylist()
     out = []
     for r in reads:
         place = "stack" if floor <= r["addr"] < ir else "heap"
@@ -304,16 +309,18 @@ def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[F
                            f"Read of {place} memory at {hx(r['addr'])} that the program never "
                            f"wrote before ({r['words']} 8-byte word"
                            f"{'s' if r['words'] != 1 else ''} from this instruction). {why}."))
+    stack_writes = (f"SELECT step, rip, addr FROM accesses WHERE is_write AND "
+                    f"source = 'explicit' AND addr >= {floor} AND addr < {ir}")
     below = trace.sql(f"""
-        WITH w AS (SELECT step, rip, addr FROM accesses WHERE is_write AND source = 'explicit'
-                   AND addr >= {floor} AND addr < {ir})
         SELECT w.rip, count(*) AS n, min(w.step) AS step,
                max(coalesce(r.new, {ir}::UBIGINT) - w.addr) AS below
-        FROM w ASOF LEFT JOIN rsp r ON w.step >= r.step
+        FROM w ASOF LEFT JOIN r ON w.step >= r.step
         WHERE w.addr < coalesce(r.new, {ir}::UBIGINT)
         GROUP BY w.rip ORDER BY step LIMIT {MAX_PER_KIND}""",
                       {"accesses": ["step", "rip", "addr", "is_write", "source"],
-                       "rsp": ["step", "new"]}).to_pylist()
+                       "rsp": ["step", "new"]},
+                      materialize={"w": stack_writes, "r": "SELECT step, new FROM rsp"}
+                      ).to_pylist()
     for r in below:
         red = r["below"] <= RED_ZONE
         msg = (f"Write up to {r['below']} bytes below RSP ({r['n']} time"

@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import pyarrow as pa
 
-from analysis.segments import Segment, segment_case, segments
+from analysis.segments import Segment, segments
 from analysis.trace import Trace
 
 CACHE_LINE = 64
 PAGE = 4096
 MAX_ROWS = 128
 MAX_COLS = 160
+_KEY = 1 << 32  # segment id * _KEY + row
 
 
 @dataclass(frozen=True)
@@ -86,22 +86,21 @@ def heatmaps(trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_RO
         seg = segs[row["seg"]]
         lo, hi = _extent(seg, lowest_rsp)
         row["nrows"] = -(-(hi - lo) // row["gran"])
-    seg_table = pa.Table.from_pylist(layout, schema=pa.schema([
-        ("seg", pa.int32()), ("base", pa.uint64()), ("gran", pa.uint64()),
-        ("nrows", pa.int64())]))
-    cells = trace.sql(f"""
-        WITH a AS (SELECT {segment_case(segs)} AS seg, addr, step, is_write,
-                          source::VARCHAR AS source FROM accesses)
-        SELECT a.seg, CASE WHEN a.seg IS NULL THEN NULL
-                      ELSE least(greatest((a.addr::HUGEINT - s.base::HUGEINT)
-                                          // s.gran::HUGEINT, 0), s.nrows - 1)::BIGINT END
-                      AS row,
-               (a.step // {steps_per_col})::BIGINT AS col, a.source,
-               count(*) FILTER (WHERE NOT a.is_write) AS reads,
-               count(*) FILTER (WHERE a.is_write) AS writes
-        FROM a LEFT JOIN segs s ON a.seg = s.seg
-        GROUP BY ALL""", {"accesses": ["step", "addr", "is_write", "source"]},
-        {"segs": seg_table}).to_pandas()
+    # One integer key per (segment, row) keeps the scan a single CASE and a hash
+    # aggregate: no join, and BIGINT arithmetic (user addresses are below 2**47).
+    whens = " ".join(
+        f"WHEN addr >= {seg.start} AND addr < {seg.end} THEN {seg.id * _KEY} + "
+        f"least(greatest((addr::BIGINT - {info['base']}) // {info['gran']}, 0), "
+        f"{info['nrows'] - 1})" for seg, info in zip(segs, layout))
+    key = f"(CASE {whens} ELSE NULL END)" if segs else "NULL::BIGINT"
+    raw = trace.sql(f"""
+        SELECT {key} AS key, (step // {steps_per_col})::BIGINT AS col,
+               source::VARCHAR AS source,
+               count(*) FILTER (WHERE NOT is_write) AS reads,
+               count(*) FILTER (WHERE is_write) AS writes
+        FROM accesses GROUP BY ALL""",
+                    {"accesses": ["step", "addr", "is_write", "source"]}).to_pandas()
+    cells = raw.assign(seg=raw["key"] // _KEY, row=raw["key"] % _KEY).drop(columns="key")
     return build_heatmaps(cells, segs, layout, steps_per_col, max_cols)
 
 

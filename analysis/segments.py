@@ -1,5 +1,5 @@
 """Segments: the named address ranges (text, data, heap, each mmap, stack...) that every
-per-segment table and heatmap groups accesses by, and the SQL that classifies an address."""
+per-segment table and heatmap groups accesses by."""
 
 from __future__ import annotations
 
@@ -64,12 +64,3 @@ def segments_from_events(events: pa.Table, initial_brk: int) -> list[Segment]:
 def segments(trace: Trace) -> list[Segment]:
     """The segments of a trace (see `segments_from_events`)."""
     return segments_from_events(trace.regions, trace.initial_brk)
-
-
-def segment_case(segs: list[Segment], column: str = "addr") -> str:
-    """A SQL expression giving the id of the segment holding `column`, NULL if none."""
-    if not segs:
-        return "NULL::INTEGER"
-    whens = " ".join(f"WHEN {column} >= {s.start} AND {column} < {s.end} THEN {s.id}"
-                     for s in sorted(segs, key=lambda s: s.start))
-    return f"(CASE {whens} ELSE NULL END)::INTEGER"

@@ -11,7 +11,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from tracer.format import TraceFiles
+from tracer.format import TABLES, TraceFiles, TraceFormatError, file_name
+
+MEMORY_LIMIT = "900MB"
 
 
 class Trace:
@@ -31,26 +33,62 @@ class Trace:
         return self.files.table(name, columns)
 
     def reader(self, name: str, columns: list[str] | None = None) -> pa.RecordBatchReader:
-        return self.files.record_batch_reader(name, columns)
+        """A streaming reader of one table that decompresses only the named columns.
+
+        `TraceFiles.batches` decodes every column of each batch before selecting; reading
+        with `included_fields` skips the others, which makes a one-column pass over the
+        accesses table about ten times faster.
+        """
+        if not columns or not self.files.has(name):
+            return self.files.record_batch_reader(name, columns)
+        schema = TABLES[name]
+        projected = pa.schema([schema.field(c) for c in columns])
+        return pa.RecordBatchReader.from_batches(projected, self._projected(name, columns))
+
+    def _projected(self, name: str, columns: list[str]):
+        path = self.path / file_name(name)
+        expected = TABLES[name]
+        fields = sorted(expected.get_field_index(c) for c in columns)
+        try:
+            with pa.memory_map(str(path)) as source:
+                if not pa.ipc.open_stream(source).schema.equals(expected, check_metadata=False):
+                    raise TraceFormatError(f"{path} does not have the {name} schema this "
+                                           f"vmtrace reads")
+                source.seek(0)
+                options = pa.ipc.IpcReadOptions(included_fields=fields)
+                for batch in pa.ipc.open_stream(source, options=options):
+                    yield batch.select(columns)
+        except pa.ArrowInvalid as exc:
+            if self.complete:
+                raise TraceFormatError(f"{path} is corrupt or truncated ({exc})") from None
+            # A killed recording: its last batch may be cut; the batches before it stand.
 
     def sql(self, query: str, tables: dict[str, list[str]],
-            params: dict[str, pa.Table] | None = None) -> pa.Table:
+            params: dict[str, pa.Table] | None = None,
+            materialize: dict[str, str] | None = None) -> pa.Table:
         """Runs one DuckDB query over streamed event tables (bounded memory).
 
         Args:
             query: SQL naming each table of `tables` (and of `params`) by its key.
             tables: trace table name -> the columns the query needs; each is streamed once.
             params: extra small Arrow tables to register under their key.
+            materialize: name -> query, run first as `CREATE TEMP TABLE name AS query`.
+                A join between two streamed tables needs this: over bare streams DuckDB
+                has no row counts and picks plans that are orders of magnitude slower.
 
         Returns:
             The result as an Arrow table (it should be small: aggregate in the query).
         """
-        con = duckdb.connect()
+        # A memory cap makes DuckDB spill big sorts and joins to disk instead of growing.
+        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
+                                     "preserve_insertion_order": False})
         try:
             for name, columns in tables.items():
                 con.register(name, self.reader(name, columns))
             for name, table in (params or {}).items():
                 con.register(name, table)
+            for name, sub in (materialize or {}).items():
+                con.execute(f"CREATE TEMP TABLE {name} AS {sub}")
             return con.sql(query).to_arrow_table()
         finally:
             con.close()
