@@ -8,6 +8,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from analysis.heap import HeapTimeline
@@ -121,18 +122,26 @@ def wide_accesses(trace: Trace, sym: Symbolizer, sections: list[Section]) -> lis
     # result with the data items: a join over the streamed table itself is far slower.
     grouped = f"""
         SELECT addr, size, rip, count(*) AS n, min(step) AS step,
-               arg_min(is_write, step) AS is_write, arg_min(value, step) AS value
+               arg_min(is_write, step) AS is_write
         FROM accesses WHERE source = 'explicit' AND addr >= {lo} AND addr < {hi}
         GROUP BY addr, size, rip"""
     rows = trace.sql(f"""
         SELECT d.i, g.rip, sum(g.n)::BIGINT AS n, min(g.step) AS step,
                arg_min(g.addr, g.step) AS addr, arg_min(g.size, g.step) AS size,
-               arg_min(g.is_write, g.step) AS is_write, arg_min(g.value, g.step) AS value
+               arg_min(g.is_write, g.step) AS is_write
         FROM g ASOF JOIN items d ON g.addr >= d.start
         WHERE g.addr + g.size > d.dend
         GROUP BY d.i, g.rip ORDER BY step LIMIT {MAX_PER_KIND}""",
-                     {"accesses": ["step", "rip", "addr", "size", "is_write", "source", "value"]},
+                     {"accesses": ["step", "rip", "addr", "size", "is_write", "source"]},
                      {"items": table}, materialize={"g": grouped}).to_pylist()
+    if rows:
+        # The values only for the few accesses found: the value column is the widest.
+        wanted = ", ".join(str(r["step"]) for r in rows)
+        values = trace.sql(f"SELECT step, addr, value FROM accesses WHERE step IN ({wanted}) "
+                           f"AND source = 'explicit'",
+                           {"accesses": ["step", "addr", "source", "value"]}).to_pylist()
+        by_key = {(v["step"], v["addr"]): v["value"] for v in values}
+        rows = [{**r, "value": by_key.get((r["step"], r["addr"]))} for r in rows]
     source = trace.source_text()
     warned = nasm_warnings(trace.meta.warnings)
     out = []
@@ -309,18 +318,7 @@ def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[F
                            f"Read of {place} memory at {hx(r['addr'])} that the program never "
                            f"wrote before ({r['words']} 8-byte word"
                            f"{'s' if r['words'] != 1 else ''} from this instruction). {why}."))
-    stack_writes = (f"SELECT step, rip, addr FROM accesses WHERE is_write AND "
-                    f"source = 'explicit' AND addr >= {floor} AND addr < {ir}")
-    below = trace.sql(f"""
-        SELECT w.rip, count(*) AS n, min(w.step) AS step,
-               max(coalesce(r.new, {ir}::UBIGINT) - w.addr) AS below
-        FROM w ASOF LEFT JOIN r ON w.step >= r.step
-        WHERE w.addr < coalesce(r.new, {ir}::UBIGINT)
-        GROUP BY w.rip ORDER BY step LIMIT {MAX_PER_KIND}""",
-                      {"accesses": ["step", "rip", "addr", "is_write", "source"],
-                       "rsp": ["step", "new"]},
-                      materialize={"w": stack_writes, "r": "SELECT step, new FROM rsp"}
-                      ).to_pylist()
+    below = writes_below_rsp(trace, floor, ir)
     for r in below:
         red = r["below"] <= RED_ZONE
         msg = (f"Write up to {r['below']} bytes below RSP ({r['n']} time"
@@ -333,6 +331,69 @@ def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[F
                            Severity.NOTE if red else Severity.WARNING, r["step"], r["rip"],
                            sym.line_no(r["rip"]), msg, r["n"]))
     return out
+
+
+def _source_mask(column: pa.Array, name: str) -> np.ndarray:
+    """Rows of a dictionary-encoded `source` column equal to `name` (no string decoding)."""
+    names = column.dictionary.to_pylist()
+    if name not in names:
+        return np.zeros(len(column), bool)
+    return column.indices.to_numpy(zero_copy_only=False) == names.index(name)
+
+
+def writes_below_rsp(trace: Trace, floor: int, initial_rsp: int) -> list[dict]:
+    """Explicit stack writes below the RSP of their step, per instruction.
+
+    Both tables are in step order, so this is a streaming merge: each batch of writes looks
+    its RSP up (searchsorted) among the RSP changes read so far. A DuckDB join here would
+    first materialise the whole rsp table.
+
+    Returns:
+        Rows `rip`, `n`, `step` (first), `below` (deepest, bytes), first ones first.
+    """
+    rsp_batches = iter(trace.reader("rsp", ["step", "new"]))
+    steps = np.empty(0, np.uint64)
+    values = np.empty(0, np.uint64)
+    before = initial_rsp  # RSP before the first buffered change
+    exhausted = False
+    per_rip: dict[int, list[int]] = {}
+    for batch in trace.reader("accesses", ["step", "rip", "addr", "is_write", "source"]):
+        addr = batch.column("addr").to_numpy()
+        mask = (batch.column("is_write").to_numpy(zero_copy_only=False)
+                & _source_mask(batch.column("source"), "explicit")
+                & (addr >= floor) & (addr < initial_rsp))
+        if not mask.any():
+            continue
+        w_step = batch.column("step").to_numpy()[mask]
+        w_addr, w_rip = addr[mask], batch.column("rip").to_numpy()[mask]
+        last = w_step[-1]
+        while not exhausted and (len(steps) == 0 or steps[-1] <= last):
+            try:
+                b = next(rsp_batches)
+            except StopIteration:
+                exhausted = True
+                break
+            steps = np.concatenate([steps, b.column("step").to_numpy()])
+            values = np.concatenate([values, b.column("new").to_numpy()])
+        idx = np.searchsorted(steps, w_step, side="right") - 1
+        current = np.where(idx >= 0, values[np.maximum(idx, 0)], np.uint64(before))
+        hit = w_addr < current
+        for rip, step, depth in zip(w_rip[hit].tolist(), w_step[hit].tolist(),
+                                    (current[hit] - w_addr[hit]).tolist()):
+            slot = per_rip.get(rip)
+            if slot is None:
+                per_rip[rip] = [1, step, depth]
+            else:
+                slot[0] += 1
+                slot[2] = max(slot[2], depth)
+        # Changes at or before this batch's last write are needed only as the value before.
+        done = int(np.searchsorted(steps, last, side="right"))
+        if done:
+            before = int(values[done - 1])
+            steps, values = steps[done:], values[done:]
+    rows = [{"rip": rip, "n": n, "step": step, "below": depth}
+            for rip, (n, step, depth) in per_rip.items()]
+    return sorted(rows, key=lambda r: r["step"])[:MAX_PER_KIND]
 
 
 def fault_finding(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Finding]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from analysis.segments import Segment, segments
 from analysis.trace import Trace
+from tracer.format.schema import SOURCES
 
 CACHE_LINE = 64
 PAGE = 4096
@@ -86,22 +88,56 @@ def heatmaps(trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_RO
         seg = segs[row["seg"]]
         lo, hi = _extent(seg, lowest_rsp)
         row["nrows"] = -(-(hi - lo) // row["gran"])
-    # One integer key per (segment, row) keeps the scan a single CASE and a hash
-    # aggregate: no join, and BIGINT arithmetic (user addresses are below 2**47).
-    whens = " ".join(
-        f"WHEN addr >= {seg.start} AND addr < {seg.end} THEN {seg.id * _KEY} + "
-        f"least(greatest((addr::BIGINT - {info['base']}) // {info['gran']}, 0), "
-        f"{info['nrows'] - 1})" for seg, info in zip(segs, layout))
-    key = f"(CASE {whens} ELSE NULL END)" if segs else "NULL::BIGINT"
-    raw = trace.sql(f"""
-        SELECT {key} AS key, (step // {steps_per_col})::BIGINT AS col,
-               source::VARCHAR AS source,
-               count(*) FILTER (WHERE NOT is_write) AS reads,
-               count(*) FILTER (WHERE is_write) AS writes
-        FROM accesses GROUP BY ALL""",
-                    {"accesses": ["step", "addr", "is_write", "source"]}).to_pandas()
-    cells = raw.assign(seg=raw["key"] // _KEY, row=raw["key"] % _KEY).drop(columns="key")
+    cells = _count_cells(trace, segs, layout, steps_per_col, max_cols)
     return build_heatmaps(cells, segs, layout, steps_per_col, max_cols)
+
+
+def _count_cells(trace: Trace, segs: list[Segment], layout: list[dict], steps_per_col: int,
+                 cols: int) -> pd.DataFrame:
+    """One streaming pass: every access lands in a (segment row, column, source, is_write)
+    bin counted with numpy's bincount; a DuckDB GROUP BY over 80 M rows is several times
+    slower, and the bins are few (rows x columns x 6)."""
+    order = sorted(range(len(segs)), key=lambda i: segs[i].start)
+    starts = np.array([segs[i].start for i in order], np.uint64)
+    ends = np.array([segs[i].end for i in order], np.uint64)
+    bases = np.array([layout[i]["base"] for i in order], np.uint64)
+    grans = np.array([layout[i]["gran"] for i in order], np.uint64)
+    nrows = np.array([layout[i]["nrows"] for i in order], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(nrows)])[:-1]
+    outside = int(nrows.sum())  # one extra row for accesses outside every segment
+    nsrc = len(SOURCES)
+    counts = np.zeros((outside + 1) * cols * nsrc * 2, np.int64)
+    for batch in trace.reader("accesses", ["step", "addr", "is_write", "source"]):
+        addr = batch.column("addr").to_numpy()
+        if not len(addr):
+            continue
+        idx = np.searchsorted(starts, addr, side="right").astype(np.int64) - 1
+        safe = np.maximum(idx, 0)
+        inside = (idx >= 0) & (addr < ends[safe]) if len(starts) else np.zeros(len(addr), bool)
+        low = np.maximum(addr, bases[safe]) - bases[safe]  # below the drawn base -> row 0
+        row = np.minimum((low // grans[safe]).astype(np.int64), nrows[safe] - 1)
+        key = np.where(inside, offsets[safe] + row, outside)
+        col = np.minimum(batch.column("step").to_numpy() // np.uint64(steps_per_col),
+                         np.uint64(cols - 1)).astype(np.int64)
+        source = batch.column("source")
+        local = np.array([SOURCES.index(n) for n in source.dictionary.to_pylist()], np.int64)
+        src = local[source.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+        write = batch.column("is_write").to_numpy(zero_copy_only=False).astype(np.int64)
+        flat = ((key * cols + col) * nsrc + src) * 2 + write
+        counts += np.bincount(flat, minlength=len(counts))
+    grid = counts.reshape(outside + 1, cols, nsrc, 2)
+    key_i, col_i, src_i = np.nonzero(grid.sum(axis=3))
+    seg_of_key = np.full(outside + 1, -1, np.int64)
+    row_of_key = np.zeros(outside + 1, np.int64)
+    for pos, i in enumerate(order):
+        seg_of_key[offsets[pos]:offsets[pos] + nrows[pos]] = segs[i].id
+        row_of_key[offsets[pos]:offsets[pos] + nrows[pos]] = np.arange(nrows[pos])
+    seg = pd.array(seg_of_key[key_i], dtype="Int64")
+    seg[seg_of_key[key_i] < 0] = pd.NA
+    return pd.DataFrame({
+        "seg": seg, "row": row_of_key[key_i], "col": col_i,
+        "source": [SOURCES[k] for k in src_i],
+        "reads": grid[key_i, col_i, src_i, 0], "writes": grid[key_i, col_i, src_i, 1]})
 
 
 def build_heatmaps(cells: pd.DataFrame, segs: list[Segment], layout: list[dict],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from analysis.trace import Trace
@@ -50,11 +51,34 @@ def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_cou
                    source_available=source is not None)
 
 
+MAX_SPAN = 1 << 24  # code spans bigger than this are counted by DuckDB instead
+
+
+def access_counts_by_rip(trace: Trace) -> pd.DataFrame:
+    """Reads and writes per instruction address: rip, reads, writes.
+
+    Instruction addresses fall in the small range the line table covers, so a bincount
+    per batch does it in one fast pass; anything outside is counted by DuckDB.
+    """
+    addrs = trace.lines.column("addr").to_numpy()
+    if not len(addrs) or int(addrs.max()) - int(addrs.min()) + 16 > MAX_SPAN:
+        return trace.sql("""
+            SELECT rip, count(*) FILTER (WHERE NOT is_write) AS reads,
+                   count(*) FILTER (WHERE is_write) AS writes FROM accesses GROUP BY rip""",
+                         {"accesses": ["rip", "is_write"]}).to_pandas()
+    lo, span = int(addrs.min()), int(addrs.max()) - int(addrs.min()) + 16
+    counts = np.zeros(2 * (span + 1), np.int64)
+    for batch in trace.reader("accesses", ["rip", "is_write"]):
+        rip = batch.column("rip").to_numpy().astype(np.int64) - lo
+        rip = np.where((rip >= 0) & (rip < span), rip, span)  # `span`: outside the code
+        write = batch.column("is_write").to_numpy(zero_copy_only=False).astype(np.int64)
+        counts += np.bincount(rip * 2 + write, minlength=len(counts))
+    grid = counts.reshape(span + 1, 2)[:span]
+    used = np.nonzero(grid.sum(axis=1))[0]
+    return pd.DataFrame({"rip": used + lo, "reads": grid[used, 0], "writes": grid[used, 1]})
+
+
 def listing(trace: Trace) -> Listing:
     """The source listing of a trace with per-line execution and access counts."""
-    counts = trace.sql("""
-        SELECT rip, count(*) FILTER (WHERE NOT is_write) AS reads,
-               count(*) FILTER (WHERE is_write) AS writes FROM accesses GROUP BY rip""",
-                       {"accesses": ["rip", "is_write"]}).to_pandas()
-    return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(), counts,
-                        trace.source_text())
+    return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(),
+                        access_counts_by_rip(trace), trace.source_text())
