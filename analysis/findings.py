@@ -19,6 +19,8 @@ from analysis.symbols import Symbolizer
 from analysis.trace import Trace
 
 RED_ZONE = 128
+MAX_HEAP_WORDS = 8 << 20  # first-touch tracking covers the first 64 MiB of the heap
+_NEVER = np.uint64(2**64 - 1)
 MAX_PER_KIND = 10
 _WARNING = re.compile(r":(\d+):\s*warning:\s*(.*)$")
 
@@ -286,26 +288,8 @@ def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[F
     ir = trace.initial_rsp
     floor = int(trace.meta.initial["stack_top"]) - int(trace.meta.initial["stack_limit"])
     heap_hi = max([heap.initial_brk, *heap.brk["end"].tolist()])
-    where = f"((addr >= {floor} AND addr < {ir}) OR (addr >= {heap.initial_brk} AND addr < {heap_hi}))"
-    # Word (8-byte) granularity: a byte written and the whole word read later counts as
-    # written. Accesses are grouped by (addr, size, is_write) first: few distinct groups.
-    grouped = f"""
-        SELECT addr, size, is_write, min(step) AS step, arg_min(rip, step) AS rip
-        FROM accesses WHERE {where} GROUP BY addr, size, is_write"""
-    reads = trace.sql(f"""
-        WITH words AS (
-            SELECT step, rip, is_write,
-                unnest(range((addr // 8)::BIGINT, ((addr + size - 1) // 8 + 1)::BIGINT))
-                AS word FROM g),
-        per AS (SELECT word, min(step) FILTER (WHERE is_write) AS fw,
-                       min(step) FILTER (WHERE NOT is_write) AS fr,
-                       arg_min(rip, step) FILTER (WHERE NOT is_write) AS rr
-                FROM words GROUP BY word)
-        SELECT rr AS rip, count(*) AS words, min(fr) AS step, min(word) * 8 AS addr
-        FROM per WHERE fr IS NOT NULL AND (fw IS NULL OR fr < fw)
-        GROUP BY rr ORDER BY step LIMIT {MAX_PER_KIND}""",
-                      {"accesses": ["step", "rip", "addr", "size", "is_write"]},
-                      materialize={"g": grouped}).to_pylist()
+    heap_hi = min(heap_hi, heap.initial_brk + MAX_HEAP_WORDS * 8)
+    reads, below = scan_stack_and_heap(trace, floor, ir, heap.initial_brk, heap_hi)
     out = []
     for r in reads:
         place = "stack" if floor <= r["addr"] < ir else "heap"
@@ -318,7 +302,6 @@ def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[F
                            f"Read of {place} memory at {hx(r['addr'])} that the program never "
                            f"wrote before ({r['words']} 8-byte word"
                            f"{'s' if r['words'] != 1 else ''} from this instruction). {why}."))
-    below = writes_below_rsp(trace, floor, ir)
     for r in below:
         red = r["below"] <= RED_ZONE
         msg = (f"Write up to {r['below']} bytes below RSP ({r['n']} time"
@@ -341,31 +324,83 @@ def _source_mask(column: pa.Array, name: str) -> np.ndarray:
     return column.indices.to_numpy(zero_copy_only=False) == names.index(name)
 
 
-def writes_below_rsp(trace: Trace, floor: int, initial_rsp: int) -> list[dict]:
-    """Explicit stack writes below the RSP of their step, per instruction.
+class _FirstTouch:
+    """The first read and first write step of each 8-byte word of one address range."""
 
-    Both tables are in step order, so this is a streaming merge: each batch of writes looks
-    its RSP up (searchsorted) among the RSP changes read so far. A DuckDB join here would
-    first materialise the whole rsp table.
+    def __init__(self, lo: int, hi: int):
+        self.lo = lo // 8
+        self.n = max(0, (hi + 7) // 8 - self.lo)
+        self.write = np.full(self.n, _NEVER, np.uint64)
+        self.read = np.full(self.n, _NEVER, np.uint64)
+        self.read_rip = np.zeros(self.n, np.uint64)
+
+    def add(self, word: np.ndarray, step: np.ndarray, rip: np.ndarray, is_write: np.ndarray):
+        i = word.astype(np.int64) - self.lo
+        ok = (i >= 0) & (i < self.n)
+        for target, rows in ((self.write, ok & is_write), (self.read, ok & ~is_write)):
+            idx, st = i[rows], step[rows]
+            fresh = target[idx] == _NEVER
+            # Steps ascend: assigning in reverse leaves each word its earliest step.
+            target[idx[fresh][::-1]] = st[fresh][::-1]
+            if target is self.read:
+                self.read_rip[idx[fresh][::-1]] = rip[rows][fresh][::-1]
+
+    def never_written(self) -> list[tuple[int, int, int]]:
+        """(rip, step, address) of each word read before any write to it."""
+        hit = np.nonzero((self.read != _NEVER) & ((self.write == _NEVER) |
+                                                   (self.read < self.write)))[0]
+        return list(zip(self.read_rip[hit].tolist(), self.read[hit].tolist(),
+                        ((hit + self.lo) * 8).tolist()))
+
+
+def scan_stack_and_heap(trace: Trace, floor: int, initial_rsp: int, heap_lo: int,
+                        heap_hi: int) -> tuple[list[dict], list[dict]]:
+    """One streaming pass for two findings: reads of never-written stack/heap words, and
+    explicit stack writes below the RSP of their step.
+
+    Accesses and RSP changes are both in step order, so RSP at a write is a streaming
+    merge (searchsorted among the changes read so far); first touches per word are kept
+    in arrays over the stack's 8 MiB and the heap (at most MAX_HEAP_WORDS words).
 
     Returns:
-        Rows `rip`, `n`, `step` (first), `below` (deepest, bytes), first ones first.
+        (reads: rip, words, step, addr), (writes: rip, n, step, below), first ones first,
+        at most MAX_PER_KIND of each.
     """
+    areas = [_FirstTouch(floor, initial_rsp), _FirstTouch(heap_lo, heap_hi)]
     rsp_batches = iter(trace.reader("rsp", ["step", "new"]))
     steps = np.empty(0, np.uint64)
     values = np.empty(0, np.uint64)
     before = initial_rsp  # RSP before the first buffered change
     exhausted = False
     per_rip: dict[int, list[int]] = {}
-    for batch in trace.reader("accesses", ["step", "rip", "addr", "is_write", "source"]):
+    for batch in trace.reader("accesses", ["step", "rip", "addr", "size", "is_write",
+                                           "source"]):
         addr = batch.column("addr").to_numpy()
-        mask = (batch.column("is_write").to_numpy(zero_copy_only=False)
-                & _source_mask(batch.column("source"), "explicit")
-                & (addr >= floor) & (addr < initial_rsp))
-        if not mask.any():
+        in_stack = (addr >= floor) & (addr < initial_rsp)
+        in_heap = (addr >= heap_lo) & (addr < heap_hi)
+        keep = in_stack | in_heap
+        if not keep.any():
             continue
-        w_step = batch.column("step").to_numpy()[mask]
-        w_addr, w_rip = addr[mask], batch.column("rip").to_numpy()[mask]
+        addr, in_stack = addr[keep], in_stack[keep]
+        step = batch.column("step").to_numpy()[keep]
+        rip = batch.column("rip").to_numpy()[keep]
+        size = batch.column("size").to_numpy()[keep].astype(np.uint64)
+        is_write = batch.column("is_write").to_numpy(zero_copy_only=False)[keep]
+        explicit = _source_mask(batch.column("source"), "explicit")[keep]
+        first, last_word = addr // 8, (addr + size - 1) // 8
+        small = size <= 16
+        for area in areas:
+            area.add(first[small], step[small], rip[small], is_write[small])
+            two = small & (last_word != first)
+            area.add(last_word[two], step[two], rip[two], is_write[two])
+            for k in np.nonzero(~small)[0].tolist():  # kernel buffers: rare, any size
+                words = np.arange(int(first[k]), int(last_word[k]) + 1, dtype=np.uint64)
+                area.add(words, np.full(len(words), step[k]), np.full(len(words), rip[k]),
+                         np.full(len(words), is_write[k]))
+        wmask = is_write & explicit & in_stack
+        if not wmask.any():
+            continue
+        w_step, w_addr, w_rip = step[wmask], addr[wmask], rip[wmask]
         last = w_step[-1]
         while not exhausted and (len(steps) == 0 or steps[-1] <= last):
             try:
@@ -378,22 +413,30 @@ def writes_below_rsp(trace: Trace, floor: int, initial_rsp: int) -> list[dict]:
         idx = np.searchsorted(steps, w_step, side="right") - 1
         current = np.where(idx >= 0, values[np.maximum(idx, 0)], np.uint64(before))
         hit = w_addr < current
-        for rip, step, depth in zip(w_rip[hit].tolist(), w_step[hit].tolist(),
-                                    (current[hit] - w_addr[hit]).tolist()):
-            slot = per_rip.get(rip)
+        for r, st, depth in zip(w_rip[hit].tolist(), w_step[hit].tolist(),
+                                (current[hit] - w_addr[hit]).tolist()):
+            slot = per_rip.get(r)
             if slot is None:
-                per_rip[rip] = [1, step, depth]
+                per_rip[r] = [1, st, depth]
             else:
                 slot[0] += 1
                 slot[2] = max(slot[2], depth)
-        # Changes at or before this batch's last write are needed only as the value before.
+        # Changes at or before this batch's last write matter only as the value before.
         done = int(np.searchsorted(steps, last, side="right"))
         if done:
             before = int(values[done - 1])
             steps, values = steps[done:], values[done:]
-    rows = [{"rip": rip, "n": n, "step": step, "below": depth}
-            for rip, (n, step, depth) in per_rip.items()]
-    return sorted(rows, key=lambda r: r["step"])[:MAX_PER_KIND]
+    grouped: dict[int, list[int]] = {}
+    for area in areas:
+        for r, st, a in area.never_written():
+            slot = grouped.setdefault(r, [0, st, a])
+            slot[0] += 1
+            slot[1], slot[2] = min(slot[1], st), min(slot[2], a)
+    reads = sorted(({"rip": r, "words": n, "step": st, "addr": a}
+                    for r, (n, st, a) in grouped.items()), key=lambda x: x["step"])
+    writes = sorted(({"rip": r, "n": n, "step": st, "below": depth}
+                     for r, (n, st, depth) in per_rip.items()), key=lambda x: x["step"])
+    return reads[:MAX_PER_KIND], writes[:MAX_PER_KIND]
 
 
 def fault_finding(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Finding]:
