@@ -46,8 +46,12 @@ def stack_figure(stack: StackDepth) -> go.Figure:
                            [escape(str(x)) for x in part["symbol"]],
                            ["" if v is None or str(v) == "<NA>" else str(v)
                             for v in part["line"]]], axis=-1)
+        # Name the called function beside each call when there are few enough to read.
+        labelled = cause == "call" and len(part) <= 40
         fig.add_trace(go.Scatter(
-            x=part["step"], y=part["depth"], mode="markers", name=cause,
+            x=part["step"], y=part["depth"], mode="markers+text" if labelled else "markers",
+            name=cause, text=list(custom[:, 1]) if labelled else None,
+            textposition="bottom center", textfont={"size": 10},
             marker={"symbol": symbol, "size": 9, "color": colour}, customdata=custom,
             hovertemplate=(f"{cause} %{{customdata[1]}}<br>step %{{x}}<br>RIP %{{customdata[0]}}"
                            "<br>line %{customdata[2]}<br>depth %{y} bytes<extra></extra>")))
@@ -85,11 +89,13 @@ def heap_figure(heap: HeapTimeline) -> go.Figure:
             mode="markers", name="brk call",
             marker={"color": ["#2e7d32" if m else "#c62828" for m in calls["moved"]],
                     "size": 10, "symbol": ["circle" if m else "x" for m in calls["moved"]]},
-            customdata=[[f"{int(r):#x}", f"{int(v):#x}", f"{int(rip):#x}"]
-                        for r, v, rip in zip(calls["requested"], calls["returned"],
-                                             calls["rip"])],
+            customdata=[[f"{int(r):#x}", f"{int(v):#x}", f"{int(rip):#x}", str(line)]
+                        for r, v, rip, line in zip(
+                            calls["requested"], calls["returned"], calls["rip"],
+                            calls["line"] if "line" in calls else [""] * len(calls))],
             hovertemplate=("brk(%{customdata[0]}) -> %{customdata[1]}<br>step %{x}"
-                           "<br>RIP %{customdata[2]}<extra></extra>")), row=1, col=1)
+                           "<br>RIP %{customdata[2]}<br>line %{customdata[3]}"
+                           "<extra></extra>")), row=1, col=1)
     end_step = max(heap.instructions, 1)
     for i, r in heap.mmaps.iterrows():
         last = end_step if r["last_step"] is None or str(r["last_step"]) == "<NA>" \
@@ -169,11 +175,14 @@ def heatmap_figure(maps: Heatmaps) -> go.Figure:
         addrs = [f"{m.base + (lo + k) * m.granularity:#x}" for k in range(nrows)]
         steps = [c * maps.steps_per_col for c in range(cols)]
         z = np.where(total > 0, total, np.nan)
+        names = [escape(m.row_symbols.get(lo + k, "")) for k in range(nrows)]
         fig.add_trace(go.Heatmap(
             z=z, x=steps, y=addrs, customdata=np.dstack([reads, writes]),
+            text=[[name] * cols for name in names],
             colorscale="Viridis", showscale=i == 1, name=escape(m.segment.label),
-            hovertemplate=("address %{y}<br>steps from %{x}<br>reads %{customdata[0]}"
-                           "<br>writes %{customdata[1]}<extra></extra>")), row=i, col=1)
+            hovertemplate=("address %{y} %{text}<br>steps from %{x}<br>reads "
+                           "%{customdata[0]}<br>writes %{customdata[1]}<extra></extra>")),
+            row=i, col=1)
         fig.update_yaxes(title_text="address", type="category", row=i, col=1)
         fig.update_xaxes(range=[0, cols * maps.steps_per_col], row=i, col=1)
     fig.update_xaxes(title_text="step", row=n, col=1)

@@ -9,13 +9,15 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis.regions import maps_over_time
+from analysis.symbols import Symbolizer
 from analysis.trace import Trace
 
 
 @dataclass(frozen=True)
 class HeapTimeline:
     """`brk`: step, end (the break from that step on; row 0 is the initial break).
-    `brk_calls`: step, rip, requested (None for brk(0)), returned, moved (bool).
+    `brk_calls`: step, rip, requested (None for brk(0)), returned, moved (bool), and
+    line (the source line; from `heap_timeline` only).
     `mmaps`: start, end, perms, name, first_step, last_step (None: still mapped at the end).
     """
 
@@ -76,5 +78,9 @@ def heap_timeline(trace: Trace) -> HeapTimeline:
     Returns:
         The timeline (built from the small regions and syscalls tables only).
     """
-    return heap_timeline_from(trace.regions, trace.syscalls, trace.initial_brk,
+    heap = heap_timeline_from(trace.regions, trace.syscalls, trace.initial_brk,
                               trace.instructions)
+    sym = Symbolizer(trace.symbols, trace.lines)
+    heap.brk_calls["line"] = pd.array([sym.line_no(int(r)) for r in heap.brk_calls["rip"]],
+                                      dtype="Int64")
+    return heap

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.segments import Segment, segments
+from analysis.symbols import Symbolizer
 from analysis.trace import Trace
 from tracer.format.schema import SOURCES
 
@@ -30,6 +31,7 @@ class SegmentHeatmap:
     granularity: int
     rows: int
     cells: pd.DataFrame
+    row_symbols: dict[int, str]  # row -> the symbol at its start (data segments only)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ def heatmaps(trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_RO
         lo, hi = _extent(seg, lowest_rsp)
         row["nrows"] = -(-(hi - lo) // row["gran"])
     cells = _count_cells(trace, segs, layout, steps_per_col, max_cols)
-    return build_heatmaps(cells, segs, layout, steps_per_col, max_cols)
+    return build_heatmaps(cells, segs, layout, steps_per_col, max_cols,
+                          Symbolizer(trace.symbols, trace.lines))
 
 
 def _count_cells(trace: Trace, segs: list[Segment], layout: list[dict], steps_per_col: int,
@@ -141,7 +144,8 @@ def _count_cells(trace: Trace, segs: list[Segment], layout: list[dict], steps_pe
 
 
 def build_heatmaps(cells: pd.DataFrame, segs: list[Segment], layout: list[dict],
-                   steps_per_col: int, cols: int) -> Heatmaps:
+                   steps_per_col: int, cols: int,
+                   symbolizer: Symbolizer | None = None) -> Heatmaps:
     """Turns the aggregated cells (seg, row, col, source, reads, writes) into heatmaps."""
     maps: list[SegmentHeatmap] = []
     totals: list[dict] = []
@@ -151,7 +155,12 @@ def build_heatmaps(cells: pd.DataFrame, segs: list[Segment], layout: list[dict],
             continue
         grid = (part.groupby(["row", "col"], as_index=False)[["reads", "writes"]].sum()
                 .astype("int64"))
-        maps.append(SegmentHeatmap(seg, info["base"], info["gran"], int(info["nrows"]), grid))
+        names = {}
+        if symbolizer is not None and seg.kind not in ("stack", "heap", "mmap"):
+            for row in sorted(set(grid["row"].tolist())):
+                names[row] = symbolizer.describe(info["base"] + row * info["gran"])
+        maps.append(SegmentHeatmap(seg, info["base"], info["gran"], int(info["nrows"]), grid,
+                                   names))
         totals.append(_total_row(seg.label, seg.kind, seg.start, seg.end, part))
     outside = cells[cells["seg"].isna()]
     if not outside.empty:

@@ -7,11 +7,15 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from tracer.format import TABLES, TraceFiles, TraceFormatError, file_name
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MEMORY_LIMIT = "900MB"
 
@@ -158,6 +162,50 @@ class Trace:
             if hashlib.sha256(data).hexdigest() == expected:
                 return data.decode(errors="replace")
         return None
+
+
+    # The analyses as methods, for notebooks: `t = open_trace(...); t.stack_depth()`.
+    # Imported on call: the analysis modules import this one.
+
+    def df(self, name: str, columns: list[str] | None = None) -> "pd.DataFrame":
+        """A small table as pandas (the event tables can be huge: prefer `sql` for them)."""
+        return self.table(name, columns).to_pandas()
+
+    def stack_depth(self, **options):
+        from analysis.stack import stack_depth
+
+        return stack_depth(self, **options)
+
+    def heap_timeline(self):
+        from analysis.heap import heap_timeline
+
+        return heap_timeline(self)
+
+    def heatmaps(self, **options):
+        from analysis.heatmap import heatmaps
+
+        return heatmaps(self, **options)
+
+    def vmmap(self):
+        from analysis.vmmap import vmmap
+
+        return vmmap(self)
+
+    def findings(self):
+        from analysis.findings import findings
+
+        return findings(self, self.stack_depth(), self.heap_timeline())
+
+    def listing(self):
+        from analysis.listing import listing
+
+        return listing(self)
+
+    def fragmentation(self, events):
+        """Fragmentation from alloc/free events (see `analysis.allocator`)."""
+        from analysis.allocator import fragmentation
+
+        return fragmentation(events, self.initial_brk)
 
 
 def open_trace(path: str | Path) -> Trace:

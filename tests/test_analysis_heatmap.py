@@ -13,7 +13,8 @@ D = 0x402000
 
 
 def _trace(tmp_path):
-    return open_trace(make_trace(tmp_path / "t", instructions=10, accesses=[
+    symbols = [{"name": "buf", "addr": D, "size": 8, "type": "object", "section": ".data"}]
+    return open_trace(make_trace(tmp_path / "t", instructions=10, symbols=symbols, accesses=[
         access(0, D), access(3, D + 0x40, write=True), access(5, D + 8, 64, source="kernel"),
         access(1, IR - 8, write=True, source="implicit"), access(2, IR - 8, source="implicit"),
         access(9, 0x10)]))
@@ -33,6 +34,7 @@ def test_cells_and_totals(tmp_path):
     data = by_label[".data"]
     assert (data.base, data.granularity, data.rows) == (D, 64, 64)
     assert data.cells.values.tolist() == [[0, 0, 1, 0], [0, 2, 1, 0], [1, 1, 0, 1]]
+    assert data.row_symbols == {0: "buf", 1: "buf+0x40"}
     stack = by_label["stack"]
     # The stack rows start a page below the deepest RSP's page (minus the red zone).
     assert (stack.base, stack.granularity, stack.rows) == (IR - 0x2000, PAGE, 3)
@@ -53,6 +55,7 @@ def test_heatmap_figure_one_panel_per_segment(tmp_path):
     assert list(data.y) == [f"{D:#x}", f"{D + 64:#x}"]  # only the rows in use
     assert list(data.x) == [0, 2, 4, 6, 8]
     assert data.z[0][0] == 1 and data.z[1][1] == 1
+    assert data.text[1][0] == "buf+0x40" and "%{text}" in data.hovertemplate
     assert fig.layout.annotations[0].text.startswith(".data (64-byte rows)")
 
 

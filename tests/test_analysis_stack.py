@@ -69,3 +69,11 @@ def test_recursion_depth_is_frames_times_frame_size(tmp_path):
     assert calls["symbol"].tolist() == ["fact"] * 5
     assert calls["depth"].tolist() == [8, 40, 72, 104, 136]
     assert s.final_depth == 0
+
+
+def test_trace_object_offers_the_analyses(tmp_path):
+    t = _trace(tmp_path)
+    assert t.stack_depth().deepest.depth == 48
+    assert t.heap_timeline().final_brk == t.initial_brk
+    assert t.findings() == []
+    assert t.df("rsp")["cause"].tolist() == ["call", "push", "arith", "leave", "ret"]
