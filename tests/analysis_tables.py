@@ -75,3 +75,12 @@ def make_trace(directory: Path, *, instructions: int, accesses: list[dict] = (),
                 "brk": {"start": BRK, "end": BRK}, "registers": {}, **(end or {})},
     })
     return directory
+
+
+def recorded(program: Path, out: Path) -> Path:
+    """Records `program` in this process (the CLI path is covered by the report tests;
+    skipping an interpreter start per recording keeps these tests fast)."""
+    from tracer.recorder import RecordOptions, record
+
+    record(RecordOptions(program=program, output=out, echo=None))
+    return out

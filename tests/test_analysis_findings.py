@@ -12,7 +12,8 @@ from analysis.stack import stack_depth
 from analysis.symbols import Symbolizer
 from analysis_tables import BRK, TEXT, access, base_regions, make_trace, rsp_row
 from analysis_tables import INITIAL_RSP as IR
-from conftest import EXAMPLES, PROGRAMS, record
+from analysis_tables import recorded
+from conftest import EXAMPLES, PROGRAMS
 
 D = 0x402000
 
@@ -93,7 +94,7 @@ def test_fault_is_explained(tmp_path, address, expected):
 
 
 def test_brk_tutorial_is_explained_to_a_learner(tmp_path):
-    record(EXAMPLES / "brk_tutorial.asm", tmp_path / "b")
+    recorded(EXAMPLES / "brk_tutorial.asm", tmp_path / "b")
     t = open_trace(tmp_path / "b")
     found = findings(t, stack_depth(t), heap_timeline(t))
     assert [(f.kind, f.step, f.line) for f in found] == [
@@ -111,7 +112,7 @@ def test_brk_tutorial_is_explained_to_a_learner(tmp_path):
 
 
 def test_recorded_stack_slips(tmp_path):
-    record(PROGRAMS / "stack_slips.asm", tmp_path / "s")
+    recorded(PROGRAMS / "stack_slips.asm", tmp_path / "s")
     t = open_trace(tmp_path / "s")
     found = findings(t, stack_depth(t), heap_timeline(t))
     assert [(f.kind, f.line) for f in found] == [
@@ -121,6 +122,6 @@ def test_recorded_stack_slips(tmp_path):
 
 def test_clean_examples_have_no_findings(tmp_path):
     for name in ("recursion", "brk_fixed", "allocator"):
-        record(EXAMPLES / f"{name}.asm", tmp_path / name)
+        recorded(EXAMPLES / f"{name}.asm", tmp_path / name)
         t = open_trace(tmp_path / name)
         assert findings(t, stack_depth(t), heap_timeline(t)) == [], name

@@ -7,7 +7,8 @@ from analysis import open_trace
 from analysis.allocator import AllocEvent, AllocatorSpec, CallKind, allocator_events, fragmentation
 from analysis.errors import AllocatorSpecError
 from analysis.figures import fragmentation_figure
-from conftest import EXAMPLES, record, trace_cli
+from analysis_tables import recorded
+from conftest import EXAMPLES, trace_cli
 
 A, F = CallKind.ALLOC, CallKind.FREE
 H = 0x10000
@@ -61,7 +62,7 @@ def test_spec_parsing():
 def test_allocator_example_end_to_end(tmp_path):
     from vmtrace.commands.probe import emulator_probe
 
-    record(EXAMPLES / "allocator.asm", tmp_path / "a")
+    recorded(EXAMPLES / "allocator.asm", tmp_path / "a")
     t = open_trace(tmp_path / "a")
     events = allocator_events(t, AllocatorSpec("alloc", "free"), emulator_probe(t))
     assert [(e.kind, e.ptr - t.initial_brk, e.size) for e in events] == [
@@ -75,7 +76,7 @@ def test_allocator_example_end_to_end(tmp_path):
 
 
 def test_report_with_allocator_and_unknown_symbol(tmp_path):
-    record(EXAMPLES / "allocator.asm", tmp_path / "a")
+    recorded(EXAMPLES / "allocator.asm", tmp_path / "a")
     out = tmp_path / "r.html"
     trace_cli("report", str(tmp_path / "a"), "-o", str(out), "--allocator", "alloc=alloc,free=free")
     assert "external fragmentation" in out.read_text()

@@ -8,7 +8,8 @@ from analysis.figures import heap_figure, vmmap_figure
 from analysis.heap import heap_timeline, heap_timeline_from
 from analysis.vmmap import GAP_HEIGHT, height, vmmap_from
 from analysis_tables import BRK, STACK_TOP, base_regions
-from conftest import EXAMPLES, record
+from analysis_tables import recorded
+from conftest import EXAMPLES
 from tracer.format.schema import TABLES
 
 M = 0x7FFF_F7F0_0000
@@ -86,7 +87,7 @@ def test_vmmap_layout_heights_gaps_and_lifetimes():
 
 
 def test_brk_growth_equals_what_the_program_asked(tmp_path):
-    record(EXAMPLES / "brk_fixed.asm", tmp_path / "b")
+    recorded(EXAMPLES / "brk_fixed.asm", tmp_path / "b")
     t = open_trace(tmp_path / "b")
     h = heap_timeline(t)
     start = t.initial_brk
@@ -96,7 +97,7 @@ def test_brk_growth_equals_what_the_program_asked(tmp_path):
 
 
 def test_mmap_regions_appear_and_go(tmp_path):
-    record(EXAMPLES / "mmap_munmap.asm", tmp_path / "m")
+    recorded(EXAMPLES / "mmap_munmap.asm", tmp_path / "m")
     h = heap_timeline(open_trace(tmp_path / "m"))
     sizes = (h.mmaps["end"] - h.mmaps["start"]).tolist()
     assert sizes == [3 * 4096, 4096, 4096, 65536]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis_tables import recorded
 from conftest import EXAMPLES, PROGRAMS, ROOT, record, trace_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -24,7 +25,7 @@ def reports(tmp_path_factory):
     for name, src in (("brk", EXAMPLES / "brk_tutorial.asm"),
                       ("evil", PROGRAMS / "evil_output.asm"),
                       ("alloc", EXAMPLES / "allocator.asm")):
-        record(src, base / name)
+        recorded(src, base / name)
         html = base / f"{name}.html"
         extra = ["--allocator", "alloc=alloc,free=free"] if name == "alloc" else []
         trace_cli("report", str(base / name), "-o", str(html), *extra)
@@ -76,14 +77,33 @@ def test_program_output_is_escaped(reports):
 
 
 def test_plot_writes_each_chart(tmp_path):
-    record(EXAMPLES / "recursion.asm", tmp_path / "r")
-    for chart in ("stack", "heap", "heatmap", "vmmap"):
-        out = tmp_path / f"{chart}.html"
-        trace_cli("plot", str(tmp_path / "r"), chart, "--html", str(out))
-        text = out.read_text()
-        assert 'class="figure"' in text and len(text.encode()) < MAX_HTML
+    from analysis import open_trace
+    from analysis.html import render_figures
+    from vmtrace.commands.plot import Chart, build_figure
+
+    recorded(EXAMPLES / "recursion.asm", tmp_path / "r")
+    t = open_trace(tmp_path / "r")
+    titles = {c: build_figure(t, c, None)[0].layout.title.text for c in Chart}
+    assert titles[Chart.stack].endswith("max 160 bytes at step 36")
+    assert titles[Chart.heap].startswith("Heap: break")
+    assert titles[Chart.heatmap].startswith("Accesses per segment")
+    assert titles[Chart.vmmap].startswith("Virtual memory map")
+    html = render_figures(build_figure(t, Chart.vmmap, None), "<b>x</b>")
+    assert "<title>vmtrace: &lt;b&gt;x&lt;/b&gt;</title>" in html
+    out = tmp_path / "stack.html"
+    trace_cli("plot", str(tmp_path / "r"), "stack", "--html", str(out))
+    assert out.read_text().count('class="figure"') == 1
     done = trace_cli("plot", str(tmp_path / "r"), "pie", check=False)
     assert done.returncode != 0
+
+
+def test_report_through_the_cli(tmp_path):
+    info = record(EXAMPLES / "recursion.asm", tmp_path / "r")
+    assert info["max_stack_depth"] == 160
+    done = trace_cli("report", str(tmp_path / "r"))
+    out = tmp_path / "r.report.html"
+    assert out.exists() and "report written to" in done.stderr.decode()
+    assert not (tmp_path / "r" / "r.report.html").exists()  # never inside the trace
 
 
 def test_missing_trace_is_one_line_error(tmp_path):

@@ -5,7 +5,8 @@ from analysis.figures import stack_figure
 from analysis.stack import stack_depth
 from analysis_tables import INITIAL_RSP as IR
 from analysis_tables import TEXT, make_trace, rsp_row
-from conftest import EXAMPLES, record
+from analysis_tables import recorded
+from conftest import EXAMPLES
 
 # call f at TEXT (E8 rel32 -> TEXT + 0x10), f: push rbp; sub rsp, 32; leave; ret
 CODE = b"\xe8\x0b\x00\x00\x00" + b"\x90" * 11 + b"\x90" * 4080
@@ -60,7 +61,7 @@ def test_figure_draws_depth_downwards_with_marks(tmp_path):
 
 
 def test_recursion_depth_is_frames_times_frame_size(tmp_path):
-    record(EXAMPLES / "recursion.asm", tmp_path / "rec")
+    recorded(EXAMPLES / "recursion.asm", tmp_path / "rec")
     s = stack_depth(open_trace(tmp_path / "rec"))
     # 5 nested calls of fact, 32 bytes each (return address, saved rbp, 16 bytes local)
     assert s.deepest.depth == 5 * 32
