@@ -71,8 +71,9 @@ def stack_figure(stack: StackDepth) -> go.Figure:
 
 def heap_figure(heap: HeapTimeline) -> go.Figure:
     """The program break and each mmap region against step."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
-                        subplot_titles=("program break (heap grows up)", "mmap regions"))
+    rows = 2 if len(heap.mmaps) else 1  # no empty panel for a program without mmap
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("program break (heap grows up)", "mmap regions")[:rows])
     b = heap.brk
     steps = list(b["step"]) + [max(heap.instructions, int(b["step"].iloc[-1]))]
     sizes = list(b["end"] - heap.initial_brk) + [int(b["end"].iloc[-1] - heap.initial_brk)]
@@ -110,10 +111,11 @@ def heap_figure(heap: HeapTimeline) -> go.Figure:
                           "<extra></extra>"), row=2, col=1)
     fig.update_layout(title=f"Heap: break {heap.initial_brk:#x} -> {heap.final_brk:#x}, "
                             f"{len(heap.mmaps)} mmap region(s)",
-                      height=560, hovermode="closest", margin={"t": 80})
+                      height=560 if rows == 2 else 360, hovermode="closest", margin={"t": 80})
     fig.update_yaxes(title_text="bytes above the initial break", row=1, col=1)
-    fig.update_yaxes(title_text="address", tickformat="#x", row=2, col=1)
-    fig.update_xaxes(title_text="step", range=[0, end_step], row=2, col=1)
+    if rows == 2:
+        fig.update_yaxes(title_text="address", tickformat="#x", row=2, col=1)
+    fig.update_xaxes(title_text="step", range=[0, end_step], row=rows, col=1)
     fig.update_xaxes(range=[0, end_step], row=1, col=1)
     return fig
 

@@ -94,6 +94,10 @@ def test_brk_growth_equals_what_the_program_asked(tmp_path):
     assert (h.brk["end"] - start).tolist() == [0, 4096, 4 * 4096, 0]
     assert h.brk_calls["moved"].tolist() == [False, True, True, True]
     assert [int(x) - start for x in h.brk_calls["requested"].dropna()] == [4096, 4 * 4096, 0]
+    assert h.brk_calls["line"].tolist() == [13, 20, 25, 37]
+    fig = heap_figure(h)
+    assert "xaxis2" not in fig.layout.to_plotly_json()  # no empty mmap panel
+    assert list(fig.data[0].y) == [0, 4096, 4 * 4096, 0, 0]
 
 
 def test_mmap_regions_appear_and_go(tmp_path):

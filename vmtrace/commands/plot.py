@@ -49,7 +49,7 @@ def plot(
     chart: Annotated[Chart, typer.Argument(help="Which chart.")],
     html: Annotated[Optional[Path], typer.Option(
         "--html", help="Write the chart to this HTML file (default: beside the trace).")] = None,
-    show: Annotated[bool, typer.Option("--show", help="Open it in a browser now.")] = False,
+    show: Annotated[bool, typer.Option("--show", help="Also open it in a browser.")] = False,
     allocator: AllocatorOption = None,
 ) -> None:
     """Draw one chart: stack depth, heap, per-segment heatmaps or the memory map."""
@@ -58,10 +58,7 @@ def plot(
 
     t = open_trace(trace)
     figs = build_figure(t, chart, allocator)
-    if show and html is None:
-        for fig in figs:
-            fig.show()
-        return
+    # --show opens the same offline page (plotly's own renderers may fetch plotly.js).
     out = html or default_output(trace, f"{chart.value}.html")
     out.write_text(render_figures(figs, f"{t.meta.program.get('name', '')}: {chart.value}"),
                    encoding="utf-8")
