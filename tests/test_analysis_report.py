@@ -148,3 +148,14 @@ def test_screenshot_shows_the_main_charts(reports, tmp_path):
     assert near("#80cbc4") or near("#fff59d"), "the memory map's heap/data region is missing"
     assert near("#c2185b"), "the stack-depth line is missing"
     assert near("#00897b"), "the heap (break) line is missing"
+
+
+def test_corrupt_trace_is_refused_with_a_sentence(tmp_path):
+    trace = recorded(EXAMPLES / "string_ops.asm", tmp_path / "s")
+    path = trace / "accesses.arrows"
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    done = trace_cli("report", str(trace), check=False)
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert err.startswith("error:") and "accesses.arrows" in err and "Traceback" not in err
