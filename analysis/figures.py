@@ -17,6 +17,9 @@ from analysis.heatmap import Heatmaps
 from analysis.stack import StackDepth
 from analysis.vmmap import VmMap
 
+MAX_PANELS = 8
+MAX_CELLS = 40_000
+MAX_MMAP_BOXES = 300
 _KIND_COLOURS = {"elf": "#b0bec5", "text": "#ef9a9a", "rodata": "#ffcc80", "data": "#fff59d",
                  "bss": "#c5e1a5", "heap": "#80cbc4", "mmap": "#90caf9", "vdso": "#ce93d8",
                  "stack": "#f48fb1"}
@@ -98,7 +101,10 @@ def heap_figure(heap: HeapTimeline) -> go.Figure:
                            "<br>RIP %{customdata[2]}<br>line %{customdata[3]}"
                            "<extra></extra>")), row=1, col=1)
     end_step = max(heap.instructions, 1)
-    for i, r in heap.mmaps.iterrows():
+    # Thousands of boxes would bloat the page: draw the biggest ones.
+    boxes = heap.mmaps.assign(size=heap.mmaps["end"] - heap.mmaps["start"]).nlargest(
+        MAX_MMAP_BOXES, "size") if len(heap.mmaps) > MAX_MMAP_BOXES else heap.mmaps
+    for i, r in boxes.iterrows():
         last = end_step if r["last_step"] is None or str(r["last_step"]) == "<NA>" \
             else int(r["last_step"])
         x0, x1 = int(r["first_step"]), last
@@ -156,39 +162,50 @@ def fragmentation_figure(frag: Fragmentation, end_step: int) -> go.Figure:
     return fig
 
 
-def heatmap_figure(maps: Heatmaps) -> go.Figure:
-    """One heatmap per segment: address bucket against time bucket, colour = accesses."""
-    n = max(len(maps.maps), 1)
-    titles = [f"{escape(m.segment.label)} ({m.granularity}-byte rows)" for m in maps.maps]
+def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
+                   max_cells: int = MAX_CELLS) -> go.Figure:
+    """One heatmap per segment: address bucket against time bucket, colour = accesses.
+
+    The busiest `max_panels` segments get a panel (the totals table lists all); columns
+    are merged until the panels hold at most `max_cells` cells, which bounds the page size.
+    """
+    shown = sorted(sorted(maps.maps, key=lambda m: -int(m.cells[["reads", "writes"]].sum().sum())
+                          )[:max_panels], key=lambda m: m.segment.id)
+    spans = [(int(m.cells["row"].min()), int(m.cells["row"].max())) for m in shown]
+    rows_total = sum(hi - lo + 1 for lo, hi in spans)
+    merge = max(1, -(-rows_total * maps.cols // max_cells))
+    cols = -(-maps.cols // merge)
+    width = maps.steps_per_col * merge
+    n = max(len(shown), 1)
+    titles = [f"{escape(m.segment.label)} ({m.granularity}-byte rows)" for m in shown]
     fig = make_subplots(rows=n, cols=1, subplot_titles=titles or ["no accesses"],
                         vertical_spacing=min(0.08, 0.3 / n))
-    cols = maps.cols
-    for i, m in enumerate(maps.maps, 1):
-        used = sorted(set(m.cells["row"]))
-        lo, hi = min(used), max(used)
+    for i, (m, (lo, hi)) in enumerate(zip(shown, spans), 1):
         nrows = hi - lo + 1
         reads = np.zeros((nrows, cols))
         writes = np.zeros((nrows, cols))
         r = m.cells["row"].to_numpy() - lo
-        c = np.minimum(m.cells["col"].to_numpy(), cols - 1)
+        c = np.minimum(m.cells["col"].to_numpy() // merge, cols - 1)
         np.add.at(reads, (r, c), m.cells["reads"].to_numpy())
         np.add.at(writes, (r, c), m.cells["writes"].to_numpy())
         total = reads + writes
-        addrs = [f"{m.base + (lo + k) * m.granularity:#x}" for k in range(nrows)]
-        steps = [c * maps.steps_per_col for c in range(cols)]
-        z = np.where(total > 0, total, np.nan)
-        names = [escape(m.row_symbols.get(lo + k, "")) for k in range(nrows)]
+        # The row label carries the symbol: hover shows address and name without a
+        # per-cell text array.
+        labels = [escape(f"{m.base + (lo + k) * m.granularity:#x} "
+                         f"{m.row_symbols.get(lo + k, '')}".strip()) for k in range(nrows)]
         fig.add_trace(go.Heatmap(
-            z=z, x=steps, y=addrs, customdata=np.dstack([reads, writes]),
-            text=[[name] * cols for name in names],
+            z=np.where(total > 0, total, np.nan), x=[k * width for k in range(cols)],
+            y=labels, customdata=np.dstack([reads, writes]),
             colorscale="Viridis", showscale=i == 1, name=escape(m.segment.label),
-            hovertemplate=("address %{y} %{text}<br>steps from %{x}<br>reads "
-                           "%{customdata[0]}<br>writes %{customdata[1]}<extra></extra>")),
-            row=i, col=1)
+            hovertemplate=("address %{y}<br>steps from %{x}<br>reads %{customdata[0]}"
+                           "<br>writes %{customdata[1]}<extra></extra>")), row=i, col=1)
         fig.update_yaxes(title_text="address", type="category", row=i, col=1)
-        fig.update_xaxes(range=[0, cols * maps.steps_per_col], row=i, col=1)
+        fig.update_xaxes(range=[0, cols * width], row=i, col=1)
     fig.update_xaxes(title_text="step", row=n, col=1)
-    fig.update_layout(title="Accesses per segment (colour = reads + writes; hover for each)",
+    hidden = len(maps.maps) - len(shown)
+    fig.update_layout(title="Accesses per segment (colour = reads + writes; hover for each)"
+                            + (f"; {hidden} quieter segment(s) only in the table" if hidden
+                               else ""),
                       height=max(320, 260 * n), margin={"t": 70})
     return fig
 

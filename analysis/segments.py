@@ -26,7 +26,7 @@ class Segment:
         if self.kind in ("heap", "stack"):
             return self.kind
         if self.kind == "mmap":
-            return f"mmap {self.start:#x}"
+            return self.name if self.name.endswith("regions") else f"mmap {self.start:#x}"
         return self.name or self.kind
 
 

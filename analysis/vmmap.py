@@ -11,10 +11,11 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis.regions import maps_over_time
-from analysis.segments import segments_from_events
+from analysis.segments import Segment, segments_from_events
 from analysis.trace import Trace
 
 GAP_HEIGHT = 0.7
+MAX_MMAP_SLOTS = 40
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
                lowest_rsp: int) -> VmMap:
     """Builds the map picture's data from the regions table (see `vmmap`)."""
     segs = sorted(segments_from_events(events, initial_brk), key=lambda s: s.start)
+    mmaps = [s for s in segs if s.kind == "mmap"]
+    if len(mmaps) > MAX_MMAP_SLOTS:
+        # A picture of hundreds of slivers helps nobody: one box spans them all.
+        span = Segment(mmaps[0].id, "mmap", f"{len(mmaps)} mmap regions", mmaps[0].start,
+                       max(s.end for s in mmaps))
+        segs = sorted([s for s in segs if s.kind != "mmap"] + [span], key=lambda s: s.start)
     snaps = list(maps_over_time(events))
     final = snaps[-1].regions if snaps else []
     rows = []

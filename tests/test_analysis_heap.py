@@ -6,7 +6,7 @@ import pytest
 from analysis import open_trace
 from analysis.figures import heap_figure, vmmap_figure
 from analysis.heap import heap_timeline, heap_timeline_from
-from analysis.vmmap import GAP_HEIGHT, height, vmmap_from
+from analysis.vmmap import GAP_HEIGHT, MAX_MMAP_SLOTS, height, vmmap_from
 from analysis_tables import BRK, STACK_TOP, base_regions
 from analysis_tables import recorded
 from conftest import EXAMPLES
@@ -106,3 +106,13 @@ def test_mmap_regions_appear_and_go(tmp_path):
     sizes = (h.mmaps["end"] - h.mmaps["start"]).tolist()
     assert sizes == [3 * 4096, 4096, 4096, 65536]
     assert h.mmaps["last_step"].notna().all()  # everything was unmapped before exit
+
+
+def test_vmmap_folds_many_mmaps_into_one_box():
+    rows = base_regions() + [
+        {"step": 1 + i, "action": "map", "start": M + i * 0x2000, "end": M + i * 0x2000 + 0x1000,
+         "perms": "rw-", "kind": "mmap", "name": ""} for i in range(MAX_MMAP_SLOTS + 1)]
+    vm = vmmap_from(_table("regions", rows), BRK, STACK_TOP, STACK_TOP)
+    boxes = vm.regions[vm.regions["kind"] == "mmap"]
+    assert boxes["label"].tolist() == [f"{MAX_MMAP_SLOTS + 1} mmap regions"]
+    assert (boxes.iloc[0].start, boxes.iloc[0].end) == (M, M + MAX_MMAP_SLOTS * 0x2000 + 0x1000)

@@ -3,8 +3,11 @@
 import pandas as pd
 
 from analysis import open_trace
-from analysis.figures import heatmap_figure
-from analysis.heatmap import CACHE_LINE, PAGE, granularity, heatmaps
+import numpy as np
+
+from analysis.figures import MAX_CELLS, MAX_PANELS, heatmap_figure
+from analysis.heatmap import CACHE_LINE, PAGE, build_heatmaps, granularity, heatmaps
+from analysis.segments import Segment
 from analysis.listing import listing_from
 from analysis_tables import INITIAL_RSP as IR
 from analysis_tables import access, make_trace
@@ -52,10 +55,9 @@ def test_heatmap_figure_one_panel_per_segment(tmp_path):
     fig = heatmap_figure(heatmaps(_trace(tmp_path), lowest_rsp=IR - 8, max_cols=5))
     assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
     data = fig.data[0]
-    assert list(data.y) == [f"{D:#x}", f"{D + 64:#x}"]  # only the rows in use
     assert list(data.x) == [0, 2, 4, 6, 8]
     assert data.z[0][0] == 1 and data.z[1][1] == 1
-    assert data.text[1][0] == "buf+0x40" and "%{text}" in data.hovertemplate
+    assert list(data.y) == [f"{D:#x} buf", f"{D + 64:#x} buf+0x40"]
     assert fig.layout.annotations[0].text.startswith(".data (64-byte rows)")
 
 
@@ -70,3 +72,19 @@ def test_listing_counts_per_line():
                                     [3, "c", 8, 4, 4, True], [4, "d", 0, 0, 0, False],
                                     [5, "e", 0, 0, 0, True]]
     assert listing_from(lines, execs, acc, None).lines["line"].tolist() == [2, 3, 5]
+
+
+def test_heatmap_figure_stays_small_for_many_busy_segments():
+    segs = [Segment(i, "mmap", "", 0x10_0000_0000 + i * (1 << 20), 0x10_0000_0000 + (i + 1) * (1 << 20))
+            for i in range(20)]
+    layout = [{"base": s.start, "gran": PAGE, "nrows": 256} for s in segs]
+    rows, cols = np.meshgrid(np.arange(256), np.arange(160))
+    cells = pd.concat([pd.DataFrame({"seg": s.id, "row": rows.ravel(), "col": cols.ravel(),
+                                     "source": "explicit", "reads": 1 + s.id, "writes": 1})
+                       for s in segs])
+    fig = heatmap_figure(build_heatmaps(cells, segs, layout, 1000, 160))
+    assert len(fig.data) == MAX_PANELS
+    assert [t.name for t in fig.data][0] == "mmap 0x1000c00000"  # the busiest ones
+    assert sum(len(t.y) * len(t.x) for t in fig.data) <= MAX_CELLS
+    assert len(fig.to_json()) < 1_500_000
+    assert "12 quieter segment(s)" in fig.layout.title.text
