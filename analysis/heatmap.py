@@ -17,7 +17,7 @@ CACHE_LINE = 64
 PAGE = 4096
 MAX_ROWS = 128
 MAX_COLS = 160
-_KEY = 1 << 32  # segment id * _KEY + row
+MAX_BINS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -79,17 +79,18 @@ def heatmaps(trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_RO
         One heatmap per accessed segment and the totals table.
     """
     segs = segments(trace)
-    total_steps = max(trace.instructions, 1)
-    steps_per_col = max(1, -(-total_steps // max_cols))
+    # The counting grid is rows x columns x 6 int64 bins: keep it under MAX_BINS even for
+    # programs with thousands of mmap regions (fewer rows per segment, then fewer columns).
+    max_rows = max(1, min(max_rows, MAX_BINS // (6 * 8 * max(len(segs), 1))))
     layout = []
     for s in segs:
         lo, hi = _extent(s, lowest_rsp)
-        layout.append({"seg": s.id, "base": lo, "gran": granularity(hi - lo, max_rows),
-                       "nrows": 0})
-    for row in layout:
-        seg = segs[row["seg"]]
-        lo, hi = _extent(seg, lowest_rsp)
-        row["nrows"] = -(-(hi - lo) // row["gran"])
+        gran = granularity(hi - lo, max_rows)
+        layout.append({"seg": s.id, "base": lo, "gran": gran, "nrows": -(-(hi - lo) // gran)})
+    total_rows = sum(info["nrows"] for info in layout) + 1
+    max_cols = max(1, min(max_cols, MAX_BINS // (6 * total_rows)))
+    steps_per_col = max(1, -(-max(trace.instructions, 1) // max_cols))
+    max_cols = -(-max(trace.instructions, 1) // steps_per_col)
     cells = _count_cells(trace, segs, layout, steps_per_col, max_cols)
     return build_heatmaps(cells, segs, layout, steps_per_col, max_cols,
                           Symbolizer(trace.symbols, trace.lines))
