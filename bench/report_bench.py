@@ -103,7 +103,11 @@ def main() -> None:
     wall = re.search(r"Elapsed \(wall clock\) time .*: (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
     h, m, s = (float(x or 0) for x in wall.groups())
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1))
+              for kind in ("User", "System"))
+    # On a shared machine wall time includes waiting for a core; CPU time does not.
     print(json.dumps({"events": args.events, "report_seconds": round(h * 3600 + m * 60 + s, 1),
+                      "report_cpu_seconds": round(cpu, 1),
                       "peak_rss_mb": round(rss_kb / 1024), "html_mb":
                       round(html.stat().st_size / 1e6, 2)}))
 
