@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.scan import scan_accesses
 from analysis.segments import Segment, segments
 from analysis.symbols import Symbolizer
 from analysis.trace import Trace
@@ -65,6 +66,86 @@ def _extent(seg: Segment, lowest_rsp: int | None) -> tuple[int, int]:
     return seg.start, seg.end
 
 
+class HeatmapBuilder:
+    """Plans the rows and columns of every segment, counts a stream of access batches into
+    (row, column, source, is_write) bins with numpy's bincount, and builds the heatmaps.
+
+    A DuckDB GROUP BY over 80 M rows is several times slower, and the bins are few."""
+
+    columns = ("step", "addr", "is_write", "source")
+
+    def __init__(self, trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_ROWS,
+                 max_cols: int = MAX_COLS):
+        segs = self.segs = segments(trace)
+        self.symbolizer = Symbolizer(trace.symbols, trace.lines)
+        # The grid is rows x columns x 6 int64 bins: keep it under MAX_BINS even for
+        # programs with thousands of mmap regions (fewer rows per segment, then columns).
+        max_rows = max(1, min(max_rows, MAX_BINS // (6 * 8 * max(len(segs), 1))))
+        layout = self.layout = []
+        for seg in segs:
+            lo, hi = _extent(seg, lowest_rsp)
+            gran = granularity(hi - lo, max_rows)
+            layout.append({"seg": seg.id, "base": lo, "gran": gran,
+                           "nrows": -(-(hi - lo) // gran)})
+        total_rows = sum(info["nrows"] for info in layout) + 1
+        max_cols = max(1, min(max_cols, MAX_BINS // (6 * total_rows)))
+        steps = max(trace.instructions, 1)
+        self.steps_per_col = max(1, -(-steps // max_cols))
+        self.cols = -(-steps // self.steps_per_col)
+        self.order = sorted(range(len(segs)), key=lambda i: segs[i].start)
+        self.starts = np.array([segs[i].start for i in self.order], np.uint64)
+        self.ends = np.array([segs[i].end for i in self.order], np.uint64)
+        self.bases = np.array([layout[i]["base"] for i in self.order], np.uint64)
+        self.grans = np.array([layout[i]["gran"] for i in self.order], np.uint64)
+        self.nrows = np.array([layout[i]["nrows"] for i in self.order], np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.nrows)])[:-1].astype(np.int64)
+        self.outside = int(self.nrows.sum())  # one extra row: outside every segment
+        self.counts = np.zeros((self.outside + 1) * self.cols * len(SOURCES) * 2, np.int64)
+
+    def update(self, batch) -> None:
+        addr = batch.column("addr").to_numpy()
+        if not len(addr):
+            return
+        if len(self.starts):
+            idx = np.searchsorted(self.starts, addr, side="right").astype(np.int64) - 1
+            safe = np.maximum(idx, 0)
+            inside = (idx >= 0) & (addr < self.ends[safe])
+            low = np.maximum(addr, self.bases[safe]) - self.bases[safe]  # under base: row 0
+            row = np.minimum((low // self.grans[safe]).astype(np.int64), self.nrows[safe] - 1)
+            key = np.where(inside, self.offsets[safe] + row, self.outside)
+        else:
+            key = np.full(len(addr), self.outside, np.int64)
+        col = np.minimum(batch.column("step").to_numpy() // np.uint64(self.steps_per_col),
+                         np.uint64(self.cols - 1)).astype(np.int64)
+        source = batch.column("source")
+        local = np.array([SOURCES.index(n) for n in source.dictionary.to_pylist()], np.int64)
+        src = local[source.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+        write = batch.column("is_write").to_numpy(zero_copy_only=False).astype(np.int64)
+        flat = ((key * self.cols + col) * len(SOURCES) + src) * 2 + write
+        self.counts += np.bincount(flat, minlength=len(self.counts))
+
+    def cells(self) -> pd.DataFrame:
+        """seg (NA outside every segment), row, col, source, reads, writes."""
+        grid = self.counts.reshape(self.outside + 1, self.cols, len(SOURCES), 2)
+        key_i, col_i, src_i = np.nonzero(grid.sum(axis=3))
+        seg_of_key = np.full(self.outside + 1, -1, np.int64)
+        row_of_key = np.zeros(self.outside + 1, np.int64)
+        for pos, i in enumerate(self.order):
+            span = slice(self.offsets[pos], self.offsets[pos] + self.nrows[pos])
+            seg_of_key[span] = self.segs[i].id
+            row_of_key[span] = np.arange(self.nrows[pos])
+        seg = pd.array(seg_of_key[key_i], dtype="Int64")
+        seg[seg_of_key[key_i] < 0] = pd.NA
+        return pd.DataFrame({
+            "seg": seg, "row": row_of_key[key_i], "col": col_i,
+            "source": [SOURCES[k] for k in src_i],
+            "reads": grid[key_i, col_i, src_i, 0], "writes": grid[key_i, col_i, src_i, 1]})
+
+    def result(self) -> Heatmaps:
+        return build_heatmaps(self.cells(), self.segs, self.layout, self.steps_per_col,
+                              self.cols, self.symbolizer)
+
+
 def heatmaps(trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_ROWS,
              max_cols: int = MAX_COLS) -> Heatmaps:
     """Counts reads and writes per segment, address bucket and time bucket.
@@ -78,70 +159,9 @@ def heatmaps(trace: Trace, lowest_rsp: int | None = None, max_rows: int = MAX_RO
     Returns:
         One heatmap per accessed segment and the totals table.
     """
-    segs = segments(trace)
-    # The counting grid is rows x columns x 6 int64 bins: keep it under MAX_BINS even for
-    # programs with thousands of mmap regions (fewer rows per segment, then fewer columns).
-    max_rows = max(1, min(max_rows, MAX_BINS // (6 * 8 * max(len(segs), 1))))
-    layout = []
-    for s in segs:
-        lo, hi = _extent(s, lowest_rsp)
-        gran = granularity(hi - lo, max_rows)
-        layout.append({"seg": s.id, "base": lo, "gran": gran, "nrows": -(-(hi - lo) // gran)})
-    total_rows = sum(info["nrows"] for info in layout) + 1
-    max_cols = max(1, min(max_cols, MAX_BINS // (6 * total_rows)))
-    steps_per_col = max(1, -(-max(trace.instructions, 1) // max_cols))
-    max_cols = -(-max(trace.instructions, 1) // steps_per_col)
-    cells = _count_cells(trace, segs, layout, steps_per_col, max_cols)
-    return build_heatmaps(cells, segs, layout, steps_per_col, max_cols,
-                          Symbolizer(trace.symbols, trace.lines))
-
-
-def _count_cells(trace: Trace, segs: list[Segment], layout: list[dict], steps_per_col: int,
-                 cols: int) -> pd.DataFrame:
-    """One streaming pass: every access lands in a (segment row, column, source, is_write)
-    bin counted with numpy's bincount; a DuckDB GROUP BY over 80 M rows is several times
-    slower, and the bins are few (rows x columns x 6)."""
-    order = sorted(range(len(segs)), key=lambda i: segs[i].start)
-    starts = np.array([segs[i].start for i in order], np.uint64)
-    ends = np.array([segs[i].end for i in order], np.uint64)
-    bases = np.array([layout[i]["base"] for i in order], np.uint64)
-    grans = np.array([layout[i]["gran"] for i in order], np.uint64)
-    nrows = np.array([layout[i]["nrows"] for i in order], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(nrows)])[:-1]
-    outside = int(nrows.sum())  # one extra row for accesses outside every segment
-    nsrc = len(SOURCES)
-    counts = np.zeros((outside + 1) * cols * nsrc * 2, np.int64)
-    for batch in trace.reader("accesses", ["step", "addr", "is_write", "source"]):
-        addr = batch.column("addr").to_numpy()
-        if not len(addr):
-            continue
-        idx = np.searchsorted(starts, addr, side="right").astype(np.int64) - 1
-        safe = np.maximum(idx, 0)
-        inside = (idx >= 0) & (addr < ends[safe]) if len(starts) else np.zeros(len(addr), bool)
-        low = np.maximum(addr, bases[safe]) - bases[safe]  # below the drawn base -> row 0
-        row = np.minimum((low // grans[safe]).astype(np.int64), nrows[safe] - 1)
-        key = np.where(inside, offsets[safe] + row, outside)
-        col = np.minimum(batch.column("step").to_numpy() // np.uint64(steps_per_col),
-                         np.uint64(cols - 1)).astype(np.int64)
-        source = batch.column("source")
-        local = np.array([SOURCES.index(n) for n in source.dictionary.to_pylist()], np.int64)
-        src = local[source.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
-        write = batch.column("is_write").to_numpy(zero_copy_only=False).astype(np.int64)
-        flat = ((key * cols + col) * nsrc + src) * 2 + write
-        counts += np.bincount(flat, minlength=len(counts))
-    grid = counts.reshape(outside + 1, cols, nsrc, 2)
-    key_i, col_i, src_i = np.nonzero(grid.sum(axis=3))
-    seg_of_key = np.full(outside + 1, -1, np.int64)
-    row_of_key = np.zeros(outside + 1, np.int64)
-    for pos, i in enumerate(order):
-        seg_of_key[offsets[pos]:offsets[pos] + nrows[pos]] = segs[i].id
-        row_of_key[offsets[pos]:offsets[pos] + nrows[pos]] = np.arange(nrows[pos])
-    seg = pd.array(seg_of_key[key_i], dtype="Int64")
-    seg[seg_of_key[key_i] < 0] = pd.NA
-    return pd.DataFrame({
-        "seg": seg, "row": row_of_key[key_i], "col": col_i,
-        "source": [SOURCES[k] for k in src_i],
-        "reads": grid[key_i, col_i, src_i, 0], "writes": grid[key_i, col_i, src_i, 1]})
+    builder = HeatmapBuilder(trace, lowest_rsp, max_rows, max_cols)
+    scan_accesses(trace, [builder])
+    return builder.result()
 
 
 def build_heatmaps(cells: pd.DataFrame, segs: list[Segment], layout: list[dict],

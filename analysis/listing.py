@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.scan import scan_accesses
 from analysis.trace import Trace
 
 
@@ -51,34 +52,62 @@ def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_cou
                    source_available=source is not None)
 
 
-MAX_SPAN = 1 << 24  # code spans bigger than this are counted by DuckDB instead
+MAX_SPAN = 1 << 24  # code spans bigger than this are counted with np.unique instead
 
 
-def access_counts_by_rip(trace: Trace) -> pd.DataFrame:
-    """Reads and writes per instruction address: rip, reads, writes.
+class RipCounter:
+    """Reads and writes per instruction address, from a stream of access batches.
 
     Instruction addresses fall in the small range the line table covers, so a bincount
-    per batch does it in one fast pass; anything outside is counted by DuckDB.
-    """
-    addrs = trace.lines.column("addr").to_numpy()
-    if not len(addrs) or int(addrs.max()) - int(addrs.min()) + 16 > MAX_SPAN:
-        return trace.sql("""
-            SELECT rip, count(*) FILTER (WHERE NOT is_write) AS reads,
-                   count(*) FILTER (WHERE is_write) AS writes FROM accesses GROUP BY rip""",
-                         {"accesses": ["rip", "is_write"]}).to_pandas()
-    lo, span = int(addrs.min()), int(addrs.max()) - int(addrs.min()) + 16
-    counts = np.zeros(2 * (span + 1), np.int64)
-    for batch in trace.reader("accesses", ["rip", "is_write"]):
-        rip = batch.column("rip").to_numpy().astype(np.int64) - lo
-        rip = np.where((rip >= 0) & (rip < span), rip, span)  # `span`: outside the code
+    per batch does it; rows outside that range are counted separately."""
+
+    columns = ("rip", "is_write")
+
+    def __init__(self, trace: Trace):
+        addrs = trace.lines.column("addr").to_numpy()
+        self.lo = int(addrs.min()) if len(addrs) else 0
+        self.span = int(addrs.max()) - self.lo + 16 if len(addrs) else 0
+        if self.span > MAX_SPAN:
+            self.span = 0
+        self.counts = np.zeros(2 * (self.span + 1), np.int64)
+        self.other: dict[tuple[int, int], int] = {}
+
+    def update(self, batch) -> None:
+        rip = batch.column("rip").to_numpy()
         write = batch.column("is_write").to_numpy(zero_copy_only=False).astype(np.int64)
-        counts += np.bincount(rip * 2 + write, minlength=len(counts))
-    grid = counts.reshape(span + 1, 2)[:span]
-    used = np.nonzero(grid.sum(axis=1))[0]
-    return pd.DataFrame({"rip": used + lo, "reads": grid[used, 0], "writes": grid[used, 1]})
+        off = rip.astype(np.int64) - self.lo
+        inside = (off >= 0) & (off < self.span)
+        self.counts += np.bincount(np.where(inside, off, self.span) * 2 + write,
+                                   minlength=len(self.counts))
+        if not inside.all():
+            keys, n = np.unique(np.stack([rip[~inside], write[~inside].astype(np.uint64)]),
+                                axis=1, return_counts=True)
+            for (r, w), c in zip(keys.T.tolist(), n.tolist()):
+                self.other[(r, w)] = self.other.get((r, w), 0) + c
+
+    def result(self) -> pd.DataFrame:
+        """rip, reads, writes for every instruction that accessed memory."""
+        grid = self.counts.reshape(self.span + 1, 2)[:self.span]
+        used = np.nonzero(grid.sum(axis=1))[0]
+        rows = dict(zip((used + self.lo).tolist(), zip(grid[used, 0].tolist(),
+                                                         grid[used, 1].tolist())))
+        for (r, w), c in self.other.items():
+            reads, writes = rows.get(r, (0, 0))
+            rows[r] = (reads + c * (1 - w), writes + c * w)
+        return pd.DataFrame([(r, a, b) for r, (a, b) in sorted(rows.items())],
+                            columns=["rip", "reads", "writes"])
 
 
-def listing(trace: Trace) -> Listing:
-    """The source listing of a trace with per-line execution and access counts."""
-    return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(),
-                        access_counts_by_rip(trace), trace.source_text())
+def listing(trace: Trace, counts: pd.DataFrame | None = None) -> Listing:
+    """The source listing of a trace with per-line execution and access counts.
+
+    Args:
+        trace: an open trace.
+        counts: per-instruction access counts already computed (`RipCounter.result`).
+    """
+    if counts is None:
+        counter = RipCounter(trace)
+        scan_accesses(trace, [counter])
+        counts = counter.result()
+    return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(), counts,
+                        trace.source_text())
