@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from analysis.heap import HeapTimeline
 from analysis.regions import map_at
+from analysis.scan import scan_accesses
 from analysis.sections import Section, read_sections
 from analysis.stack import StackDepth
 from analysis.symbols import Symbolizer
@@ -111,31 +112,69 @@ def nasm_warnings(warnings: list[str]) -> dict[int, str]:
     return out
 
 
-def wide_accesses(trace: Trace, sym: Symbolizer, sections: list[Section]) -> list[Finding]:
-    """Explicit accesses that start on a datum and run past its end."""
+class WideAccessScanner:
+    """Finds explicit accesses that start on a datum and run past its end, batch by batch:
+    one searchsorted per batch finds each access's datum; only the (rare) offenders are
+    grouped, by datum and instruction."""
+
+    columns = ("step", "rip", "addr", "size", "is_write", "source")
+
+    def __init__(self, items: list[Datum]):
+        self.starts = np.array([d.start for d in items], np.uint64)
+        self.ends = np.array([d.end for d in items], np.uint64)
+        self.lo = int(self.starts.min()) if items else 0
+        self.hi = int(self.ends.max()) if items else 0
+        self.found: dict[tuple[int, int], dict] = {}
+
+    def update(self, batch) -> None:
+        if not len(self.starts):
+            return
+        addr = batch.column("addr").to_numpy()
+        near = (addr >= self.lo) & (addr < self.hi)
+        if not near.any():
+            return
+        near &= _source_mask(batch.column("source"), "explicit")
+        rows = np.nonzero(near)[0]
+        a = addr[rows]
+        idx = np.searchsorted(self.starts, a, side="right") - 1
+        size = batch.column("size").to_numpy()[rows].astype(np.uint64)
+        end = self.ends[idx]
+        wide = (a < end) & (a + size > end)
+        if not wide.any():
+            return
+        rows, idx = rows[wide], idx[wide]
+        steps = batch.column("step").to_numpy()[rows].tolist()
+        rips = batch.column("rip").to_numpy()[rows].tolist()
+        writes = batch.column("is_write").to_numpy(zero_copy_only=False)[rows].tolist()
+        for i, rip, step, ad, sz, w in zip(idx.tolist(), rips, steps, a[wide].tolist(),
+                                           size[wide].tolist(), writes):
+            slot = self.found.get((i, rip))
+            if slot is None:
+                self.found[(i, rip)] = {"i": i, "rip": rip, "n": 1, "step": step, "addr": ad,
+                                        "size": sz, "is_write": w}
+            else:
+                slot["n"] += 1
+
+    def rows(self) -> list[dict]:
+        """The first MAX_PER_KIND offenders (datum index, rip, count, first step...)."""
+        return sorted(self.found.values(), key=lambda r: r["step"])[:MAX_PER_KIND]
+
+
+def wide_accesses(trace: Trace, sym: Symbolizer, sections: list[Section],
+                  scanner: WideAccessScanner | None = None) -> list[Finding]:
+    """Explicit accesses that start on a datum and run past its end.
+
+    Args:
+        trace: an open trace.
+        sym: its symbols.
+        sections: its ELF sections (`analysis.sections.read_sections`).
+        scanner: a scanner that has already seen the accesses (else one pass is made).
+    """
     items = data_items(sym, sections)
-    if not items:
-        return []
-    table = pa.Table.from_pylist(
-        [{"i": i, "start": d.start, "dend": d.end} for i, d in enumerate(items)],
-        schema=pa.schema([("i", pa.int64()), ("start", pa.uint64()), ("dend", pa.uint64())]))
-    lo, hi = min(d.start for d in items), max(d.end for d in items)
-    # Group first (few distinct address/size/instruction triples), then join the small
-    # result with the data items: a join over the streamed table itself is far slower.
-    grouped = f"""
-        SELECT addr, size, rip, count(*) AS n, min(step) AS step,
-               arg_min(is_write, step) AS is_write
-        FROM accesses WHERE source = 'explicit' AND addr >= {lo} AND addr < {hi}
-        GROUP BY addr, size, rip"""
-    rows = trace.sql(f"""
-        SELECT d.i, g.rip, sum(g.n)::BIGINT AS n, min(g.step) AS step,
-               arg_min(g.addr, g.step) AS addr, arg_min(g.size, g.step) AS size,
-               arg_min(g.is_write, g.step) AS is_write
-        FROM g ASOF JOIN items d ON g.addr >= d.start
-        WHERE g.addr + g.size > d.dend
-        GROUP BY d.i, g.rip ORDER BY step LIMIT {MAX_PER_KIND}""",
-                     {"accesses": ["step", "rip", "addr", "size", "is_write", "source"]},
-                     {"items": table}, materialize={"g": grouped}).to_pylist()
+    if scanner is None:
+        scanner = WideAccessScanner(items)
+        scan_accesses(trace, [scanner])
+    rows = scanner.rows()
     if rows:
         # The values only for the few accesses found: the value column is the widest.
         wanted = ", ".join(str(r["step"]) for r in rows)
@@ -283,13 +322,15 @@ def rsp_findings(trace: Trace, sym: Symbolizer, stack: StackDepth) -> list[Findi
     return out
 
 
-def memory_findings(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Finding]:
-    """Reads of stack/heap words never written before, and writes below RSP."""
-    ir = trace.initial_rsp
-    floor = int(trace.meta.initial["stack_top"]) - int(trace.meta.initial["stack_limit"])
-    heap_hi = max([heap.initial_brk, *heap.brk["end"].tolist()])
-    heap_hi = min(heap_hi, heap.initial_brk + MAX_HEAP_WORDS * 8)
-    reads, below = scan_stack_and_heap(trace, floor, ir, heap.initial_brk, heap_hi)
+def memory_findings(sym: Symbolizer, scanner: StackHeapScanner) -> list[Finding]:
+    """Reads of stack/heap words never written before, and writes below RSP.
+
+    Args:
+        sym: the trace's symbols.
+        scanner: a `StackHeapScanner` that has seen every access.
+    """
+    reads, below = scanner.results()
+    floor, ir = scanner.floor, scanner.initial_rsp
     out = []
     for r in reads:
         place = "stack" if floor <= r["addr"] < ir else "heap"
@@ -353,34 +394,37 @@ class _FirstTouch:
                         ((hit + self.lo) * 8).tolist()))
 
 
-def scan_stack_and_heap(trace: Trace, floor: int, initial_rsp: int, heap_lo: int,
-                        heap_hi: int) -> tuple[list[dict], list[dict]]:
-    """One streaming pass for two findings: reads of never-written stack/heap words, and
-    explicit stack writes below the RSP of their step.
+class StackHeapScanner:
+    """Two findings from one stream of access batches: reads of never-written stack/heap
+    words, and explicit stack writes below the RSP of their step.
 
     Accesses and RSP changes are both in step order, so RSP at a write is a streaming
     merge (searchsorted among the changes read so far); first touches per word are kept
-    in arrays over the stack's 8 MiB and the heap (at most MAX_HEAP_WORDS words).
+    in arrays over the stack's 8 MiB and the heap (at most MAX_HEAP_WORDS words)."""
 
-    Returns:
-        (reads: rip, words, step, addr), (writes: rip, n, step, below), first ones first,
-        at most MAX_PER_KIND of each.
-    """
-    areas = [_FirstTouch(floor, initial_rsp), _FirstTouch(heap_lo, heap_hi)]
-    rsp_batches = iter(trace.reader("rsp", ["step", "new"]))
-    steps = np.empty(0, np.uint64)
-    values = np.empty(0, np.uint64)
-    before = initial_rsp  # RSP before the first buffered change
-    exhausted = False
-    per_rip: dict[int, list[int]] = {}
-    for batch in trace.reader("accesses", ["step", "rip", "addr", "size", "is_write",
-                                           "source"]):
+    columns = ("step", "rip", "addr", "size", "is_write", "source")
+
+    def __init__(self, trace: Trace, heap: HeapTimeline):
+        self.initial_rsp = ir = trace.initial_rsp
+        initial = trace.meta.initial
+        self.floor = int(initial.get("stack_top", ir)) - int(initial.get("stack_limit", 0))
+        self.heap_lo = heap.initial_brk
+        heap_hi = max([heap.initial_brk, *heap.brk["end"].tolist()])
+        self.heap_hi = min(heap_hi, heap.initial_brk + MAX_HEAP_WORDS * 8)
+        self.areas = [_FirstTouch(self.floor, ir), _FirstTouch(self.heap_lo, self.heap_hi)]
+        self.rsp_batches = iter(trace.reader("rsp", ["step", "new"]))
+        self.steps = np.empty(0, np.uint64)
+        self.values = np.empty(0, np.uint64)
+        self.before = ir  # RSP before the first buffered change
+        self.exhausted = False
+        self.per_rip: dict[int, list[int]] = {}
+
+    def update(self, batch) -> None:
         addr = batch.column("addr").to_numpy()
-        in_stack = (addr >= floor) & (addr < initial_rsp)
-        in_heap = (addr >= heap_lo) & (addr < heap_hi)
-        keep = in_stack | in_heap
+        in_stack = (addr >= self.floor) & (addr < self.initial_rsp)
+        keep = in_stack | ((addr >= self.heap_lo) & (addr < self.heap_hi))
         if not keep.any():
-            continue
+            return
         addr, in_stack = addr[keep], in_stack[keep]
         step = batch.column("step").to_numpy()[keep]
         rip = batch.column("rip").to_numpy()[keep]
@@ -389,54 +433,60 @@ def scan_stack_and_heap(trace: Trace, floor: int, initial_rsp: int, heap_lo: int
         explicit = _source_mask(batch.column("source"), "explicit")[keep]
         first, last_word = addr // 8, (addr + size - 1) // 8
         small = size <= 16
-        for area in areas:
+        two = small & (last_word != first)
+        for area in self.areas:
             area.add(first[small], step[small], rip[small], is_write[small])
-            two = small & (last_word != first)
             area.add(last_word[two], step[two], rip[two], is_write[two])
             for k in np.nonzero(~small)[0].tolist():  # kernel buffers: rare, any size
                 words = np.arange(int(first[k]), int(last_word[k]) + 1, dtype=np.uint64)
                 area.add(words, np.full(len(words), step[k]), np.full(len(words), rip[k]),
                          np.full(len(words), is_write[k]))
         wmask = is_write & explicit & in_stack
-        if not wmask.any():
-            continue
-        w_step, w_addr, w_rip = step[wmask], addr[wmask], rip[wmask]
+        if wmask.any():
+            self._below(step[wmask], addr[wmask], rip[wmask])
+
+    def _below(self, w_step: np.ndarray, w_addr: np.ndarray, w_rip: np.ndarray) -> None:
         last = w_step[-1]
-        while not exhausted and (len(steps) == 0 or steps[-1] <= last):
+        while not self.exhausted and (len(self.steps) == 0 or self.steps[-1] <= last):
             try:
-                b = next(rsp_batches)
+                b = next(self.rsp_batches)
             except StopIteration:
-                exhausted = True
+                self.exhausted = True
                 break
-            steps = np.concatenate([steps, b.column("step").to_numpy()])
-            values = np.concatenate([values, b.column("new").to_numpy()])
-        idx = np.searchsorted(steps, w_step, side="right") - 1
-        current = np.where(idx >= 0, values[np.maximum(idx, 0)], np.uint64(before))
+            self.steps = np.concatenate([self.steps, b.column("step").to_numpy()])
+            self.values = np.concatenate([self.values, b.column("new").to_numpy()])
+        idx = np.searchsorted(self.steps, w_step, side="right") - 1
+        current = np.where(idx >= 0, self.values[np.maximum(idx, 0)], np.uint64(self.before))
         hit = w_addr < current
         for r, st, depth in zip(w_rip[hit].tolist(), w_step[hit].tolist(),
                                 (current[hit] - w_addr[hit]).tolist()):
-            slot = per_rip.get(r)
+            slot = self.per_rip.get(r)
             if slot is None:
-                per_rip[r] = [1, st, depth]
+                self.per_rip[r] = [1, st, depth]
             else:
                 slot[0] += 1
                 slot[2] = max(slot[2], depth)
         # Changes at or before this batch's last write matter only as the value before.
-        done = int(np.searchsorted(steps, last, side="right"))
+        done = int(np.searchsorted(self.steps, last, side="right"))
         if done:
-            before = int(values[done - 1])
-            steps, values = steps[done:], values[done:]
-    grouped: dict[int, list[int]] = {}
-    for area in areas:
-        for r, st, a in area.never_written():
-            slot = grouped.setdefault(r, [0, st, a])
-            slot[0] += 1
-            slot[1], slot[2] = min(slot[1], st), min(slot[2], a)
-    reads = sorted(({"rip": r, "words": n, "step": st, "addr": a}
-                    for r, (n, st, a) in grouped.items()), key=lambda x: x["step"])
-    writes = sorted(({"rip": r, "n": n, "step": st, "below": depth}
-                     for r, (n, st, depth) in per_rip.items()), key=lambda x: x["step"])
-    return reads[:MAX_PER_KIND], writes[:MAX_PER_KIND]
+            self.before = int(self.values[done - 1])
+            self.steps, self.values = self.steps[done:], self.values[done:]
+
+    def results(self) -> tuple[list[dict], list[dict]]:
+        """(reads: rip, words, step, addr), (writes: rip, n, step, below), first ones
+        first, at most MAX_PER_KIND of each."""
+        grouped: dict[int, list[int]] = {}
+        for area in self.areas:
+            for r, st, a in area.never_written():
+                slot = grouped.setdefault(r, [0, st, a])
+                slot[0] += 1
+                slot[1], slot[2] = min(slot[1], st), min(slot[2], a)
+        reads = sorted(({"rip": r, "words": n, "step": st, "addr": a}
+                        for r, (n, st, a) in grouped.items()), key=lambda x: x["step"])
+        writes = sorted(({"rip": r, "n": n, "step": st, "below": depth}
+                         for r, (n, st, depth) in self.per_rip.items()),
+                        key=lambda x: x["step"])
+        return reads[:MAX_PER_KIND], writes[:MAX_PER_KIND]
 
 
 def fault_finding(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Finding]:
@@ -484,6 +534,28 @@ def fault_finding(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Fin
                     sym.line_no(rip) if rip is not None else None, msg)]
 
 
+class FindingScanners:
+    """The findings that need a pass over the accesses table, as consumers of one shared
+    `scan_accesses` pass (the report adds its own consumers to the same pass)."""
+
+    def __init__(self, trace: Trace, heap: HeapTimeline):
+        self.trace = trace
+        self.heap = heap
+        self.sym = Symbolizer(trace.symbols, trace.lines)
+        self.sections = read_sections(trace.elf_path)
+        self.wide = WideAccessScanner(data_items(self.sym, self.sections))
+        self.memory = StackHeapScanner(trace, heap)
+        self.consumers = [self.wide, self.memory]
+
+    def findings(self, stack: StackDepth) -> list[Finding]:
+        """Every finding, in step order (call after the scan)."""
+        trace, sym, heap = self.trace, self.sym, self.heap
+        wide = wide_accesses(trace, sym, self.sections, self.wide)
+        out = [*wide, *brk_failures(heap, sym, trace, wide), *rsp_findings(trace, sym, stack),
+               *memory_findings(sym, self.memory), *fault_finding(trace, sym, heap)]
+        return sorted(out, key=lambda f: (f.step is None, f.step or 0))
+
+
 def findings(trace: Trace, stack: StackDepth, heap: HeapTimeline) -> list[Finding]:
     """Every finding of a run, in step order.
 
@@ -492,9 +564,6 @@ def findings(trace: Trace, stack: StackDepth, heap: HeapTimeline) -> list[Findin
         stack: its stack timeline (`analysis.stack.stack_depth`).
         heap: its heap timeline (`analysis.heap.heap_timeline`).
     """
-    sym = Symbolizer(trace.symbols, trace.lines)
-    sections = read_sections(trace.elf_path)
-    wide = wide_accesses(trace, sym, sections)
-    out = [*wide, *brk_failures(heap, sym, trace, wide), *rsp_findings(trace, sym, stack),
-           *memory_findings(trace, sym, heap), *fault_finding(trace, sym, heap)]
-    return sorted(out, key=lambda f: (f.step is None, f.step or 0))
+    scanners = FindingScanners(trace, heap)
+    scan_accesses(trace, scanners.consumers)
+    return scanners.findings(stack)

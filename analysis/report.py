@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analysis.allocator import Fragmentation
-from analysis.findings import Finding, findings
+from analysis.findings import Finding, FindingScanners
 from analysis.heap import HeapTimeline, heap_timeline
-from analysis.heatmap import Heatmaps, heatmaps
-from analysis.listing import Listing, listing
+from analysis.heatmap import HeatmapBuilder, Heatmaps
+from analysis.listing import Listing, RipCounter, listing
+from analysis.scan import scan_accesses
 from analysis.stack import StackDepth, stack_depth
 from analysis.summary import TraceSummary, access_counts_from, summarize
 from analysis.trace import Trace
@@ -36,14 +37,20 @@ def build_report(trace: Trace, fragmentation: Fragmentation | None = None) -> Re
         fragmentation: allocator tracking, when the user named an allocator.
 
     Returns:
-        The report's data; each big-table pass is one streamed DuckDB query.
+        The report's data: two passes over the rsp table, one over accesses.
     """
     stack = stack_depth(trace)
     lowest = trace.initial_rsp - (stack.deepest.depth if stack.deepest else 0)
-    maps = heatmaps(trace, lowest_rsp=lowest)
     heap = heap_timeline(trace)
+    # One pass over the accesses table feeds the heatmaps, the per-line counts and the
+    # findings that look at accesses.
+    heat = HeatmapBuilder(trace, lowest_rsp=lowest)
+    rips = RipCounter(trace)
+    scanners = FindingScanners(trace, heap)
+    scan_accesses(trace, [heat, rips, *scanners.consumers])
+    maps = heat.result()
     summary = summarize(trace, accesses=access_counts_from(maps.source_counts),
                         stack_depth=stack.deepest.depth if stack.deepest else 0)
     return ReportData(summary=summary, stack=stack, heap=heap, heatmaps=maps,
-                      vmmap=vmmap(trace, lowest), findings=findings(trace, stack, heap),
-                      listing=listing(trace), fragmentation=fragmentation)
+                      vmmap=vmmap(trace, lowest), findings=scanners.findings(stack),
+                      listing=listing(trace, rips.result()), fragmentation=fragmentation)
