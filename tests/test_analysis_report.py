@@ -159,3 +159,22 @@ def test_corrupt_trace_is_refused_with_a_sentence(tmp_path):
     assert done.returncode == 2
     err = done.stderr.decode()
     assert err.startswith("error:") and "accesses.arrows" in err and "Traceback" not in err
+
+
+def test_report_reads_the_accesses_table_once(tmp_path, monkeypatch):
+    from analysis import open_trace
+    from analysis.report import build_report
+    from analysis.trace import Trace
+
+    t = open_trace(recorded(EXAMPLES / "recursion.asm", tmp_path / "r"))
+    opened = []
+    real = Trace.reader
+
+    def counting(self, name, columns=None):
+        opened.append(name)
+        return real(self, name, columns)
+
+    monkeypatch.setattr(Trace, "reader", counting)
+    data = build_report(t)
+    assert opened.count("accesses") == 1
+    assert data.summary.max_stack_depth == 160
