@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 from functools import lru_cache
 from html import escape
 from pathlib import Path

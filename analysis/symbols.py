@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 # Linker-made markers: they name a position, not a datum or a function.
-_MARKERS = {"__bss_start", "_edata", "_end", "_etext", "__executable_start", "_GLOBAL_OFFSET_TABLE_"}
+_MARKERS = {"__bss_start", "_edata", "_end", "_etext", "__executable_start",
+            "_GLOBAL_OFFSET_TABLE_"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Findings on hand-built tables, and on recorded programs (the tutorial's brk example must
 be explained exactly)."""
 
-import pyarrow as pa
 import pytest
 
 from analysis import open_trace

@@ -75,7 +75,8 @@ def test_listing_counts_per_line():
 
 
 def test_heatmap_figure_stays_small_for_many_busy_segments():
-    segs = [Segment(i, "mmap", "", 0x10_0000_0000 + i * (1 << 20), 0x10_0000_0000 + (i + 1) * (1 << 20))
+    base = 0x10_0000_0000
+    segs = [Segment(i, "mmap", "", base + i * (1 << 20), base + (i + 1) * (1 << 20))
             for i in range(20)]
     layout = [{"base": s.start, "gran": PAGE, "nrows": 256} for s in segs]
     rows, cols = np.meshgrid(np.arange(256), np.arange(160))
