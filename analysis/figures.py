@@ -218,7 +218,7 @@ def vmmap_figure(vm: VmMap) -> go.Figure:
         label = (f"{r.label}  {r.perms}  {human_bytes(int(r.size))}  "
                  f"[{int(r.start):#x}, {int(r.end):#x})")
         if r.kind == "stack":
-            label += f"  used: {human_bytes(vm.stack_used)}"
+            label += f"  used: {human_bytes(vm.stack_used)} (drawn: {human_bytes(int(r.drawn))})"
         if r.kind == "heap":
             label += f"  break at end: {vm.final_brk:#x}"
         when = f"mapped at step {r.first_step}" + (f", gone at step {r.last_step}" if gone else "")
@@ -243,7 +243,9 @@ def vmmap_figure(vm: VmMap) -> go.Figure:
     top = float(vm.regions["y1"].max()) if len(vm.regions) else 1.0
     fig.update_xaxes(visible=False, range=[-0.05, 1.25])
     fig.update_yaxes(visible=False, range=[-0.2, top + 0.2])
-    fig.update_layout(title="Virtual memory map (high addresses at the top; heights: log2 of "
-                            "size; dashed: unmapped before the end)",
-                      height=max(500, int(40 * top)), plot_bgcolor="white", margin={"t": 60})
+    how = "heights to scale" if vm.scale == "linear" else "heights: log2 of size"
+    fig.update_layout(title=f"Virtual memory map (high addresses at the top; {how}; "
+                            f"dashed: unmapped before the end)",
+                      height=max(500, min(1000, int(40 * top))), plot_bgcolor="white",
+                      margin={"t": 60})
     return fig

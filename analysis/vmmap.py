@@ -1,6 +1,6 @@
 """The virtual-memory map as the classic picture: regions stacked by address (stack on
-top, text at the bottom), heights on a log scale with the huge gaps between them marked,
-perms and sizes, and how the map changed over the run."""
+top, text at the bottom), heights to scale when the sizes allow it and log-scaled when
+not, the huge gaps between them marked, perms and sizes, and how the map changed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from analysis.trace import Trace
 
 GAP_HEIGHT = 0.7
 MAX_MMAP_SLOTS = 40
+LINEAR_RATIO = 64  # draw to scale when the biggest region is at most this many smallest
+STACK_SHOWN = 0x21000  # Linux's initial [stack] (132 KiB): the 8 MiB is only a limit
 
 
 @dataclass(frozen=True)
@@ -24,18 +26,22 @@ class VmMap:
     end, size, perms, first_step, last_step (Int64, NA: still mapped at the end), y0, y1.
     `gaps`: start, end, size, y0, y1 between consecutive regions.
     `changes`: step, action, start, end, perms, kind, name (region events after step 0).
-    `stack_used`: bytes between the top of the stack and the deepest RSP."""
+    `stack_used`: bytes between the top of the stack and the deepest RSP.
+    `scale`: "linear" (heights to scale) or "log2" (when sizes differ too much for that)."""
 
     regions: pd.DataFrame
     gaps: pd.DataFrame
     changes: pd.DataFrame
     stack_used: int
     final_brk: int
+    scale: str
 
 
-def height(size: int) -> float:
-    """Drawn height of a region: 1 for a page, +1 per doubling (log scale)."""
-    return 1.0 + math.log2(max(size, 4096) / 4096)
+def height(size: int, scale: str = "log2", unit: int = 4096) -> float:
+    """Drawn height of a region: size / unit to scale, else 1 per `unit` +1 per doubling."""
+    if scale == "linear":
+        return max(size, unit) / unit
+    return 1.0 + math.log2(max(size, unit) / unit)
 
 
 def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
@@ -67,6 +73,15 @@ def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
         rows.append({"label": s.label, "kind": s.kind, "name": s.name, "start": s.start,
                      "end": s.end, "size": s.end - s.start, "perms": perms,
                      "first_step": first if first is not None else 0, "last_step": gone_at})
+    stack_used = max(0, stack_top - lowest_rsp)
+    for row in rows:
+        # The stack is drawn as Linux shows it: what was used (at least the initial
+        # 132 KiB), not the whole 8 MiB it may grow to.
+        row["drawn"] = (max(STACK_SHOWN, -(-stack_used // 4096) * 4096)
+                        if row["kind"] == "stack" else row["size"])
+    drawn = [r["drawn"] for r in rows] or [4096]
+    unit = max(4096, min(drawn))
+    scale = "linear" if max(drawn) <= LINEAR_RATIO * unit else "log2"
     y = 0.0
     gaps = []
     for i, row in enumerate(rows):
@@ -76,19 +91,20 @@ def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
                          "y1": y + GAP_HEIGHT})
             y += GAP_HEIGHT
         row["y0"] = y
-        y += height(row["size"])
+        y += height(row["drawn"], scale, unit)
         row["y1"] = y
     changes = events.to_pandas()
     changes = changes[changes["step"] > 0].reset_index(drop=True)
     heap = [r for r in final if r.kind == "heap"]
     return VmMap(
         regions=pd.DataFrame(rows, columns=["label", "kind", "name", "start", "end", "size",
-                                            "perms", "first_step", "last_step", "y0", "y1"]
+                                            "drawn", "perms", "first_step", "last_step", "y0",
+                                            "y1"]
                              ).astype({"last_step": "Int64"}),
         gaps=pd.DataFrame(gaps, columns=["start", "end", "size", "y0", "y1"]),
         changes=changes,
-        stack_used=max(0, stack_top - lowest_rsp),
-        final_brk=heap[0].end if heap else initial_brk)
+        stack_used=stack_used,
+        final_brk=heap[0].end if heap else initial_brk, scale=scale)
 
 
 def vmmap(trace: Trace, lowest_rsp: int | None = None) -> VmMap:

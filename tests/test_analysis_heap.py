@@ -74,10 +74,16 @@ def test_vmmap_layout_heights_gaps_and_lifetimes():
     mm = vm.regions.iloc[4]
     assert (mm.first_step, mm.last_step) == (9, 30)
     assert str(vm.regions.iloc[5].last_step) == "<NA>"
-    assert height(4096) == 1 and height(8 << 20) == 12
+    assert height(4096) == 1 and height(8 << 20) == 12 and height(8192, "linear") == 2
+    assert vm.scale == "linear"  # 4 KiB pages up to the 132 KiB stack Linux shows
     assert vm.gaps["start"].tolist() == [BRK + 0x3000, M + 0x3000]
     assert (vm.gaps["y1"] - vm.gaps["y0"]).tolist() == pytest.approx([GAP_HEIGHT, GAP_HEIGHT])
-    assert vm.regions.iloc[3].y1 - vm.regions.iloc[3].y0 == height(0x3000)
+    assert vm.regions.iloc[3].y1 - vm.regions.iloc[3].y0 == 3  # heap: 3 pages
+    assert vm.regions.iloc[5].y1 - vm.regions.iloc[5].y0 == 0x21000 / 4096
+    big = vmmap_from(_table("regions", base_regions() + [
+        {"step": 1, "action": "map", "start": M - (1 << 30), "end": M, "perms": "rw-",
+         "kind": "mmap", "name": ""}]), BRK, STACK_TOP, STACK_TOP)
+    assert big.scale == "log2" and "log2" in vmmap_figure(big).layout.title.text
     assert vm.stack_used == 0x800
     assert vm.changes["step"].tolist() == [5, 9, 12, 20, 30]
     fig = vmmap_figure(vm)
