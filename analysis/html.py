@@ -88,14 +88,16 @@ class _Page:
                  f"{figure_json(fig)}</script>")
 
 
-def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+def _table(headers: list[str] | None, rows: list[list],
+           numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers or [])
     body = []
     for row in rows:
         cells = "".join(f'<td class="n">{escape(str(v))}</td>' if i in numeric
                         else f"<td>{escape(str(v))}</td>" for i, v in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    top = f"<tr>{head}</tr>" if head else ""
+    return f"<table>{top}{''.join(body)}</table>"
 
 
 def _ending(data: ReportData) -> str:
@@ -161,7 +163,7 @@ def render_report(data: ReportData) -> str:
             ["max stack depth", f"{s.max_stack_depth:,} bytes"]]
     if s.truncated:
         rows.append(["note", "the trace is truncated (a limit stopped the run)"])
-    page.add(_table(["", ""], rows))
+    page.add(_table(None, rows))
     totals = data.heatmaps.totals
     page.add("<h3>Accesses by segment and source</h3>")
     page.add(_table(["segment", "range", "reads", "writes", "explicit", "implicit", "kernel"],

@@ -135,10 +135,19 @@ class Trace:
     def initial_brk(self) -> int:
         return int(self.meta.initial["brk"])
 
-    @property
+    @cached_property
     def instructions(self) -> int:
-        """Steps executed (0 for a recording killed before it could say)."""
-        return int(self.meta.end.get("instructions") or 0)
+        """Steps executed; for a killed recording (no `end` in meta.json), one past the
+        last step any event table reached."""
+        recorded = self.meta.end.get("instructions")
+        if recorded is not None:
+            return int(recorded)
+        last = 0
+        for name in ("accesses", "rsp", "syscalls"):
+            for batch in self.reader(name, ["step"]):
+                if batch.num_rows:
+                    last = max(last, int(batch.column("step")[-1].as_py()) + 1)
+        return last
 
     @property
     def elf_path(self) -> Path:

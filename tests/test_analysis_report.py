@@ -178,3 +178,22 @@ def test_report_reads_the_accesses_table_once(tmp_path, monkeypatch):
     data = build_report(t)
     assert opened.count("accesses") == 1
     assert data.summary.max_stack_depth == 160
+
+
+def test_report_of_an_interrupted_recording(tmp_path):
+    import json
+
+    from analysis import open_trace
+    from analysis.html import render_report
+    from analysis.report import build_report
+
+    trace = recorded(EXAMPLES / "recursion.asm", tmp_path / "r")
+    meta = json.loads((trace / "meta.json").read_text())
+    meta.update(complete=False, end=None)  # as a SIGKILLed recorder leaves it
+    (trace / "meta.json").write_text(json.dumps(meta))
+    (trace / "exec_counts.arrows").unlink()
+    t = open_trace(trace)
+    assert t.instructions == 59  # one past the last step with an event (the exit syscall)
+    data = build_report(t)
+    assert data.stack.deepest.depth == 160
+    assert "Incomplete trace" in render_report(data)
