@@ -51,6 +51,7 @@ class Finding:
     line: int | None
     message: str
     count: int = 1
+    value: int | None = None  # for a wide access: the value read or written
 
 
 def hx(value: int) -> str:
@@ -190,7 +191,7 @@ def wide_accesses(trace: Trace, sym: Symbolizer, sections: list[Section],
         d = items[r["i"]]
         out.append(Finding(FindingKind.WIDE_ACCESS, Severity.WARNING, r["step"], r["rip"],
                            sym.line_no(r["rip"]), _wide_message(d, r, source, warned, sym),
-                           r["n"]))
+                           r["n"], r["value"]))
     return out
 
 
@@ -218,9 +219,11 @@ def _wide_message(d: Datum, r: dict, source: str | None, warned: dict[int, str],
                      f"datum, `{nxt.name if nxt else hx(d.end)}`")
     if r["value"] is not None and size <= 8:
         own = r["value"] & ((1 << (8 * width)) - 1) if width < 8 else r["value"]
-        parts.append(f"So the {verb} {'stored' if r['is_write'] else 'got'} {hx(r['value'])}, "
-                     f"of which only the low {width} byte{'s' if width != 1 else ''} "
-                     f"({hx(own)}) {'is' if width == 1 else 'are'} `{d.name}`")
+        raw = " ".join(f"{b:02x}" for b in r["value"].to_bytes(8, "little")[:size])
+        parts.append(f"So the {verb} {'stored' if r['is_write'] else 'got'} {hx(r['value'])} "
+                     f"(bytes in memory, lowest address first: {raw}), of which only the "
+                     f"first {width} byte{'s' if width != 1 else ''} ({hx(own)}) "
+                     f"{'is' if width == 1 else 'are'} `{d.name}`")
     if decl and decl[0] in warned:
         parts.append(f"nasm warned at line {decl[0]}: \"{warned[decl[0]]}\"")
         literal = re.search(r"\b(db|dw|dd|dq)\s+([0-9][0-9a-fA-FxXhH_]*)\b", decl[1])
@@ -262,7 +265,7 @@ def brk_failures(heap: HeapTimeline, sym: Symbolizer, trace: Trace,
                    f"brk reports failure by returning the unchanged break, not -1: compare "
                    f"the result with what you asked for")
             source = [f for f in wide if f.step is not None and f.step < r.step
-                      and f"{hx(delta)}," in f.message]
+                      and f.value == delta]
             if source:
                 msg += (f". The {hx(delta)} was read at step {source[0].step} (line "
                         f"{source[0].line}) by an access wider than its datum: see that "

@@ -33,7 +33,8 @@ def test_wide_access_into_next_datum_and_past_section_end(tmp_path):
                                                  (3, FindingKind.WIDE_ACCESS)]
     assert "starts on `b`" in found[0].message
     assert "The last 7 bytes belong to the next datum, `q`" in found[0].message
-    assert "only the low 1 byte (0x1) is `b`" in found[0].message
+    assert "only the first 1 byte (0x1) is `b`" in found[0].message
+    assert "lowest address first: 01 02 03 04 05 06 07 08" in found[0].message
     assert "past the end of .data (which ends at 0x402009)" in found[1].message
 
 
@@ -102,7 +103,7 @@ def test_brk_tutorial_is_explained_to_a_learner(tmp_path):
     for fact in ("An 8-byte read at 0x402000 starts on `increment`",
                  "line 6: `increment db 0x1000`", "1 byte long",
                  "The last 7 bytes lie past the end of .data (which ends at 0x402001)",
-                 "got 0x20000002c00", "byte data exceeds bounds",
+                 "got 0x20000002c00", "00 2c 00 00 00 02 00 00", "byte data exceeds bounds",
                  "0x1000 does not fit in 1 byte, so nasm stored only 0x0", "with dq"):
         assert fact in wide
     for fact in ("brk(0x20000405c00) returned 0x403000, the old break",
