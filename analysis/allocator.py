@@ -112,10 +112,23 @@ def resolve(spec: AllocatorSpec, symbolizer: Symbolizer) -> dict[CallKind, int]:
 def call_sites(trace: Trace, targets: dict[CallKind, int]) -> list[CallSite]:
     """Direct calls to the allocator's functions, with the `ret` that ends each."""
     image = MemoryImage(trace.memory_image)
-    rows = trace.sql("SELECT step, rip, old, new, cause::VARCHAR AS cause FROM rsp "
-                     "WHERE cause IN ('call', 'ret') ORDER BY step",
-                     {"rsp": ["step", "rip", "old", "new", "cause"]}).to_pylist()
     by_addr = {addr: kind for kind, addr in targets.items()}
+    # Decode each distinct call instruction once, then fetch only the calls into the
+    # allocator and the rets at their stack slots: a program may make millions of calls.
+    call_rips = trace.sql("SELECT DISTINCT rip FROM rsp WHERE cause = 'call'",
+                          {"rsp": ["rip", "cause"]}).column("rip").to_pylist()
+    ours = [rip for rip in call_rips if image.call_target(rip) in by_addr]
+    if not ours:
+        return []
+    listed = ", ".join(str(rip) for rip in ours)
+    rows = trace.sql(f"""
+        SELECT step, rip, old, new, cause FROM r
+        WHERE (cause = 'call' AND rip IN ({listed}))
+           OR (cause = 'ret' AND old IN (SELECT new FROM r WHERE cause = 'call'
+                                         AND rip IN ({listed})))
+        ORDER BY step""", {"rsp": ["step", "rip", "old", "new", "cause"]},
+                     materialize={"r": "SELECT step, rip, old, new, cause::VARCHAR AS cause "
+                                       "FROM rsp WHERE cause IN ('call', 'ret')"}).to_pylist()
     open_calls: dict[int, list[tuple[CallKind, int, int]]] = {}
     sites: list[CallSite] = []
     for r in rows:
