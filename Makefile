@@ -6,15 +6,18 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-deps demo test bench clean
 
-$(BIN)/python:
+$(BIN)/python: | system-deps
 	$(PYTHON) -m venv $(VENV)
 
+# nasm, ld and a C compiler (for the native recorder); python3-venv where Debian splits it.
 system-deps:
-	@command -v nasm >/dev/null && command -v ld >/dev/null && command -v cc >/dev/null || { \
+	@command -v nasm >/dev/null && command -v ld >/dev/null && command -v cc >/dev/null \
+	  && $(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nasm binutils gcc; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nasm binutils gcc \
+	    python3-venv python3-dev; }
 
-setup: $(BIN)/python system-deps
+setup: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/python -c "from tracer import native; native.build()"
 

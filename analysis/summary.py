@@ -90,6 +90,14 @@ def _decode(trace: Trace, fd: int) -> str:
     return data.decode(errors="backslashreplace")
 
 
+def _brk_from_syscalls(trace: Trace) -> int:
+    brk = trace.initial_brk
+    for row in trace.syscalls.select(["name", "ret"]).to_pylist():
+        if row["name"] == "brk" and row["ret"] is not None and row["ret"] >= 0:
+            brk = row["ret"]
+    return brk
+
+
 def access_counts_from(totals: list[dict]) -> AccessCounts:
     """AccessCounts from per-(source, is_write) counts already aggregated elsewhere.
 
@@ -118,7 +126,8 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
     end = meta.end
     syscalls = [{"step": r["step"], "name": r["name"], "args": r["args"], "ret": r["ret"]}
                 for r in trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()]
-    brk_end = (end.get("brk") or {}).get("end", trace.initial_brk)
+    brk_end = (end.get("brk") or {}).get("end") or _brk_from_syscalls(trace)
+    instructions = trace.instructions  # counted from the events if the run was cut short
     return TraceSummary(
         format_version=meta.format_version,
         program=meta.program.get("path", ""),
@@ -131,7 +140,7 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
         truncated=bool(end.get("truncated")) or not trace.complete,
         stdout=_decode(trace, 1),
         stderr=_decode(trace, 2),
-        instructions=int(end.get("instructions") or 0),
+        instructions=int(instructions),
         accesses=accesses if accesses is not None else access_counts(trace),
         syscalls=syscalls,
         brk_start=trace.initial_brk,

@@ -112,7 +112,7 @@ def test_brk_tutorial_is_explained_to_a_learner(tmp_path):
 
 
 def test_recorded_stack_slips(tmp_path):
-    recorded(PROGRAMS / "stack_slips.asm", tmp_path / "s")
+    recorded(PROGRAMS / "analysis" / "stack_slips.asm", tmp_path / "s")
     t = open_trace(tmp_path / "s")
     found = findings(t, stack_depth(t), heap_timeline(t))
     assert [(f.kind, f.line) for f in found] == [
@@ -125,3 +125,11 @@ def test_clean_examples_have_no_findings(tmp_path):
         recorded(EXAMPLES / f"{name}.asm", tmp_path / name)
         t = open_trace(tmp_path / name)
         assert findings(t, stack_depth(t), heap_timeline(t)) == [], name
+
+
+def test_recorded_heap_overrun_fault_is_explained(tmp_path):
+    recorded(PROGRAMS / "analysis" / "heap_overrun.asm", tmp_path / "h")
+    t = open_trace(tmp_path / "h")
+    found = findings(t, stack_depth(t), heap_timeline(t))
+    assert [(f.kind, f.line) for f in found] == [(FindingKind.FAULT, 8)]
+    assert "16 bytes past the end of the heap" in found[0].message

@@ -23,7 +23,7 @@ def reports(tmp_path_factory):
     base = tmp_path_factory.mktemp("reports")
     out = {}
     for name, src in (("brk", EXAMPLES / "brk_tutorial.asm"),
-                      ("evil", PROGRAMS / "evil_output.asm"),
+                      ("evil", PROGRAMS / "analysis" / "evil_output.asm"),
                       ("alloc", EXAMPLES / "allocator.asm")):
         recorded(src, base / name)
         html = base / f"{name}.html"

@@ -14,6 +14,7 @@ STACK_GUARD_GAP = 256 * PAGE        # stack_guard_gap: faults this far below cou
 INITIAL_STACK_VMA = 0x21000         # what Linux shows as [stack] before any growth (132 KiB)
 MMAP_BASE = STACK_TOP - (128 << 20)  # mmap_base with ASLR off: the gap is clamped to 128 MiB
 VDSO_PAGES = 8                      # [vvar] + [vvar_vclock] + [vdso] on Linux 6.x
+VDSO_IMAGE_PAGES = 2                # of which the [vdso] image itself
 # Overcommit heuristic stand-in: Linux refuses one brk/mmap larger than RAM + swap. We fix
 # the emulated machine's size so that traces do not depend on the host.
 MEMORY_LIMIT = 16 << 30
@@ -95,18 +96,18 @@ class AddressSpace:
         pos, end = addr, addr + max(size, 1)
         while pos < end:
             r = self.region_at(pos)
+            # The vdso region only reserves addresses (map(..., backing=False)): there is
+            # no memory behind it for the kernel side to read or write.
             if r is None or (need & ~prot_from_text(r.perms)):
                 return False
             pos = r.end
         return True
 
     # -- mapping primitives -------------------------------------------------------------
-    def map(self, start: int, end: int, perms: str, kind: str, name: str = "",
-            backing: bool = True) -> None:
+    def map(self, start: int, end: int, perms: str, kind: str, name: str = "") -> None:
         """Maps [start, end) (page aligned), replacing whatever was there (MAP_FIXED)."""
         self._remove(start, end)
-        if backing:
-            self._uc.mem_map(start, end - start, _uc_prot(prot_from_text(perms)))
+        self._uc.mem_map(start, end - start, _uc_prot(prot_from_text(perms)))
         self._insert(Region(start, end, perms, kind, name))
         self.events.append(RegionEvent("map", start, end, perms, kind, name))
 
@@ -143,8 +144,7 @@ class AddressSpace:
         removed = []
         for r in self._split_covering(start, end):
             self._regions.remove(r)
-            if r.kind != "vdso":
-                self._uc.mem_unmap(r.start, r.end - r.start)
+            self._uc.mem_unmap(r.start, r.end - r.start)
             removed.append(r)
         return removed
 

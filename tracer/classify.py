@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
 from tracer.format.schema import RSP_CAUSES, SOURCES
@@ -49,34 +48,45 @@ def classify(mnemonic: str, op_str: str) -> InstructionClass:
     return InstructionClass(EXPLICIT, EXPLICIT, RSP_CAUSES.index("other"))
 
 
-class InstructionTable:
-    """Classification per RIP, filled from instruction bytes as new addresses appear."""
+_RSP_REGS = {"rsp", "esp", "sp", "spl"}
+_STACK_CAUSES = {RSP_CAUSES.index(c) for c in ("push", "pop", "call", "ret", "leave", "enter")}
+MAY_CHANGE_RSP = 1 << 8
+PRIVILEGED = 1 << 9
+# Instructions that raise #GP in user mode (CPL 3, IOPL 0) on Linux. Unicorn runs at CPL 0
+# and would execute them, so the recorder stops before them and reports SIGSEGV.
+_PRIVILEGED = {"hlt", "cli", "sti", "in", "out", "insb", "insw", "insd", "outsb", "outsw",
+               "outsd", "lgdt", "lidt", "lldt", "ltr", "invlpg", "invd", "wbinvd", "rdmsr",
+               "wrmsr", "clts", "lmsw", "swapgs", "sysret", "sysexit", "vmcall", "invpcid",
+               "monitor", "mwait", "rdpmc"}
+
+
+def flags_of(c: InstructionClass, may_change_rsp: bool) -> int:
+    """Packs a class into the native recorder's flag word (layout in recorder.c)."""
+    return (c.read_source | c.write_source << 2 | c.rsp_cause << 4
+            | (MAY_CHANGE_RSP if may_change_rsp else 0))
+
+
+class InstructionClassifier:
+    """Classifies each new instruction address once, for the native recorder."""
 
     def __init__(self) -> None:
         self._cs = Cs(CS_ARCH_X86, CS_MODE_64)
-        self._by_rip: dict[int, InstructionClass] = {}
-        self._unknown = InstructionClass(EXPLICIT, EXPLICIT, RSP_CAUSES.index("other"))
+        self._cs.detail = True
 
-    def learn(self, rip: int, code: bytes) -> None:
-        if rip in self._by_rip:
-            return
+    def flags(self, rip: int, code: bytes) -> int:
         insn = next(self._cs.disasm(code, rip, 1), None)
-        self._by_rip[rip] = (classify(insn.mnemonic, insn.op_str) if insn is not None
-                             else self._unknown)
-
-    def get(self, rip: int) -> InstructionClass:
-        return self._by_rip.get(int(rip), self._unknown)
-
-    def sources(self, rips: np.ndarray, is_write: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        """Source index (explicit/implicit/kernel) for each access, vectorised per unique RIP."""
-        unique, inverse = np.unique(rips, return_inverse=True)
-        reads = np.fromiter((self.get(r).read_source for r in unique), np.int8, len(unique))
-        writes = np.fromiter((self.get(r).write_source for r in unique), np.int8, len(unique))
-        out = np.where(is_write, writes[inverse], reads[inverse]).astype(np.int8)
-        out[kernel] = KERNEL
-        return out
-
-    def rsp_causes(self, rips: np.ndarray) -> np.ndarray:
-        unique, inverse = np.unique(rips, return_inverse=True)
-        causes = np.fromiter((self.get(r).rsp_cause for r in unique), np.int8, len(unique))
-        return causes[inverse].astype(np.int8)
+        if insn is None:
+            # Undecodable: the CPU will raise #UD; check RSP after it to be safe.
+            return flags_of(InstructionClass(EXPLICIT, EXPLICIT, RSP_CAUSES.index("other")),
+                            True)
+        _, written = insn.regs_access()
+        cls = classify(insn.mnemonic, insn.op_str)
+        # capstone's regs_access() does not list RSP for enter, iretq, retf or push/pop of a
+        # segment register: every stack instruction is flagged by its class as well.
+        writes_rsp = (any(insn.reg_name(r) in _RSP_REGS for r in written)
+                      or cls.rsp_cause in _STACK_CAUSES)
+        base = insn.mnemonic.split()[-1]
+        privileged = base in _PRIVILEGED or (base == "mov" and ("cr" in insn.op_str or
+                                                                "dr" in insn.op_str.split(",")[0]))
+        return (flags_of(cls, writes_rsp)
+                | (PRIVILEGED if privileged else 0))

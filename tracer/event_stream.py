@@ -7,23 +7,59 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from unicorn import Uc
 
 from tracer import native
-from tracer.classify import InstructionTable
+from tracer.classify import KERNEL, InstructionClassifier
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
 
-_SOURCES = pa.array(SOURCES)
-_CAUSES = pa.array(RSP_CAUSES)
+def _strings(values: list[str]) -> pa.Array:
+    # Built from buffers: pa.array() would import pandas (pyarrow's array-like check).
+    data = "".join(values).encode()
+    offsets = np.cumsum([0] + [len(v.encode()) for v in values], dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)])
 
 
-def _column(ptr, n: int) -> np.ndarray:
-    # Copy out of the C buffer: the chunk is freed as soon as it is written.
-    return np.ctypeslib.as_array(ptr, (n,)).copy() if n else np.zeros(0, np.uint64)
+_SOURCES = _strings(SOURCES)
+_CAUSES = _strings(RSP_CAUSES)
+
+
+def _view(ptr, n: int) -> np.ndarray:
+    """A numpy view of a C column (no copy)."""
+    return np.ctypeslib.as_array(ptr, (n,))
+
+
+def _numeric(ptr, n: int, itemsize: int, type_: pa.DataType,
+             valid: np.ndarray | None = None) -> pa.Array:
+    """An Arrow array over a C column without copying it (the chunk outlives the write)."""
+    data = pa.foreign_buffer(ctypes.cast(ptr, ctypes.c_void_p).value, n * itemsize)
+    bitmap = None
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    return pa.Array.from_buffers(type_, n, [bitmap, data])
+
+
+def _bools(ptr, n: int) -> pa.Array:
+    bits = np.packbits(_view(ptr, n).view(np.bool_), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits.tobytes())])
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a recording has got, reported after each chunk is written."""
+
+    steps: int
+    events: int
+    bytes_written: int
+    seconds: float
 
 
 class EventStream:
@@ -31,19 +67,26 @@ class EventStream:
 
     def __init__(self, uc: Uc, accesses: TableWriter, rsp: TableWriter, initial_rsp: int,
                  max_steps: int | None, max_trace_bytes: int | None,
-                 batch_events: int = 1 << 20, max_pending: int = 4):
+                 batch_events: int = 1 << 20, max_pending: int = 4,
+                 progress: Callable[[Progress], None] | None = None):
         self._lib = native.load()
+        self._progress = progress
+        self._started = time.monotonic()
+        self._events_written = 0
         self._uc = uc
         self._accesses = accesses
         self._rsp = rsp
-        self._table = InstructionTable()
+        classifier = InstructionClassifier()
+        # Kept on self: the C side calls it for every new instruction address.
+        self._classify = native.CLASSIFY_FN(
+            lambda rip, code, length: classifier.flags(rip, ctypes.string_at(code, length)))
         self._max_trace_bytes = max_trace_bytes
         self.size_limit_hit = False
         self.error: BaseException | None = None
         handle = ctypes.c_void_p(uc._uch.value)
         cap_rsp = max(batch_events // 4, 1024)
         self._r = self._lib.vm_new(handle, batch_events, cap_rsp, max_pending,
-                                   max_steps or 0, initial_rsp)
+                                   max_steps or 0, initial_rsp, self._classify)
         status = self._lib.vm_install(self._r)
         if status != 0:
             raise RuntimeError(f"installing the native hooks failed (unicorn error {status})")
@@ -63,16 +106,33 @@ class EventStream:
     @property
     def stopped_by_limit(self) -> str | None:
         reason = self._lib.vm_stop_reason(self._r)
+        if reason == 2 and not self.size_limit_hit:
+            return None  # stopped because the drain thread failed; see `error`
         return {1: "max-steps", 2: "max-trace-size"}.get(reason)
+
+    @property
+    def privileged_stop(self) -> int | None:
+        """RIP of a privileged instruction the run stopped before, if any."""
+        if self._lib.vm_stop_reason(self._r) == 3:
+            return self._lib.vm_stop_rip(self._r)
+        return None
 
     def kernel_access(self, addr: int, data: bytes, is_write: bool) -> None:
         size = len(data)
         value = int.from_bytes(data[:8].ljust(8, b"\0"), "little") if size <= 8 else 0
         self._lib.vm_append_kernel(self._r, addr, size, int(is_write), value, int(size <= 8))
 
+    def discard_current(self) -> None:
+        """Forgets the accesses of the instruction being executed (it faulted)."""
+        self._lib.vm_discard_current(self._r)
+
+    def check_rsp(self, rsp: int) -> None:
+        """Records an RSP change made by the instruction before (at syscalls and the end)."""
+        self._lib.vm_check_rsp(self._r, rsp)
+
     def finish(self, final_rsp: int) -> None:
         """Records the last RSP change, flushes the partial chunk, waits for the writer."""
-        self._lib.vm_final_rsp(self._r, final_rsp)
+        self._lib.vm_check_rsp(self._r, final_rsp)
         self._lib.vm_close(self._r)
         self._thread.join()
         self._lib.vm_uninstall(self._r)
@@ -103,9 +163,15 @@ class EventStream:
                 if not chunk_ptr:
                     return
                 try:
+                    last_step = chunk_ptr.contents.last_step
                     self._write_chunk(chunk_ptr.contents)
                 finally:
-                    self._lib.vm_chunk_free(chunk_ptr)
+                    self._lib.vm_release(self._r, chunk_ptr)
+                if self._progress is not None:
+                    self._progress(Progress(
+                        steps=last_step, events=self._events_written,
+                        bytes_written=self._accesses.bytes_written() + self._rsp.bytes_written(),
+                        seconds=time.monotonic() - self._started))
                 if (self._max_trace_bytes is not None and not self.size_limit_hit and
                         self._accesses.bytes_written() + self._rsp.bytes_written()
                         >= self._max_trace_bytes):
@@ -119,34 +185,28 @@ class EventStream:
                 self._lib.vm_chunk_free(chunk_ptr)
 
     def _write_chunk(self, c: native.Chunk) -> None:
-        for k in range(c.n_code):
-            length = c.code_len[k]
-            code = ctypes.string_at(ctypes.addressof(c.code_bytes.contents) + 16 * k, length)
-            self._table.learn(c.code_rip[k], code)
-        n = c.n_acc
+        u64, n = pa.uint64(), c.n_acc
         if n:
-            step = _column(c.acc_step, n)
-            rip = _column(c.acc_rip, n)
-            size = _column(c.acc_size, n)
-            is_write = _column(c.acc_write, n).astype(bool)
-            kernel = _column(c.acc_kernel, n).astype(bool)
-            has_value = _column(c.acc_has_value, n).astype(bool)
-            source = self._table.sources(rip, is_write, kernel)
-            hi_valid = (size == 16) & ~kernel
+            size = _view(c.acc_size, n)
+            source = _view(c.acc_source, n)
+            hi_valid = (size == 16) & (source != KERNEL)
             batch = pa.RecordBatch.from_arrays([
-                pa.array(step), pa.array(rip), pa.array(_column(c.acc_addr, n)),
-                pa.array(size), pa.array(is_write),
-                pa.DictionaryArray.from_arrays(pa.array(source), _SOURCES),
-                pa.array(_column(c.acc_value, n), mask=~has_value),
-                pa.array(_column(c.acc_value_hi, n), mask=~hi_valid),
+                _numeric(c.acc_step, n, 8, u64), _numeric(c.acc_rip, n, 8, u64),
+                _numeric(c.acc_addr, n, 8, u64), _numeric(c.acc_size, n, 4, pa.uint32()),
+                _bools(c.acc_write, n),
+                pa.DictionaryArray.from_arrays(_numeric(c.acc_source, n, 1, pa.int8()),
+                                               _SOURCES),
+                _numeric(c.acc_value, n, 8, u64, _view(c.acc_has_value, n).view(np.bool_)),
+                _numeric(c.acc_value_hi, n, 8, u64, hi_valid),
             ], schema=self._accesses.schema)
             self._accesses.write(batch)
+            self._events_written += n
         m = c.n_rsp
         if m:
-            rip = _column(c.rsp_rip, m)
             batch = pa.RecordBatch.from_arrays([
-                pa.array(_column(c.rsp_step, m)), pa.array(rip), pa.array(_column(c.rsp_old, m)),
-                pa.array(_column(c.rsp_new, m)),
-                pa.DictionaryArray.from_arrays(pa.array(self._table.rsp_causes(rip)), _CAUSES),
+                _numeric(c.rsp_step, m, 8, u64), _numeric(c.rsp_rip, m, 8, u64),
+                _numeric(c.rsp_old, m, 8, u64), _numeric(c.rsp_new, m, 8, u64),
+                pa.DictionaryArray.from_arrays(_numeric(c.rsp_cause, m, 1, pa.int8()),
+                                               _CAUSES),
             ], schema=self._rsp.schema)
             self._rsp.write(batch)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from unicorn import Uc
 
 from tracer.address_space import (
-    INITIAL_STACK_VMA, MMAP_BASE, PAGE, STACK_LIMIT, STACK_TOP, VDSO_PAGES, AddressSpace,
+    INITIAL_STACK_VMA, MMAP_BASE, PAGE, STACK_LIMIT, STACK_TOP, VDSO_IMAGE_PAGES, VDSO_PAGES,
+    AddressSpace,
     page_down, page_up,
 )
 from tracer.elf import PF_W, PF_X, ElfProgram
@@ -17,7 +18,7 @@ from tracer.elf import PF_W, PF_X, ElfProgram
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
-AT_RSEQ_FEATURE_SIZE, AT_RSEQ_ALIGN = 27, 28
+AT_RSEQ_FEATURE_SIZE, AT_RSEQ_ALIGN, AT_SYSINFO_EHDR = 27, 28, 33
 
 GUEST_UID = 1000
 DEFAULT_ENV = ("HOME=/home/user", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin",
@@ -76,10 +77,12 @@ def build_stack(space: AddressSpace, uc: Uc, program: ElfProgram, argv: list[str
                 env: list[str], random_bytes: bytes) -> LoadedProcess:
     """Maps the stack and writes the initial layout exactly as create_elf_tables does."""
     space.map(STACK_TOP - STACK_LIMIT, STACK_TOP, "rw-", "stack", "[stack]")
-    # vvar/vdso sit just below mmap_base on Linux; we reserve their addresses (without a
-    # vDSO image) so that mmap places regions where Linux does.
-    space.map(MMAP_BASE - VDSO_PAGES * PAGE, MMAP_BASE, "r--", "vdso", "[vvar+vdso]",
-              backing=False)
+    # [vvar] and [vdso] sit just below mmap_base on Linux 6.x. We map pages there (zero-filled:
+    # vmtrace has no vDSO image) so that mmap places regions where Linux does and AT_SYSINFO_EHDR
+    # makes the auxv, hence the initial RSP, exactly Linux's.
+    vdso = MMAP_BASE - VDSO_IMAGE_PAGES * PAGE
+    space.map(MMAP_BASE - VDSO_PAGES * PAGE, vdso, "r--", "vdso", "[vvar]")
+    space.map(vdso, MMAP_BASE, "r-x", "vdso", "[vdso]")
 
     p = STACK_TOP - 8
     blob = bytearray()
@@ -98,7 +101,7 @@ def build_stack(space: AddressSpace, uc: Uc, program: ElfProgram, argv: list[str
     rand_addr = push_bytes(random_bytes)
     phdr = _phdr_address(program)
     auxv = [
-        (AT_MINSIGSTKSZ, 0xD30), (AT_HWCAP, 0x178BFBFF), (AT_PAGESZ, PAGE), (AT_CLKTCK, 100),
+        (AT_SYSINFO_EHDR, vdso), (AT_MINSIGSTKSZ, 0xD30), (AT_HWCAP, 0x178BFBFF), (AT_PAGESZ, PAGE), (AT_CLKTCK, 100),
         (AT_PHDR, phdr), (AT_PHENT, program.phentsize), (AT_PHNUM, program.phnum),
         (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, program.entry), (AT_UID, GUEST_UID),
         (AT_EUID, GUEST_UID), (AT_GID, GUEST_UID), (AT_EGID, GUEST_UID), (AT_SECURE, 0),

@@ -23,15 +23,15 @@ from tracer.address_space import STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, Addres
 from tracer.build import assemble
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import TracerError, UnsupportedSyscall
-from tracer.event_stream import EventStream
+from tracer.event_stream import EventStream, Progress
 from tracer.format.writer import RowBuffer, TableWriter, write_meta, write_table
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.registers import GPR_NAMES, read_registers
-from tracer.syscalls.abi import X86_64
+from tracer.syscalls.abi import I386, X86_64
 from tracer.syscalls.context import (
     ExitProcess, ProcessState, StdinFile, SyscallContext,
 )
-from tracer.syscalls.registry import dispatch, syscall_name
+from tracer.syscalls.registry import dispatch, dispatch_i386, syscall_name
 
 VIRTUAL_EPOCH_NS = 1_700_000_000 * 1_000_000_000
 NS_PER_STEP = 1  # the virtual clock advances one nanosecond per instruction
@@ -50,8 +50,9 @@ class RecordOptions:
     max_trace_mb: float | None = None
     allow_read: tuple[Path, ...] = ()
     seed: int = 0
-    batch_events: int = 1 << 20
+    batch_events: int = 1 << 18
     echo: Callable[[int, bytes], None] | None = None
+    progress: Callable[[Progress], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,6 @@ class RecordResult:
 _INTERRUPTS = {
     0: ("SIGFPE", "divide error"),
     1: ("SIGTRAP", "debug trap"),
-    3: ("SIGTRAP", "breakpoint (int3)"),
     4: ("SIGSEGV", "overflow trap"),
     5: ("SIGSEGV", "bound range exceeded"),
     6: ("SIGILL", "invalid opcode"),
@@ -124,8 +124,9 @@ def record(options: RecordOptions) -> RecordResult:
 
 
 def _prepare_output(out: Path) -> None:
+    """Makes an empty trace directory, replacing an earlier trace but nothing else."""
     if out.exists():
-        if not (out / "meta.json").exists() and any(out.iterdir()):
+        if not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists()):
             raise TracerError(f"{out} exists and is not a trace; choose another -o")
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -196,6 +197,8 @@ class _Recording:
 
         self.regions = RowBuffer(TableWriter(self.out, "regions"))
         self._flush_region_events(0)
+        # The initial map goes to disk now: a recording killed later still has it.
+        self.regions.flush()
         self.syscalls = RowBuffer(TableWriter(self.out, "syscalls"), every=64)
         self.kernel_writes = RowBuffer(TableWriter(self.out, "kernel_writes"), every=64)
         self.output = RowBuffer(TableWriter(self.out, "output"), every=16)
@@ -206,8 +209,16 @@ class _Recording:
         accesses = TableWriter(self.out, "accesses")
         rsp = TableWriter(self.out, "rsp")
         max_bytes = int(o.max_trace_mb * (1 << 20)) if o.max_trace_mb else None
+        batch_events, max_pending = o.batch_events, 4
+        if max_bytes is not None:
+            # The size is checked as each batch reaches the disk, while the emulator runs
+            # up to `max_pending` batches ahead: keep batches small next to the limit (an
+            # access row is under 64 bytes before compression) so the overshoot stays small.
+            batch_events = max(4096, min(batch_events, max_bytes // 256))
+            max_pending = 1
         self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, max_bytes,
-                                  batch_events=o.batch_events)
+                                  batch_events=batch_events, max_pending=max_pending,
+                                  progress=o.progress)
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=UC_X86_INS_SYSCALL)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
@@ -221,6 +232,9 @@ class _Recording:
         limit = self.events.stopped_by_limit
         if self.stop_reason is None and limit is not None:
             self.stop_reason = limit
+        privileged = self.events.privileged_stop
+        if self.stop_reason is None and privileged is not None:
+            self._privileged_fault(privileged)
         if self.stop_reason is None:
             # emu_start returned with no exit, fault or limit: nothing is left to run.
             self.stop_reason = "stopped"
@@ -240,7 +254,7 @@ class _Recording:
         image = {"start": [], "perms": [], "kind": [], "data": []}
         for r in self.space.regions:
             if r.kind == "vdso":
-                continue
+                continue  # zero-filled stand-ins for [vvar]/[vdso]
             start = r.start
             if r.kind == "stack":
                 start = (rsp & ~0xFFF)
@@ -282,41 +296,53 @@ class _Recording:
             uc.emu_stop()
 
     def _syscall(self, uc: Uc) -> None:
-        step = self.events.step
-        rip = uc.reg_read(UC_X86_REG_RIP)
         nr = uc.reg_read(X86_64.number)
         args = tuple(uc.reg_read(r) for r in X86_64.args)
         # In Unicorn's syscall hook RIP still points at the 2-byte `syscall` instruction.
-        insn_rip = rip
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        result = self._run_syscall(uc, "x86_64", nr, args, rip)
+        if result is not None:
+            uc.reg_write(X86_64.result, result & 0xFFFF_FFFF_FFFF_FFFF)
+            uc.reg_write(X86_64.clobbered_rip, rip + 2)
+            uc.reg_write(X86_64.clobbered_flags, uc.reg_read(UC_X86_REG_EFLAGS))
+
+    def _syscall_i386(self, uc: Uc, rip: int) -> None:
+        nr = uc.reg_read(I386.number) & 0xFFFFFFFF
+        args = tuple(uc.reg_read(r) & 0xFFFFFFFF for r in I386.args)
+        result = self._run_syscall(uc, "i386", nr, args, rip)
+        if result is not None:
+            uc.reg_write(I386.result, result & 0xFFFF_FFFF_FFFF_FFFF)
+
+    def _run_syscall(self, uc: Uc, abi: str, nr: int, args: tuple[int, ...],
+                     rip: int) -> int | None:
+        """Runs one syscall and records it; returns RAX, or None when the run stops."""
+        self.events.check_rsp(uc.reg_read(UC_X86_REG_RSP))
+        step = self.events.step
         ctx = SyscallContext(
             uc=uc, space=self.space, process=self.process, sink=self, step=step,
             output=self._on_output, random=self.rng.randbytes,
             now_ns=lambda: VIRTUAL_EPOCH_NS + step * NS_PER_STEP + self.process.clock_offset_ns,
             mapped_file_data=self._on_mapped_file)
-        name = syscall_name(nr)
+        name = syscall_name(nr, abi)
+        row = dict(step=step, rip=rip, nr=nr, name=name, args=list(args), abi=abi)
         try:
-            result = dispatch(ctx, nr, args, insn_rip)
+            run = dispatch if abi == "x86_64" else dispatch_i386
+            result = run(ctx, nr, args, rip)
         except ExitProcess as done:
             self.exit_code = done.code
             self.stop_reason = "exit"
-            self.syscalls.add(step=step, rip=insn_rip, nr=nr, name=name, args=list(args),
-                              ret=None, detail=None)
+            self.syscalls.add(**row, ret=None, detail=None)
             uc.emu_stop()
-            return
+            return None
         except UnsupportedSyscall as exc:
             self.error = str(exc)
             self.stop_reason = "unsupported-syscall"
-            self.syscalls.add(step=step, rip=insn_rip, nr=nr, name=name, args=list(args),
-                              ret=None, detail="unsupported")
+            self.syscalls.add(**row, ret=None, detail="unsupported")
             uc.emu_stop()
-            return
-        detail = self._region_detail()
-        self.syscalls.add(step=step, rip=insn_rip, nr=nr, name=name, args=list(args),
-                          ret=result, detail=detail)
+            return None
+        self.syscalls.add(**row, ret=result, detail=self._region_detail())
         self._flush_region_events(step)
-        uc.reg_write(X86_64.result, result & 0xFFFF_FFFF_FFFF_FFFF)
-        uc.reg_write(X86_64.clobbered_rip, rip + 2)
-        uc.reg_write(X86_64.clobbered_flags, uc.reg_read(UC_X86_REG_EFLAGS))
+        return result
 
     kernel_access = _on_kernel_access  # the SyscallContext sink protocol
 
@@ -352,22 +378,50 @@ class _Recording:
             else self.events.instructions
         if kind == "execute":
             rip = address
+        else:
+            self.events.discard_current()
         self.fault = Fault("SIGSEGV", cause.strip(), step, rip, address, kind)
         self.stop_reason = "fault"
         return False
 
     def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
+        try:
+            self._interrupt(uc, intno)
+        except BaseException as exc:
+            self.error = f"internal error while handling interrupt {intno}: {exc!r}"
+            self.stop_reason = "error"
+            uc.emu_stop()
+
+    def _interrupt(self, uc: Uc, intno: int) -> None:
         rip = uc.reg_read(UC_X86_REG_RIP)
-        if intno == 0x80:
-            signal, cause = "SIGSEGV", "int 0x80 (the 32-bit syscall ABI) is not emulated"
+        # A software `int n` (CD nn) leaves RIP after itself; CPU exceptions point at the
+        # faulting instruction. Linux lets user code use only int3, into and int 0x80;
+        # any other `int n` hits a gate of privilege 0 and raises #GP (SIGSEGV).
+        software = bytes(uc.mem_read(rip - 2, 2)) == bytes([0xCD, intno]) if rip >= 2 else False
+        if software and intno == 0x80:
+            self._syscall_i386(uc, rip - 2)
+            return
+        if intno == 3:
+            signal, cause, rip = "SIGTRAP", "breakpoint (int3)", rip - (2 if software else 1)
+        elif software and intno != 4:
+            signal, cause, rip = "SIGSEGV", f"general protection fault: int {intno:#x} is " \
+                "not allowed in user mode", rip - 2
         else:
             signal, cause = _INTERRUPTS.get(intno, ("SIGSEGV", f"CPU exception {intno}"))
-        # Traps (int3) report RIP after the instruction; faults report the instruction.
-        if intno in (1, 3):
-            rip -= 1
         self.fault = Fault(signal, cause, self.events.step, rip, None, None)
         self.stop_reason = "fault"
         uc.emu_stop()
+
+    def _privileged_fault(self, rip: int) -> None:
+        from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+        code = bytes(self.uc.mem_read(rip, 16))
+        insn = next(Cs(CS_ARCH_X86, CS_MODE_64).disasm(code, rip, 1), None)
+        text = f"{insn.mnemonic} {insn.op_str}".strip() if insn else "instruction"
+        self.fault = Fault("SIGSEGV", f"general protection fault: `{text}` is privileged "
+                           "(not allowed in user mode)", self.events.instructions, rip, None,
+                           None)
+        self.stop_reason = "fault"
 
     def _fault_from_error(self, exc: UcError) -> None:
         rip = self.uc.reg_read(UC_X86_REG_RIP)

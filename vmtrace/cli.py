@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vmtrace.commands import info as info_command
 from vmtrace.commands import plot as plot_command
@@ -29,21 +30,10 @@ def main() -> None:
     from tracer.format import TraceFormatError
 
     try:
-        app(standalone_mode=False)
+        app(prog_name="trace")  # standalone: typer itself reports usage errors
     except (TracerError, TraceFormatError, AnalysisError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -108,7 +108,9 @@ class TraceFiles:
                     except StopIteration:
                         break
                     yield batch.select(columns) if columns else batch
-        except pa.ArrowInvalid as exc:
+        except (pa.ArrowInvalid, OSError) as exc:
+            # A cut stream raises ArrowIOError (an OSError: "Expected to be able to read N
+            # bytes for message body"), a garbled message header ArrowInvalid or OSError.
             if self.complete:
                 raise TraceFormatError(f"{path} is corrupt or truncated ({exc})") from None
             # A killed recording: the last batch was cut mid-write; what came before stands.

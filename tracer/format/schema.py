@@ -48,6 +48,7 @@ SYSCALLS = pa.schema([
     pa.field("args", pa.list_(pa.uint64(), 6), nullable=False),
     pa.field("ret", pa.int64()),
     pa.field("detail", pa.string()),
+    pa.field("abi", pa.string(), nullable=False),
 ])
 
 REGIONS = pa.schema([

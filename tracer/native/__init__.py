@@ -78,14 +78,18 @@ _u32p = ctypes.POINTER(ctypes.c_uint32)
 _u8p = ctypes.POINTER(ctypes.c_uint8)
 Chunk._fields_ = [
     ("acc_step", _u64p), ("acc_rip", _u64p), ("acc_addr", _u64p), ("acc_value", _u64p),
-    ("acc_value_hi", _u64p), ("acc_size", _u32p), ("acc_write", _u8p), ("acc_kernel", _u8p),
+    ("acc_value_hi", _u64p), ("acc_size", _u32p), ("acc_write", _u8p), ("acc_source", _u8p),
     ("acc_has_value", _u8p), ("n_acc", ctypes.c_uint64), ("cap_acc", ctypes.c_uint64),
     ("rsp_step", _u64p), ("rsp_rip", _u64p), ("rsp_old", _u64p), ("rsp_new", _u64p),
-    ("n_rsp", ctypes.c_uint64), ("cap_rsp", ctypes.c_uint64),
-    ("code_rip", _u64p), ("code_bytes", _u8p), ("code_len", _u32p), ("n_code", ctypes.c_uint64),
+    ("rsp_cause", _u8p), ("n_rsp", ctypes.c_uint64), ("cap_rsp", ctypes.c_uint64),
     ("first_step", ctypes.c_uint64), ("last_step", ctypes.c_uint64),
     ("next", ctypes.c_void_p),
 ]
+
+# uint32_t classify(uint64_t rip, const uint8_t *code, uint32_t len): called once per new
+# instruction address; see the flag layout in recorder.c.
+CLASSIFY_FN = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint8),
+                               ctypes.c_uint32)
 
 _lib: ctypes.CDLL | None = None
 
@@ -99,21 +103,24 @@ def load() -> ctypes.CDLL:
     vp, u64, i = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int
     chunk_p = ctypes.POINTER(Chunk)
     sigs = {
-        "vm_new": (vp, [vp, u64, u64, i, u64, u64]),
+        "vm_new": (vp, [vp, u64, u64, i, u64, u64, CLASSIFY_FN]),
         "vm_install": (i, [vp]),
         "vm_uninstall": (i, [vp]),
         "vm_append_kernel": (None, [vp, u64, u64, i, u64, i]),
-        "vm_final_rsp": (None, [vp, u64]),
+        "vm_check_rsp": (None, [vp, u64]),
+        "vm_discard_current": (None, [vp]),
         "vm_step": (u64, [vp]),
         "vm_steps": (u64, [vp]),
         "vm_stop_reason": (i, [vp]),
         "vm_request_stop": (None, [vp]),
+        "vm_stop_rip": (u64, [vp]),
         "vm_total_accesses": (u64, [vp]),
         "vm_total_rsp": (u64, [vp]),
         "vm_close": (None, [vp]),
         "vm_flush": (None, [vp]),
         "vm_take": (chunk_p, [vp]),
         "vm_chunk_free": (None, [chunk_p]),
+        "vm_release": (None, [vp, chunk_p]),
         "vm_exec_count_size": (u64, [vp]),
         "vm_exec_counts": (u64, [vp, _u64p, _u64p, u64]),
         "vm_free": (None, [vp]),

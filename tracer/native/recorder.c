@@ -11,29 +11,34 @@
 #include <string.h>
 #include <unicorn/unicorn.h>
 
-#define SOURCE_CPU 0
 #define SOURCE_KERNEL 2
 
 typedef struct chunk {
     /* access columns */
     uint64_t *acc_step, *acc_rip, *acc_addr, *acc_value, *acc_value_hi;
     uint32_t *acc_size;
-    uint8_t *acc_write, *acc_kernel, *acc_has_value;
+    uint8_t *acc_write, *acc_source, *acc_has_value;
     uint64_t n_acc, cap_acc;
     /* rsp-change columns */
     uint64_t *rsp_step, *rsp_rip, *rsp_old, *rsp_new;
+    uint8_t *rsp_cause;
     uint64_t n_rsp, cap_rsp;
-    /* instructions seen for the first time: address and bytes, for classification */
-    uint64_t *code_rip;
-    uint8_t *code_bytes; /* 16 bytes per entry */
-    uint32_t *code_len;
-    uint64_t n_code;
     uint64_t first_step, last_step;
     struct chunk *next;
 } chunk;
 
+/* Per-instruction facts, computed once per address by the Python classifier (capstone):
+ * bits 0-1 source of reads, 2-3 source of writes, 4-7 RSP cause, 8 may change RSP. */
+#define F_READ_SOURCE(f) ((f) & 3)
+#define F_WRITE_SOURCE(f) (((f) >> 2) & 3)
+#define F_RSP_CAUSE(f) (((f) >> 4) & 15)
+#define F_MAY_CHANGE_RSP (1u << 8)
+#define F_PRIVILEGED (1u << 9) /* raises #GP at CPL 3; Unicorn would just run it */
+typedef uint32_t (*classify_fn)(uint64_t rip, const uint8_t *code, uint32_t len);
+
 typedef struct {
     uint64_t *key, *count;
+    uint32_t *flags;
     uint64_t cap, used;
 } count_table;
 
@@ -42,10 +47,13 @@ typedef struct recorder {
     uc_hook h_code, h_read, h_write;
     uint64_t step;          /* number of instructions started so far */
     uint64_t cur_step, cur_rip;
+    uint32_t cur_flags;
+    classify_fn classify;
     uint64_t last_rsp;
     uint64_t max_steps;     /* 0 = unlimited */
     volatile int stop_requested;
-    int stop_reason;        /* 0 none, 1 max steps, 2 external request */
+    int stop_reason;        /* 0 none, 1 max steps, 2 external request, 3 privileged insn */
+    uint64_t stop_rip;
     chunk *cur;
     uint64_t cap_acc, cap_rsp;
     /* queue of full chunks */
@@ -53,6 +61,8 @@ typedef struct recorder {
     pthread_cond_t cv_nonempty, cv_space;
     chunk *q_head, *q_tail;
     int q_len, max_pending, closed;
+    chunk *spare;           /* drained chunks kept for reuse: no calloc/free per rotation */
+    int n_spare;
     count_table exec;
     uint64_t total_acc, total_rsp;
 } recorder;
@@ -74,25 +84,23 @@ static chunk *chunk_new(uint64_t cap_acc, uint64_t cap_rsp) {
     c->acc_value_hi = xcalloc(cap_acc, 8);
     c->acc_size = xcalloc(cap_acc, 4);
     c->acc_write = xcalloc(cap_acc, 1);
-    c->acc_kernel = xcalloc(cap_acc, 1);
+    c->acc_source = xcalloc(cap_acc, 1);
     c->acc_has_value = xcalloc(cap_acc, 1);
     c->rsp_step = xcalloc(cap_rsp, 8);
     c->rsp_rip = xcalloc(cap_rsp, 8);
     c->rsp_old = xcalloc(cap_rsp, 8);
     c->rsp_new = xcalloc(cap_rsp, 8);
-    c->code_rip = xcalloc(cap_rsp, 8);
-    c->code_bytes = xcalloc(cap_rsp, 16);
-    c->code_len = xcalloc(cap_rsp, 4);
+    c->rsp_cause = xcalloc(cap_rsp, 1);
     return c;
 }
 
 void vm_chunk_free(chunk *c) {
     if (!c) return;
     free(c->acc_step); free(c->acc_rip); free(c->acc_addr); free(c->acc_value);
-    free(c->acc_value_hi); free(c->acc_size); free(c->acc_write); free(c->acc_kernel);
+    free(c->acc_value_hi); free(c->acc_size); free(c->acc_write); free(c->acc_source);
     free(c->acc_has_value);
     free(c->rsp_step); free(c->rsp_rip); free(c->rsp_old); free(c->rsp_new);
-    free(c->code_rip); free(c->code_bytes); free(c->code_len);
+    free(c->rsp_cause);
     free(c);
 }
 
@@ -100,7 +108,7 @@ void vm_chunk_free(chunk *c) {
  * instruction boundary, so one instruction's accesses never straddle two chunks. */
 static void rotate(recorder *r) {
     chunk *c = r->cur;
-    if (c->n_acc == 0 && c->n_rsp == 0 && c->n_code == 0) return;
+    if (c->n_acc == 0 && c->n_rsp == 0) return;
     c->last_step = r->step;
     pthread_mutex_lock(&r->mu);
     while (r->q_len >= r->max_pending && !r->closed)
@@ -110,25 +118,42 @@ static void rotate(recorder *r) {
     r->q_tail = c;
     r->q_len++;
     pthread_cond_signal(&r->cv_nonempty);
+    chunk *fresh = r->spare;
+    if (fresh) {
+        r->spare = fresh->next;
+        r->n_spare--;
+    }
     pthread_mutex_unlock(&r->mu);
-    r->cur = chunk_new(r->cap_acc, r->cap_rsp);
+    if (fresh) {
+        fresh->n_acc = fresh->n_rsp = 0;
+        fresh->next = NULL;
+    } else {
+        fresh = chunk_new(r->cap_acc, r->cap_rsp);
+    }
+    r->cur = fresh;
     r->cur->first_step = r->step;
 }
 
 static void count_grow(count_table *t);
 
-/* Returns 1 when `key` is seen for the first time. */
-static inline int count_add(count_table *t, uint64_t key) {
+/* Counts one execution of `key`; returns its flags, asking the classifier the first time. */
+static inline uint32_t count_add(count_table *t, uint64_t key, uc_engine *uc, uint32_t size,
+                                 classify_fn classify) {
     uint64_t mask = t->cap - 1;
     uint64_t i = (key * 0x9E3779B97F4A7C15ull) >> 20 & mask;
     for (;;) {
         if (t->count[i] == 0) {
+            uint8_t code[16] = {0};
+            uint32_t len = size > 16 ? 16 : size;
+            uc_mem_read(uc, key, code, len);
+            uint32_t flags = classify ? classify(key, code, len) : F_MAY_CHANGE_RSP;
             t->key[i] = key;
             t->count[i] = 1;
+            t->flags[i] = flags;
             if (++t->used * 2 > t->cap) count_grow(t);
-            return 1;
+            return flags;
         }
-        if (t->key[i] == key) { t->count[i]++; return 0; }
+        if (t->key[i] == key) { t->count[i]++; return t->flags[i]; }
         i = (i + 1) & mask;
     }
 }
@@ -139,6 +164,7 @@ static void count_grow(count_table *t) {
     t->used = 0;
     t->key = xcalloc(t->cap, 8);
     t->count = xcalloc(t->cap, 8);
+    t->flags = xcalloc(t->cap, 4);
     for (uint64_t i = 0; i < old.cap; i++) {
         if (old.count[i]) {
             uint64_t mask = t->cap - 1;
@@ -146,11 +172,13 @@ static void count_grow(count_table *t) {
             while (t->count[j]) j = (j + 1) & mask;
             t->key[j] = old.key[i];
             t->count[j] = old.count[i];
+            t->flags[j] = old.flags[i];
             t->used++;
         }
     }
     free(old.key);
     free(old.count);
+    free(old.flags);
 }
 
 static inline void note_rsp(recorder *r, uint64_t rsp) {
@@ -161,6 +189,7 @@ static inline void note_rsp(recorder *r, uint64_t rsp) {
     c->rsp_rip[i] = r->cur_rip;
     c->rsp_old[i] = r->last_rsp;
     c->rsp_new[i] = rsp;
+    c->rsp_cause[i] = (uint8_t)F_RSP_CAUSE(r->cur_flags);
     r->last_rsp = rsp;
     r->total_rsp++;
 }
@@ -168,9 +197,9 @@ static inline void note_rsp(recorder *r, uint64_t rsp) {
 static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
     recorder *r = user;
     uint64_t rsp;
-    (void)size;
-    /* An RSP change seen now was made by the previous instruction. */
-    if (r->step > 0) {
+    /* An RSP change seen now was made by the previous instruction; only instructions the
+     * classifier marked as able to write RSP are checked (a register read costs ~3 ns). */
+    if (r->step > 0 && (r->cur_flags & F_MAY_CHANGE_RSP)) {
         uc_reg_read(uc, UC_X86_REG_RSP, &rsp);
         note_rsp(r, rsp);
     }
@@ -182,30 +211,33 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
     chunk *c = r->cur;
     /* Rotate with room to spare: one instruction makes at most a few dozen accesses
      * (fxsave writes 512 bytes as 8-byte pieces). */
-    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp || c->n_code + 2 > c->cap_rsp) {
-        rotate(r);
-        c = r->cur;
+    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp) rotate(r);
+    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify);
+    if (flags & F_PRIVILEGED) {
+        /* Stop before it executes: Linux delivers SIGSEGV for the #GP it raises. */
+        r->stop_reason = 3;
+        r->stop_rip = address;
+        r->cur_flags = 0;
+        uc_emu_stop(uc);
+        return;
     }
     r->cur_step = r->step++;
     r->cur_rip = address;
-    if (count_add(&r->exec, address)) {
-        uint64_t k = c->n_code++;
-        uint32_t len = size > 16 ? 16 : size;
-        c->code_rip[k] = address;
-        c->code_len[k] = len;
-        uc_mem_read(uc, address, c->code_bytes + 16 * k, len);
-    }
+    r->cur_flags = flags;
 }
 
 static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int write,
                                  uint64_t value, int has_value, int kernel) {
+    uint8_t source = kernel ? SOURCE_KERNEL
+                            : (uint8_t)(write ? F_WRITE_SOURCE(r->cur_flags)
+                                              : F_READ_SOURCE(r->cur_flags));
     chunk *c = r->cur;
     uint64_t n = c->n_acc;
     /* QEMU splits a 16-byte SSE load or store into two 8-byte halves; the architecture
      * defines one 16-byte access, so the halves are joined again. */
     if (!kernel && n > 0 && size == 8 && c->acc_size[n - 1] == 8 &&
         c->acc_step[n - 1] == r->cur_step && c->acc_write[n - 1] == write &&
-        !c->acc_kernel[n - 1] && c->acc_addr[n - 1] + 8 == addr) {
+        c->acc_source[n - 1] != SOURCE_KERNEL && c->acc_addr[n - 1] + 8 == addr) {
         c->acc_size[n - 1] = 16;
         c->acc_value_hi[n - 1] = value;
         return;
@@ -216,7 +248,7 @@ static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int 
     c->acc_addr[n] = addr;
     c->acc_size[n] = size;
     c->acc_write[n] = (uint8_t)write;
-    c->acc_kernel[n] = (uint8_t)kernel;
+    c->acc_source[n] = source;
     c->acc_value[n] = value;
     c->acc_value_hi[n] = 0;
     c->acc_has_value[n] = (uint8_t)has_value;
@@ -232,8 +264,9 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size
 }
 
 recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pending,
-                 uint64_t max_steps, uint64_t initial_rsp) {
+                 uint64_t max_steps, uint64_t initial_rsp, classify_fn classify) {
     recorder *r = xcalloc(1, sizeof(recorder));
+    r->classify = classify;
     r->uc = uc;
     r->cap_acc = cap_acc;
     r->cap_rsp = cap_rsp;
@@ -244,6 +277,7 @@ recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pend
     r->exec.cap = 1 << 12;
     r->exec.key = xcalloc(r->exec.cap, 8);
     r->exec.count = xcalloc(r->exec.cap, 8);
+    r->exec.flags = xcalloc(r->exec.cap, 4);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv_nonempty, NULL);
     pthread_cond_init(&r->cv_space, NULL);
@@ -273,14 +307,28 @@ void vm_append_kernel(recorder *r, uint64_t addr, uint64_t size, int write, uint
     append_access(r, addr, (uint32_t)size, write, value, has_value, 1);
 }
 
-/* After emulation ends: catch an RSP change made by the very last instruction. */
-void vm_final_rsp(recorder *r, uint64_t rsp) {
+/* A fault is precise on x86: the faulting instruction has no architectural effect. Unicorn
+ * calls the write hook before it checks the page, so the attempted store (and any access
+ * the instruction made before it) would otherwise be recorded as if it had happened. */
+void vm_discard_current(recorder *r) {
+    chunk *c = r->cur;
+    while (c->n_acc > 0 && c->acc_step[c->n_acc - 1] == r->cur_step &&
+           c->acc_source[c->n_acc - 1] != SOURCE_KERNEL) {
+        c->n_acc--;
+        r->total_acc--;
+    }
+}
+
+/* At a syscall and after emulation ends: catch an RSP change made by the instruction
+ * before (the last one of the run, or one the classifier did not flag). */
+void vm_check_rsp(recorder *r, uint64_t rsp) {
     if (r->step > 0) note_rsp(r, rsp);
 }
 
 uint64_t vm_step(recorder *r) { return r->cur_step; }
 uint64_t vm_steps(recorder *r) { return r->step; }
 int vm_stop_reason(recorder *r) { return r->stop_reason; }
+uint64_t vm_stop_rip(recorder *r) { return r->stop_rip; }
 void vm_request_stop(recorder *r) { r->stop_requested = 1; }
 uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
 uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
@@ -297,6 +345,19 @@ void vm_close(recorder *r) {
 
 /* Flush the partial chunk without closing (used before a syscall stops the run). */
 void vm_flush(recorder *r) { rotate(r); }
+
+/* The drain thread is done with a chunk: keep a few for reuse, free the rest. */
+void vm_release(recorder *r, chunk *c) {
+    pthread_mutex_lock(&r->mu);
+    if (r->n_spare < 2) {
+        c->next = r->spare;
+        r->spare = c;
+        r->n_spare++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    vm_chunk_free(c);
+}
 
 /* Blocks until a full chunk is available; NULL once closed and drained. */
 chunk *vm_take(recorder *r) {
@@ -330,9 +391,11 @@ uint64_t vm_exec_counts(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t 
 void vm_free(recorder *r) {
     chunk *c = r->q_head;
     while (c) { chunk *n = c->next; vm_chunk_free(c); c = n; }
+    for (c = r->spare; c;) { chunk *n = c->next; vm_chunk_free(c); c = n; }
     vm_chunk_free(r->cur);
     free(r->exec.key);
     free(r->exec.count);
+    free(r->exec.flags);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv_nonempty);
     pthread_cond_destroy(&r->cv_space);

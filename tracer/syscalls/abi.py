@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from unicorn.x86_const import (
     UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_R10, UC_X86_REG_R11, UC_X86_REG_RAX,
-    UC_X86_REG_RCX, UC_X86_REG_RDI, UC_X86_REG_RDX, UC_X86_REG_RSI,
+    UC_X86_REG_RBP, UC_X86_REG_RBX, UC_X86_REG_RCX, UC_X86_REG_RDI, UC_X86_REG_RDX,
+    UC_X86_REG_RSI,
 )
 
 
@@ -16,8 +17,8 @@ class SyscallAbi:
     args: tuple[int, ...]
     result: int
     # `syscall` itself loads RCX with the return address and R11 with RFLAGS.
-    clobbered_rip: int
-    clobbered_flags: int
+    clobbered_rip: int | None
+    clobbered_flags: int | None
 
 
 X86_64 = SyscallAbi(
@@ -27,4 +28,14 @@ X86_64 = SyscallAbi(
     result=UC_X86_REG_RAX,
     clobbered_rip=UC_X86_REG_RCX,
     clobbered_flags=UC_X86_REG_R11,
+)
+
+# `int 0x80` from a 64-bit process: the i386 convention, arguments truncated to 32 bits.
+I386 = SyscallAbi(
+    number=UC_X86_REG_RAX,
+    args=(UC_X86_REG_RBX, UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_RSI, UC_X86_REG_RDI,
+          UC_X86_REG_RBP),
+    result=UC_X86_REG_RAX,
+    clobbered_rip=None,
+    clobbered_flags=None,
 )

@@ -11,7 +11,7 @@ from tracer.errors import UnsupportedSyscall
 from tracer.syscalls import files, memory, process, time
 from tracer.syscalls.context import SyscallContext
 from tracer.syscalls.errno import ENOSYS
-from tracer.syscalls.numbers import SYSCALL_NAMES, SYSCALL_NUMBERS
+from tracer.syscalls.numbers import SYSCALL_NAMES, SYSCALL_NAMES_I386, SYSCALL_NUMBERS
 
 Handler = Callable[..., int]
 
@@ -45,8 +45,16 @@ HANDLERS: dict[int, Handler] = {
 }
 
 
-def syscall_name(nr: int) -> str:
-    return SYSCALL_NAMES.get(nr, f"syscall_{nr}")
+# Syscalls whose i386 form (via `int 0x80`) has the same arguments and memory layout as the
+# x86-64 one, so the same handler serves both. Others (struct layouts of 32-bit time_t,
+# iovec, stat, old mmap) are reported as unsupported rather than answered wrongly.
+_I386_SAME_ABI = {"read", "write", "open", "openat", "close", "brk", "munmap", "mprotect",
+                  "exit", "exit_group", "getpid", "gettid", "getppid", "getrandom", "uname"}
+
+
+def syscall_name(nr: int, abi: str = "x86_64") -> str:
+    table = SYSCALL_NAMES if abi == "x86_64" else SYSCALL_NAMES_I386
+    return table.get(nr, f"syscall_{nr}")
 
 
 def dispatch(ctx: SyscallContext, nr: int, args: tuple[int, ...], rip: int) -> int:
@@ -62,3 +70,18 @@ def dispatch(ctx: SyscallContext, nr: int, args: tuple[int, ...], rip: int) -> i
     if nr in SYSCALL_NAMES:
         raise UnsupportedSyscall(nr, SYSCALL_NAMES[nr], ctx.step, rip)
     return -ENOSYS
+
+
+def dispatch_i386(ctx: SyscallContext, nr: int, args: tuple[int, ...], rip: int) -> int:
+    """Runs an `int 0x80` syscall (i386 numbers, 32-bit arguments) from a 64-bit program.
+
+    Raises:
+        UnsupportedSyscall: a real i386 syscall vmtrace does not emulate in this ABI.
+        ExitProcess: the program exits.
+    """
+    name = SYSCALL_NAMES_I386.get(nr)
+    if name is None:
+        return -ENOSYS
+    if name not in _I386_SAME_ABI:
+        raise UnsupportedSyscall(nr, f"{name} via int 0x80", ctx.step, rip)
+    return HANDLERS[SYSCALL_NUMBERS[name]](ctx, *args)

@@ -36,10 +36,10 @@ def info(
                       f"RIP {fault.get('rip', 0):#x}")
     elif s.exit_code is not None:
         console.print(f"[bold]{escape(s.program)}[/] exited with status {s.exit_code}")
-    else:
+    elif s.complete:
         console.print(f"[bold]{escape(s.program)}[/]: stopped ({s.stop_reason})"
                       + (f": {escape(s.error)}" if s.error else ""))
-    if s.truncated:
+    if s.truncated and s.complete:
         console.print("[yellow]the trace is truncated (a limit stopped the run)[/]")
     console.print(f"instructions: {s.instructions:,}   reads: {s.accesses.read:,}   "
                   f"writes: {s.accesses.write:,}   max stack depth: {s.max_stack_depth:,} bytes")

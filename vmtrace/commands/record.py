@@ -12,7 +12,34 @@ from rich.markup import escape
 
 from tracer.errors import TracerError
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: a file:line warning or a trace path must stay on one line (editors and
+# copy-paste depend on it), whatever the terminal width.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class ProgressLine:
+    """A one-line live status for recordings that last more than a second, on a terminal."""
+
+    def __init__(self) -> None:
+        self._live = None
+
+    def update(self, p) -> None:
+        if p.seconds < 1.0 or not console.is_terminal:
+            return
+        from rich.live import Live
+
+        rate = p.events / p.seconds if p.seconds else 0.0
+        text = (f"recording: {p.steps:,} steps, {p.events:,} events, "
+                f"{p.bytes_written / 1e6:,.1f} MB written, {rate / 1e6:,.1f} M events/s")
+        if self._live is None:
+            self._live = Live(text, console=console, transient=True, refresh_per_second=4)
+            self._live.start()
+        else:
+            self._live.update(text)
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
 
 
 def _echo(fd: int, data: bytes) -> None:
@@ -59,12 +86,16 @@ def record(
     for entry in env or []:
         if "=" not in entry:
             raise TracerError(f"--env {entry!r} is not KEY=VALUE")
+    line = ProgressLine()
     options = RecordOptions(
         program=program, output=output, args=tuple(args or ()),
         env=tuple(env) if env else None, stdin=stdin_bytes, max_steps=max_steps,
         max_trace_mb=max_trace_mb, allow_read=tuple(allow_read or ()), seed=seed,
-        echo=None if quiet else _echo)
-    result = run_record(options)
+        echo=None if quiet else _echo, progress=line.update)
+    try:
+        result = run_record(options)
+    finally:
+        line.close()
     for warning in result.warnings:
         console.print(f"[yellow]nasm:[/] {escape(warning)}")
     console.print(_ending(result))

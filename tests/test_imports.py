@@ -1,0 +1,45 @@
+"""The one-way imports (STYLE.md): `import analysis` must not load the emulator, and
+`import tracer` must not load the read side's heavy dependencies. Checked in a fresh
+interpreter, where sys.modules shows what an import really pulled in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True, timeout=120)
+    return {name.split(".")[0] for name in json.loads(done.stdout)}
+
+
+@pytest.mark.parametrize("statement", ["import analysis",
+                                       "from analysis import open_trace",
+                                       "import analysis.summary, analysis.regions"])
+def test_analysis_does_not_load_the_emulator(statement):
+    loaded = _loaded_after(statement)
+    assert not loaded & {"unicorn", "capstone", "elftools"}
+
+
+@pytest.mark.parametrize("statement", ["import tracer", "import tracer.format",
+                                       "import tracer.format.writer", "import tracer.loader"])
+def test_tracer_does_not_load_pandas_or_plotly(statement):
+    loaded = _loaded_after(statement)
+    assert not loaded & {"pandas", "plotly", "analysis"}
+
+
+def test_the_recorder_does_not_load_pandas():
+    loaded = _loaded_after("from tracer.recorder import record")
+    assert not loaded & {"pandas", "plotly", "analysis"}
+
+
+def test_the_format_package_imports_pyarrow_only():
+    loaded = _loaded_after("import tracer.format")
+    assert not loaded & {"unicorn", "capstone", "elftools", "pandas", "duckdb", "plotly"}

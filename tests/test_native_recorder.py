@@ -1,0 +1,72 @@
+"""The native hot path: batch boundaries and determinism never change the trace, and the
+instruction classes it relies on (privileged, int 0x80) behave as Linux."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from conftest import EXAMPLES, record
+from tracer.format import TraceFiles
+from tracer.recorder import RecordOptions
+from tracer.recorder import record as record_in_process
+
+EVENT_TABLES = ("accesses", "rsp", "syscalls", "regions", "kernel_writes", "output")
+
+
+def _tables(path: Path) -> dict[str, pa.Table]:
+    files = TraceFiles(path)
+    return {name: files.table(name).combine_chunks() for name in EVENT_TABLES}
+
+
+@pytest.mark.parametrize("example", ["string_ops", "mmap_munmap", "recursion"])
+def test_small_and_large_batches_give_identical_tables(tmp_path, example):
+    program = EXAMPLES / f"{example}.asm"
+    small = record_in_process(RecordOptions(program=program, output=tmp_path / "small",
+                                            batch_events=1024))
+    large = record_in_process(RecordOptions(program=program, output=tmp_path / "large",
+                                            batch_events=1 << 20))
+    assert small.accesses == large.accesses > 0
+    a, b = _tables(small.trace), _tables(large.trace)
+    for name in EVENT_TABLES:
+        assert a[name].equals(b[name]), name
+    # With 1024-event chunks the big example really was split into several batches.
+    if example == "mmap_munmap":
+        assert len(list(TraceFiles(small.trace).batches("accesses"))) > 5
+
+
+def test_recording_twice_gives_byte_identical_files(tmp_path):
+    for name in ("one", "two"):
+        record(EXAMPLES / "mmap_munmap.asm", tmp_path / name)
+    for path in sorted((tmp_path / "one").iterdir()):
+        assert path.read_bytes() == (tmp_path / "two" / path.name).read_bytes(), path.name
+
+
+def _asm(tmp_path: Path, body: str, data: str = "") -> Path:
+    src = tmp_path / "prog.asm"
+    src.write_text(f"section .data\n{data}\nsection .text\nglobal _start\n_start:\n{body}\n"
+                   "mov rax, 60\nmov rdi, 7\nsyscall\n")
+    return src
+
+
+@pytest.mark.parametrize("insn", ["hlt", "cli", "in al, dx", "int 0x10"])
+def test_privileged_instructions_end_in_sigsegv_like_linux(tmp_path, insn):
+    info = record(_asm(tmp_path, f"nop\n{insn}"), tmp_path / "t")
+    assert info["exit"]["signal"] == "SIGSEGV"
+    fault = info["exit"]["fault"]
+    assert fault["rip"] == 0x401001  # after the 1-byte nop
+    assert "general protection" in fault["cause"]
+
+
+def test_int80_uses_the_i386_syscall_table(tmp_path):
+    body = ("mov eax, 4\nmov ebx, 1\nmov ecx, msg\nmov edx, 3\nint 0x80\n"
+            "mov eax, 1\nmov ebx, 5\nint 0x80")
+    info = record(_asm(tmp_path, body, 'msg: db "hi", 10'), tmp_path / "t")
+    assert info["stdout"] == "hi\n"
+    assert info["exit"]["code"] == 5
+    assert [s["name"] for s in info["syscalls"]] == ["write", "exit"]
+    calls = TraceFiles(tmp_path / "t").table("syscalls").to_pylist()
+    assert [c["abi"] for c in calls] == ["i386", "i386"]
+    assert [c["nr"] for c in calls] == [4, 1]
