@@ -62,7 +62,8 @@ class Trace:
                 options = pa.ipc.IpcReadOptions(included_fields=fields)
                 for batch in pa.ipc.open_stream(source, options=options):
                     yield batch.select(columns)
-        except pa.ArrowInvalid as exc:
+        except (pa.ArrowInvalid, OSError) as exc:
+            # A cut stream raises ArrowIOError (an OSError), a garbled header ArrowInvalid.
             if self.complete:
                 raise TraceFormatError(f"{path} is corrupt or truncated ({exc})") from None
             # A killed recording: its last batch may be cut; the batches before it stand.

@@ -197,3 +197,19 @@ def test_report_of_an_interrupted_recording(tmp_path):
     data = build_report(t)
     assert data.stack.deepest.depth == 160
     assert "Incomplete trace" in render_report(data)
+
+
+def test_killed_recording_with_a_cut_last_batch_still_reports(tmp_path):
+    import json
+
+    from analysis import open_trace
+    from analysis.report import build_report
+
+    trace = recorded(EXAMPLES / "mmap_munmap.asm", tmp_path / "m")
+    meta = json.loads((trace / "meta.json").read_text())
+    meta.update(complete=False, end=None)
+    (trace / "meta.json").write_text(json.dumps(meta))
+    path = trace / "accesses.arrows"
+    path.write_bytes(path.read_bytes()[:-100])  # the batch being written when it died
+    data = build_report(open_trace(trace))
+    assert not data.summary.complete
