@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -15,6 +16,57 @@ class MappedRegion:
     kind: str
     name: str
 
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class MapSnapshot:
+    """The whole map right after the region events of one step."""
+
+    step: int
+    regions: list[MappedRegion]
+
+
+def _apply(regions: list[MappedRegion], ev: dict) -> list[MappedRegion]:
+    start, end = ev["start"], ev["end"]
+    action = ev["action"]
+    if action == "brk":
+        kept = [r for r in regions if r.kind != "heap"]
+        if end > start:
+            kept.append(MappedRegion(start, end, ev["perms"], "heap", ev["name"] or ""))
+        return kept
+    pieces: list[MappedRegion] = []
+    for r in regions:
+        if r.end <= start or r.start >= end:
+            pieces.append(r)
+            continue
+        if r.start < start:
+            pieces.append(MappedRegion(r.start, start, r.perms, r.kind, r.name))
+        if r.end > end:
+            pieces.append(MappedRegion(end, r.end, r.perms, r.kind, r.name))
+        if action == "protect":
+            pieces.append(MappedRegion(max(r.start, start), min(r.end, end), ev["perms"],
+                                       r.kind, r.name))
+    if action == "map":
+        pieces.append(MappedRegion(start, end, ev["perms"], ev["kind"], ev["name"] or ""))
+    return pieces
+
+
+def maps_over_time(events: pa.Table) -> Iterator[MapSnapshot]:
+    """Yields the map after each step that changed it, in step order.
+
+    Args:
+        events: the trace's `regions` table, in recorded order.
+    """
+    regions: list[MappedRegion] = []
+    rows = events.to_pylist()
+    for i, ev in enumerate(rows):
+        regions = _apply(regions, ev)
+        if i + 1 == len(rows) or rows[i + 1]["step"] != ev["step"]:
+            yield MapSnapshot(ev["step"], sorted(regions, key=lambda r: r.start))
+
 
 def map_at(events: pa.Table, step: int | None = None) -> list[MappedRegion]:
     """Applies region events (map/unmap/protect/brk) up to and including `step`.
@@ -26,30 +78,9 @@ def map_at(events: pa.Table, step: int | None = None) -> list[MappedRegion]:
     Returns:
         The regions in address order.
     """
-    regions: list[MappedRegion] = []
-    for ev in events.to_pylist():
-        if step is not None and ev["step"] > step:
+    current: list[MappedRegion] = []
+    for snap in maps_over_time(events):
+        if step is not None and snap.step > step:
             break
-        start, end = ev["start"], ev["end"]
-        action = ev["action"]
-        if action == "brk":
-            regions = [r for r in regions if r.kind != "heap"]
-            if end > start:
-                regions.append(MappedRegion(start, end, ev["perms"], "heap", ev["name"] or ""))
-            continue
-        pieces: list[MappedRegion] = []
-        for r in regions:
-            if r.end <= start or r.start >= end:
-                pieces.append(r)
-                continue
-            if r.start < start:
-                pieces.append(MappedRegion(r.start, start, r.perms, r.kind, r.name))
-            if r.end > end:
-                pieces.append(MappedRegion(end, r.end, r.perms, r.kind, r.name))
-            if action == "protect":
-                pieces.append(MappedRegion(max(r.start, start), min(r.end, end), ev["perms"],
-                                           r.kind, r.name))
-        if action == "map":
-            pieces.append(MappedRegion(start, end, ev["perms"], ev["kind"], ev["name"] or ""))
-        regions = pieces
-    return sorted(regions, key=lambda r: r.start)
+        current = snap.regions
+    return current

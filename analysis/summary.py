@@ -90,16 +90,6 @@ def _decode(trace: Trace, fd: int) -> str:
     return data.decode(errors="backslashreplace")
 
 
-def _last_step(trace: Trace) -> int:
-    """Steps seen in a trace whose recording was cut short (meta.json has no count)."""
-    last = -1
-    for table in ("accesses", "rsp", "syscalls"):
-        for batch in trace.files.batches(table, ["step"]):
-            if batch.num_rows:
-                last = max(last, pc.max(batch.column("step")).as_py())
-    return last + 1
-
-
 def _brk_from_syscalls(trace: Trace) -> int:
     brk = trace.initial_brk
     for row in trace.syscalls.select(["name", "ret"]).to_pylist():
@@ -108,15 +98,36 @@ def _brk_from_syscalls(trace: Trace) -> int:
     return brk
 
 
-def summarize(trace: Trace) -> TraceSummary:
+def access_counts_from(totals: list[dict]) -> AccessCounts:
+    """AccessCounts from per-(source, is_write) counts already aggregated elsewhere.
+
+    Args:
+        totals: rows with `source`, `is_write` and `n`.
+    """
+    by_source: dict[str, dict[str, int]] = {}
+    for row in totals:
+        slot = by_source.setdefault(row["source"], {"read": 0, "write": 0})
+        slot["write" if row["is_write"] else "read"] += int(row["n"])
+    return AccessCounts(read=sum(v["read"] for v in by_source.values()),
+                        write=sum(v["write"] for v in by_source.values()),
+                        by_source=dict(sorted(by_source.items())))
+
+
+def summarize(trace: Trace, accesses: AccessCounts | None = None,
+              stack_depth: int | None = None) -> TraceSummary:
+    """What `trace info` shows.
+
+    Args:
+        trace: an open trace.
+        accesses: counts already computed (skips a pass over the accesses table).
+        stack_depth: the maximum stack depth already computed (skips a pass over rsp).
+    """
     meta = trace.meta
     end = meta.end
     syscalls = [{"step": r["step"], "name": r["name"], "args": r["args"], "ret": r["ret"]}
                 for r in trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()]
     brk_end = (end.get("brk") or {}).get("end") or _brk_from_syscalls(trace)
-    instructions = end.get("instructions")
-    if instructions is None:
-        instructions = _last_step(trace)
+    instructions = trace.instructions  # counted from the events if the run was cut short
     return TraceSummary(
         format_version=meta.format_version,
         program=meta.program.get("path", ""),
@@ -130,11 +141,11 @@ def summarize(trace: Trace) -> TraceSummary:
         stdout=_decode(trace, 1),
         stderr=_decode(trace, 2),
         instructions=int(instructions),
-        accesses=access_counts(trace),
+        accesses=accesses if accesses is not None else access_counts(trace),
         syscalls=syscalls,
         brk_start=trace.initial_brk,
         brk_end=brk_end,
         regions=map_at(trace.regions),
-        max_stack_depth=max_stack_depth(trace),
+        max_stack_depth=stack_depth if stack_depth is not None else max_stack_depth(trace),
         warnings=list(meta.warnings),
     )

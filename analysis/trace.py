@@ -1,18 +1,28 @@
-"""`open_trace`: a recorded trace as tables, for notebooks and for every analysis module."""
+"""`open_trace`: a recorded trace as tables, for notebooks and for every analysis module.
+
+Imports `tracer.format` only (never the emulator)."""
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 
-from tracer.format import TraceFiles
+from tracer.format import TABLES, TraceFiles, TraceFormatError, file_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MEMORY_LIMIT = "900MB"
 
 
 class Trace:
     """A recorded trace. Small tables load on first use; the big event tables (accesses,
-    rsp) are meant to be streamed or queried with DuckDB through `reader`."""
+    rsp) are meant to be streamed or queried with DuckDB through `reader` and `sql`."""
 
     def __init__(self, path: str | Path):
         self.files = TraceFiles(path)
@@ -27,7 +37,66 @@ class Trace:
         return self.files.table(name, columns)
 
     def reader(self, name: str, columns: list[str] | None = None) -> pa.RecordBatchReader:
-        return self.files.record_batch_reader(name, columns)
+        """A streaming reader of one table that decompresses only the named columns.
+
+        `TraceFiles.batches` decodes every column of each batch before selecting; reading
+        with `included_fields` skips the others, which makes a one-column pass over the
+        accesses table about ten times faster.
+        """
+        if not columns or not self.files.has(name):
+            return self.files.record_batch_reader(name, columns)
+        schema = TABLES[name]
+        projected = pa.schema([schema.field(c) for c in columns])
+        return pa.RecordBatchReader.from_batches(projected, self._projected(name, columns))
+
+    def _projected(self, name: str, columns: list[str]):
+        path = self.path / file_name(name)
+        expected = TABLES[name]
+        fields = sorted(expected.get_field_index(c) for c in columns)
+        try:
+            with pa.memory_map(str(path)) as source:
+                if not pa.ipc.open_stream(source).schema.equals(expected, check_metadata=False):
+                    raise TraceFormatError(f"{path} does not have the {name} schema this "
+                                           f"vmtrace reads")
+                source.seek(0)
+                options = pa.ipc.IpcReadOptions(included_fields=fields)
+                for batch in pa.ipc.open_stream(source, options=options):
+                    yield batch.select(columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            # A cut stream raises ArrowIOError (an OSError), a garbled header ArrowInvalid.
+            if self.complete:
+                raise TraceFormatError(f"{path} is corrupt or truncated ({exc})") from None
+            # A killed recording: its last batch may be cut; the batches before it stand.
+
+    def sql(self, query: str, tables: dict[str, list[str]],
+            params: dict[str, pa.Table] | None = None,
+            materialize: dict[str, str] | None = None) -> pa.Table:
+        """Runs one DuckDB query over streamed event tables (bounded memory).
+
+        Args:
+            query: SQL naming each table of `tables` (and of `params`) by its key.
+            tables: trace table name -> the columns the query needs; each is streamed once.
+            params: extra small Arrow tables to register under their key.
+            materialize: name -> query, run first as `CREATE TEMP TABLE name AS query`.
+                A join between two streamed tables needs this: over bare streams DuckDB
+                has no row counts and picks plans that are orders of magnitude slower.
+
+        Returns:
+            The result as an Arrow table (it should be small: aggregate in the query).
+        """
+        # A memory cap makes DuckDB spill big sorts and joins to disk instead of growing.
+        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
+                                     "preserve_insertion_order": False})
+        try:
+            for name, columns in tables.items():
+                con.register(name, self.reader(name, columns))
+            for name, table in (params or {}).items():
+                con.register(name, table)
+            for name, sub in (materialize or {}).items():
+                con.execute(f"CREATE TEMP TABLE {name} AS {sub}")
+            return con.sql(query).to_arrow_table()
+        finally:
+            con.close()
 
     @cached_property
     def syscalls(self) -> pa.Table:
@@ -49,6 +118,16 @@ class Trace:
     def output(self) -> pa.Table:
         return self.table("output")
 
+    @cached_property
+    def exec_counts(self) -> pa.Table:
+        if not self.files.has("exec_counts"):
+            return pa.table({"rip": pa.array([], pa.uint64()), "count": pa.array([], pa.uint64())})
+        return self.table("exec_counts")
+
+    @cached_property
+    def memory_image(self) -> pa.Table:
+        return self.table("memory_image")
+
     @property
     def initial_rsp(self) -> int:
         return int(self.meta.initial["rsp"])
@@ -57,9 +136,96 @@ class Trace:
     def initial_brk(self) -> int:
         return int(self.meta.initial["brk"])
 
+    @cached_property
+    def instructions(self) -> int:
+        """Steps executed; for a killed recording (no `end` in meta.json), one past the
+        last step any event table reached."""
+        recorded = self.meta.end.get("instructions")
+        if recorded is not None:
+            return int(recorded)
+        last = 0
+        for name in ("accesses", "rsp", "syscalls"):
+            for batch in self.reader(name, ["step"]):
+                if batch.num_rows:
+                    last = max(last, int(batch.column("step")[-1].as_py()) + 1)
+        return last
+
+    @property
+    def elf_path(self) -> Path:
+        return self.path / "program.elf"
+
+    def source_text(self) -> str | None:
+        """The assembly source, if the file recorded is still where it was and unchanged.
+
+        The trace stores the source's path and hash, not its text: a moved or edited file
+        gives None rather than a listing that no longer matches the run.
+        """
+        program = self.meta.program
+        expected = program.get("source_sha256")
+        if program.get("kind") != "asm" or not expected:
+            return None
+        for candidate in (Path(program.get("path", "")), self.path / program.get("name", "")):
+            try:
+                data = candidate.read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() == expected:
+                return data.decode(errors="replace")
+        return None
+
+
+    # The analyses as methods, for notebooks: `t = open_trace(...); t.stack_depth()`.
+    # Imported on call: the analysis modules import this one.
+
+    def df(self, name: str, columns: list[str] | None = None) -> "pd.DataFrame":
+        """A small table as pandas (the event tables can be huge: prefer `sql` for them)."""
+        return self.table(name, columns).to_pandas()
+
+    def stack_depth(self, **options):
+        from analysis.stack import stack_depth
+
+        return stack_depth(self, **options)
+
+    def heap_timeline(self):
+        from analysis.heap import heap_timeline
+
+        return heap_timeline(self)
+
+    def heatmaps(self, **options):
+        from analysis.heatmap import heatmaps
+
+        return heatmaps(self, **options)
+
+    def vmmap(self):
+        from analysis.vmmap import vmmap
+
+        return vmmap(self)
+
+    def findings(self):
+        from analysis.findings import findings
+
+        return findings(self, self.stack_depth(), self.heap_timeline())
+
+    def listing(self):
+        from analysis.listing import listing
+
+        return listing(self)
+
+    def fragmentation(self, events):
+        """Fragmentation from alloc/free events (see `analysis.allocator`)."""
+        from analysis.allocator import fragmentation
+
+        return fragmentation(events, self.initial_brk)
+
 
 def open_trace(path: str | Path) -> Trace:
     """Opens a trace directory for reading (never writes to it).
+
+    Args:
+        path: the trace directory written by `trace record`.
+
+    Returns:
+        The trace; its analyses are the functions of the `analysis` modules.
 
     Raises:
         TraceFormatError: not a vmtrace trace, a newer format, or corrupt.

@@ -293,10 +293,6 @@ def test_garbled_batch_header_is_rejected(complete_trace):
     assert "accesses.arrows" in _info_refused(complete_trace)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Arrow IPC has no checksums and the zstd frames are written without one: bytes "
-    "overwritten inside a compressed batch body decode to wrong values silently. Detecting "
-    "it needs a hash per file in meta.json (a format change)."))
 def test_overwritten_batch_body_is_rejected(complete_trace):
     path = complete_trace / "accesses.arrows"
     data = bytearray(path.read_bytes())

@@ -24,7 +24,9 @@ from tracer.build import assemble
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import TracerError, UnsupportedSyscall
 from tracer.event_stream import EventStream, Progress
-from tracer.format.writer import RowBuffer, TableWriter, write_meta, write_table
+from tracer.format.writer import (
+    RowBuffer, TableWriter, file_checksums, write_meta, write_table,
+)
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.registers import GPR_NAMES, read_registers
 from tracer.syscalls.abi import I386, X86_64
@@ -458,7 +460,9 @@ class _Recording:
             "brk": {"start": self.space.brk_start, "end": self.space.brk},
             "registers": read_registers(self.uc),
         }
-        write_meta(self.out, self._meta(end))
+        meta = self._meta(end)
+        meta["files"] = file_checksums(self.out)
+        write_meta(self.out, meta)
         return RecordResult(trace=self.out, stop_reason=self.stop_reason,
                             exit_code=self.exit_code, signal=signal, fault=self.fault,
                             instructions=instructions, accesses=n_accesses,

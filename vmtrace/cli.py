@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from vmtrace.commands import info as info_command
+from vmtrace.commands import plot as plot_command
 from vmtrace.commands import record as record_command
+from vmtrace.commands import report as report_command
 from vmtrace.commands import (
     accesses as accesses_command, explore as explore_command, index as index_command,
     mem as mem_command,
@@ -21,6 +23,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Record what an x86-64 Linux program does to its memory, then see it.")
 app.command("record")(record_command.record)
 app.command("info")(info_command.info)
+app.command("report")(report_command.report)
+app.command("plot")(plot_command.plot)
 app.command("replay")(replay_command.replay)
 app.command("index")(index_command.index)
 app.command("state")(state_command.state)
@@ -35,12 +39,13 @@ err_console = Console(stderr=True, highlight=False)
 
 def main() -> None:
     """Runs the CLI; user-facing errors become one line on stderr and exit status 2."""
+    from analysis.errors import AnalysisError
     from tracer.errors import TracerError
     from tracer.format import TraceFormatError
 
     try:
         app(prog_name="trace")  # standalone: typer itself reports usage errors
-    except (TracerError, TraceFormatError) as exc:
+    except (TracerError, TraceFormatError, AnalysisError) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
 

@@ -81,6 +81,31 @@ class TraceFiles:
     def complete(self) -> bool:
         return self.meta.complete
 
+    def verify(self) -> None:
+        """Checks every table file against the size and SHA-256 written when the recording
+        completed (Arrow IPC itself carries no checksum).
+
+        Raises:
+            TraceFormatError: a file is missing, has another size, or other contents.
+        """
+        if not self.complete:
+            return  # checksums are written when a recording completes
+        for name, expected in (self.meta.raw.get("files") or {}).items():
+            path = self.path / name
+            if not path.exists():
+                raise TraceFormatError(f"{self.path} is damaged: {name} is missing")
+            if path.stat().st_size != expected["bytes"]:
+                raise TraceFormatError(
+                    f"{path} is corrupt or truncated: it has {path.stat().st_size} bytes, "
+                    f"the recording wrote {expected['bytes']}")
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            if digest.hexdigest() != expected["sha256"]:
+                raise TraceFormatError(f"{path} is corrupt: its bytes changed since the "
+                                       "recording wrote them (checksum mismatch)")
+
     def has(self, table: str) -> bool:
         return (self.path / file_name(table)).exists()
 

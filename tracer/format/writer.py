@@ -6,6 +6,7 @@ every batch already written readable. Imports pyarrow only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -78,6 +79,19 @@ def write_table(directory: Path, table: str, data: dict[str, list[Any]]) -> None
     writer = TableWriter(directory, table)
     writer.write(pa.Table.from_pydict(data, schema=writer.schema))
     writer.close()
+
+
+def file_checksums(directory: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every table file: Arrow IPC has no checksums of its own, so this
+    is what lets a reader notice bytes changed inside a compressed batch."""
+    out = {}
+    for path in sorted(directory.glob("*.arrows")):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out[path.name] = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return out
 
 
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:

@@ -44,7 +44,36 @@ typedef struct {
     uint32_t *flags;
     uint64_t cap, used;
     uint64_t code_lo, code_hi; /* the bytes of every classified instruction lie in here */
+    uint64_t *pages;           /* set of page numbers holding classified code (+1; 0 = empty) */
+    uint64_t pages_cap, pages_used;
 } count_table;
+
+static int page_set_has(const count_table *t, uint64_t page) {
+    uint64_t mask = t->pages_cap - 1, i = (page * 0x9E3779B97F4A7C15ull) >> 32 & mask;
+    while (t->pages[i]) {
+        if (t->pages[i] == page + 1) return 1;
+        i = (i + 1) & mask;
+    }
+    return 0;
+}
+
+static void page_set_add(count_table *t, uint64_t page) {
+    if (page_set_has(t, page)) return;
+    if ((t->pages_used + 1) * 2 > t->pages_cap) {
+        uint64_t *old = t->pages, old_cap = t->pages_cap;
+        t->pages_cap *= 2;
+        t->pages = calloc(t->pages_cap, 8);
+        if (!t->pages) abort();
+        t->pages_used = 0;
+        for (uint64_t j = 0; j < old_cap; j++)
+            if (old[j]) page_set_add(t, old[j] - 1);
+        free(old);
+    }
+    uint64_t mask = t->pages_cap - 1, i = (page * 0x9E3779B97F4A7C15ull) >> 32 & mask;
+    while (t->pages[i]) i = (i + 1) & mask;
+    t->pages[i] = page + 1;
+    t->pages_used++;
+}
 
 typedef struct recorder {
     uc_engine *uc;
@@ -161,6 +190,8 @@ static inline uint32_t count_add(count_table *t, uint64_t key, uc_engine *uc, ui
             t->flags[i] = flags;
             if (key < t->code_lo) t->code_lo = key;
             if (key + 16 > t->code_hi) t->code_hi = key + 16;
+            page_set_add(t, key >> 12);
+            page_set_add(t, (key + 15) >> 12);
             if (++t->used * 2 > t->cap) count_grow(t);
             return flags;
         }
@@ -253,7 +284,9 @@ static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int 
                                               : F_READ_SOURCE(r->cur_flags));
     chunk *c = r->cur;
     uint64_t n = c->n_acc;
-    if (write && addr < r->exec.code_hi && addr + size > r->exec.code_lo)
+    /* Cheap range test first; then only stores into a page that holds code pay a scan. */
+    if (write && addr < r->exec.code_hi && addr + size > r->exec.code_lo &&
+        (page_set_has(&r->exec, addr >> 12) || page_set_has(&r->exec, (addr + size - 1) >> 12)))
         invalidate_code(&r->exec, addr, size);
     /* QEMU splits a 16-byte SSE load or store into two 8-byte halves; the architecture
      * defines one 16-byte access, so the halves are joined again. */
@@ -299,6 +332,8 @@ recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pend
     r->exec.cap = 1 << 12;
     r->exec.code_lo = UINT64_MAX;
     r->exec.code_hi = 0;
+    r->exec.pages_cap = 64;
+    r->exec.pages = xcalloc(r->exec.pages_cap, 8);
     r->exec.key = xcalloc(r->exec.cap, 8);
     r->exec.count = xcalloc(r->exec.cap, 8);
     r->exec.flags = xcalloc(r->exec.cap, 4);
@@ -420,6 +455,7 @@ void vm_free(recorder *r) {
     free(r->exec.key);
     free(r->exec.count);
     free(r->exec.flags);
+    free(r->exec.pages);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv_nonempty);
     pthread_cond_destroy(&r->cv_space);

@@ -20,7 +20,9 @@ def info(
     from analysis import open_trace
     from analysis.summary import summarize
 
-    summary = summarize(open_trace(trace))
+    opened = open_trace(trace)
+    opened.files.verify()
+    summary = summarize(opened)
     if as_json:
         print(json.dumps(summary.to_json(), indent=2))
         return

@@ -1,0 +1,251 @@
+"""Plotly figures: thin renderers of the data builders' results (no trace access here).
+
+Hover texts are HTML-escaped: symbol names come from the program and are untrusted."""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analysis.allocator import Fragmentation
+from analysis.findings import human_bytes
+from analysis.heap import HeapTimeline
+from analysis.heatmap import Heatmaps
+from analysis.stack import StackDepth
+from analysis.vmmap import VmMap
+
+MAX_PANELS = 8
+MAX_CELLS = 40_000
+MAX_MMAP_BOXES = 300
+_KIND_COLOURS = {"elf": "#b0bec5", "text": "#ef9a9a", "rodata": "#ffcc80", "data": "#fff59d",
+                 "bss": "#c5e1a5", "heap": "#80cbc4", "mmap": "#90caf9", "vdso": "#ce93d8",
+                 "stack": "#f48fb1"}
+
+
+def stack_figure(stack: StackDepth) -> go.Figure:
+    """Depth below the initial RSP against step; the axis points down, as the stack grows."""
+    s = stack.series
+    fig = go.Figure()
+    exact = stack.bucket == 1
+    fig.add_trace(go.Scatter(
+        x=s["step"], y=s["depth_max"], name="depth" if exact else "deepest in bucket",
+        mode="lines", line={"shape": "hv", "color": "#c2185b"},
+        hovertemplate="step %{x}<br>depth %{y} bytes<extra></extra>"))
+    if not exact:
+        fig.add_trace(go.Scatter(
+            x=s["step"], y=s["depth_min"], name="shallowest in bucket", mode="lines",
+            line={"shape": "hv", "color": "#f8bbd0"}, fill="tonexty",
+            hovertemplate="step %{x}<br>depth %{y} bytes<extra></extra>"))
+    m = stack.marks
+    for cause, symbol, colour in (("call", "triangle-down", "#1565c0"),
+                                  ("ret", "triangle-up", "#2e7d32")):
+        part = m[m["cause"] == cause]
+        if part.empty:
+            continue
+        custom = np.stack([[f"{int(r):#x}" for r in part["rip"]],
+                           [escape(str(x)) for x in part["symbol"]],
+                           ["" if v is None or str(v) == "<NA>" else str(v)
+                            for v in part["line"]]], axis=-1)
+        # Name the called function beside each call when there are few enough to read.
+        labelled = cause == "call" and len(part) <= 40
+        fig.add_trace(go.Scatter(
+            x=part["step"], y=part["depth"], mode="markers+text" if labelled else "markers",
+            name=cause, text=list(custom[:, 1]) if labelled else None,
+            textposition="bottom center", textfont={"size": 10},
+            marker={"symbol": symbol, "size": 9, "color": colour}, customdata=custom,
+            hovertemplate=(f"{cause} %{{customdata[1]}}<br>step %{{x}}<br>RIP %{{customdata[0]}}"
+                           "<br>line %{customdata[2]}<br>depth %{y} bytes<extra></extra>")))
+    title = "Stack depth (bytes below the initial RSP)"
+    if stack.deepest is not None:
+        d = stack.deepest
+        fig.add_annotation(x=d.step, y=d.depth, text=escape(
+            f"max {d.depth} bytes in {d.function} (step {d.step}, line {d.line})"),
+            showarrow=True, arrowhead=2, ay=30)
+        title += f": max {d.depth} bytes at step {d.step}"
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="bytes below initial RSP",
+                      hovermode="closest", height=420, margin={"t": 60})
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[0, max(stack.instructions, 1)])
+    return fig
+
+
+def heap_figure(heap: HeapTimeline) -> go.Figure:
+    """The program break and each mmap region against step."""
+    rows = 2 if len(heap.mmaps) else 1  # no empty panel for a program without mmap
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("program break (heap grows up)", "mmap regions")[:rows])
+    b = heap.brk
+    steps = list(b["step"]) + [max(heap.instructions, int(b["step"].iloc[-1]))]
+    sizes = list(b["end"] - heap.initial_brk) + [int(b["end"].iloc[-1] - heap.initial_brk)]
+    fig.add_trace(go.Scatter(
+        x=steps, y=sizes, mode="lines", line={"shape": "hv", "color": "#00897b"},
+        name="heap size", customdata=[f"{heap.initial_brk + v:#x}" for v in sizes],
+        hovertemplate="step %{x}<br>break %{customdata}<br>heap %{y} bytes<extra></extra>"),
+        row=1, col=1)
+    calls = heap.brk_calls[heap.brk_calls["requested"].notna()]
+    if not calls.empty:
+        fig.add_trace(go.Scatter(
+            x=calls["step"], y=[int(r) - heap.initial_brk if m else 0
+                               for r, m in zip(calls["requested"], calls["moved"])],
+            mode="markers", name="brk call",
+            marker={"color": ["#2e7d32" if m else "#c62828" for m in calls["moved"]],
+                    "size": 10, "symbol": ["circle" if m else "x" for m in calls["moved"]]},
+            customdata=[[f"{int(r):#x}", f"{int(v):#x}", f"{int(rip):#x}", str(line)]
+                        for r, v, rip, line in zip(
+                            calls["requested"], calls["returned"], calls["rip"],
+                            calls["line"] if "line" in calls else [""] * len(calls))],
+            hovertemplate=("brk(%{customdata[0]}) -> %{customdata[1]}<br>step %{x}"
+                           "<br>RIP %{customdata[2]}<br>line %{customdata[3]}"
+                           "<extra></extra>")), row=1, col=1)
+    end_step = max(heap.instructions, 1)
+    # Thousands of boxes would bloat the page: draw the biggest ones.
+    boxes = heap.mmaps.assign(size=heap.mmaps["end"] - heap.mmaps["start"]).nlargest(
+        MAX_MMAP_BOXES, "size") if len(heap.mmaps) > MAX_MMAP_BOXES else heap.mmaps
+    for i, r in boxes.iterrows():
+        last = end_step if r["last_step"] is None or str(r["last_step"]) == "<NA>" \
+            else int(r["last_step"])
+        x0, x1 = int(r["first_step"]), last
+        y0, y1 = int(r["start"]), int(r["end"])
+        fig.add_trace(go.Scatter(
+            x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], fill="toself", mode="lines",
+            line={"color": "#1e88e5"}, name=f"mmap {y0:#x}", showlegend=False,
+            hovertemplate=escape(f"mmap [{y0:#x}, {y1:#x}) {human_bytes(y1 - y0)} "
+                                 f"{r['perms']} {r['name']}") + f"<br>steps {x0}-{x1}"
+                          "<extra></extra>"), row=2, col=1)
+    fig.update_layout(title=f"Heap: break {heap.initial_brk:#x} -> {heap.final_brk:#x}, "
+                            f"{len(heap.mmaps)} mmap region(s)",
+                      height=560 if rows == 2 else 360, hovermode="closest", margin={"t": 80})
+    fig.update_yaxes(title_text="bytes above the initial break", row=1, col=1)
+    if rows == 2:
+        fig.update_yaxes(title_text="address", tickformat="#x", row=2, col=1)
+    fig.update_xaxes(title_text="step", range=[0, end_step], row=rows, col=1)
+    fig.update_xaxes(range=[0, end_step], row=1, col=1)
+    return fig
+
+
+def fragmentation_figure(frag: Fragmentation, end_step: int) -> go.Figure:
+    """Villoc-style block map (address against step, one box per block) and the metrics."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        row_heights=[0.6, 0.4],
+                        subplot_titles=("blocks over time (grey: freed)",
+                                        "free bytes inside the heap and external fragmentation"))
+    base = frag.heap_start
+    for r in frag.blocks.itertuples():
+        freed = r.free_step is not None and str(r.free_step) != "<NA>"
+        x1 = int(r.free_step) if freed else end_step
+        y0, y1 = int(r.ptr) - base, int(r.ptr) - base + int(r.size)
+        fig.add_trace(go.Scatter(
+            x=[r.alloc_step, x1, x1, r.alloc_step, r.alloc_step], y=[y0, y0, y1, y1, y0],
+            fill="toself", mode="lines", showlegend=False,
+            line={"color": "#9e9e9e" if freed else "#3949ab"},
+            hovertemplate=(f"block {int(r.ptr):#x} ({int(r.size)} bytes)<br>allocated step "
+                           f"{r.alloc_step}<br>" + (f"freed step {x1}" if freed else "live at end")
+                           + "<extra></extra>")), row=1, col=1)
+    t = frag.timeline
+    fig.add_trace(go.Scatter(x=t["step"], y=t["free_bytes"], name="free bytes", mode="lines",
+                             line={"shape": "hv"}), row=2, col=1)
+    fig.add_trace(go.Scatter(x=t["step"], y=t["largest_hole"], name="largest hole",
+                             mode="lines", line={"shape": "hv"}), row=2, col=1)
+    fig.add_trace(go.Scatter(x=t["step"], y=t["external_fragmentation"],
+                             name="external fragmentation", mode="lines", yaxis="y3",
+                             line={"shape": "hv", "dash": "dot"}))
+    fig.update_layout(
+        title="Allocator: blocks, holes and fragmentation", height=620, hovermode="closest",
+        yaxis3={"overlaying": "y2", "side": "right", "range": [0, 1],
+                "title": "external fragmentation"})
+    fig.update_yaxes(title_text="offset from heap start", row=1, col=1)
+    fig.update_yaxes(title_text="bytes", row=2, col=1)
+    fig.update_xaxes(title_text="step", range=[0, end_step], row=2, col=1)
+    return fig
+
+
+def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
+                   max_cells: int = MAX_CELLS) -> go.Figure:
+    """One heatmap per segment: address bucket against time bucket, colour = accesses.
+
+    The busiest `max_panels` segments get a panel (the totals table lists all); columns
+    are merged until the panels hold at most `max_cells` cells, which bounds the page size.
+    """
+    shown = sorted(sorted(maps.maps, key=lambda m: -int(m.cells[["reads", "writes"]].sum().sum())
+                          )[:max_panels], key=lambda m: m.segment.id)
+    spans = [(int(m.cells["row"].min()), int(m.cells["row"].max())) for m in shown]
+    rows_total = sum(hi - lo + 1 for lo, hi in spans)
+    merge = max(1, -(-rows_total * maps.cols // max_cells))
+    cols = -(-maps.cols // merge)
+    width = maps.steps_per_col * merge
+    n = max(len(shown), 1)
+    titles = [f"{escape(m.segment.label)} ({m.granularity}-byte rows)" for m in shown]
+    fig = make_subplots(rows=n, cols=1, subplot_titles=titles or ["no accesses"],
+                        vertical_spacing=min(0.08, 0.3 / n))
+    for i, (m, (lo, hi)) in enumerate(zip(shown, spans), 1):
+        nrows = hi - lo + 1
+        reads = np.zeros((nrows, cols))
+        writes = np.zeros((nrows, cols))
+        r = m.cells["row"].to_numpy() - lo
+        c = np.minimum(m.cells["col"].to_numpy() // merge, cols - 1)
+        np.add.at(reads, (r, c), m.cells["reads"].to_numpy())
+        np.add.at(writes, (r, c), m.cells["writes"].to_numpy())
+        total = reads + writes
+        # The row label carries the symbol: hover shows address and name without a
+        # per-cell text array.
+        labels = [escape(f"{m.base + (lo + k) * m.granularity:#x} "
+                         f"{m.row_symbols.get(lo + k, '')}".strip()) for k in range(nrows)]
+        fig.add_trace(go.Heatmap(
+            z=np.where(total > 0, total, np.nan), x=[k * width for k in range(cols)],
+            y=labels, customdata=np.dstack([reads, writes]),
+            colorscale="Viridis", showscale=i == 1, name=escape(m.segment.label),
+            hovertemplate=("address %{y}<br>steps from %{x}<br>reads %{customdata[0]}"
+                           "<br>writes %{customdata[1]}<extra></extra>")), row=i, col=1)
+        fig.update_yaxes(title_text="address", type="category", row=i, col=1)
+        fig.update_xaxes(range=[0, cols * width], row=i, col=1)
+    fig.update_xaxes(title_text="step", row=n, col=1)
+    hidden = len(maps.maps) - len(shown)
+    fig.update_layout(title="Accesses per segment (colour = reads + writes; hover for each)"
+                            + (f"; {hidden} quieter segment(s) only in the table" if hidden
+                               else ""),
+                      height=max(320, 260 * n), margin={"t": 70})
+    return fig
+
+
+def vmmap_figure(vm: VmMap) -> go.Figure:
+    """The classic picture: low addresses at the bottom, heights log-scaled, gaps marked."""
+    fig = go.Figure()
+    for r in vm.regions.itertuples():
+        gone = r.last_step is not None and str(r.last_step) != "<NA>"
+        label = (f"{r.label}  {r.perms}  {human_bytes(int(r.size))}  "
+                 f"[{int(r.start):#x}, {int(r.end):#x})")
+        if r.kind == "stack":
+            label += f"  used: {human_bytes(vm.stack_used)} (drawn: {human_bytes(int(r.drawn))})"
+        if r.kind == "heap":
+            label += f"  break at end: {vm.final_brk:#x}"
+        when = f"mapped at step {r.first_step}" + (f", gone at step {r.last_step}" if gone else "")
+        fig.add_trace(go.Scatter(
+            x=[0, 1, 1, 0, 0], y=[r.y0, r.y0, r.y1, r.y1, r.y0], fill="toself", mode="lines",
+            fillcolor=_KIND_COLOURS.get(r.kind, "#eeeeee"),
+            line={"color": "#37474f", "dash": "dash" if gone else "solid"},
+            name=escape(str(r.label)), showlegend=False,
+            hovertemplate=escape(label) + "<br>" + when + "<extra></extra>"))
+        fig.add_annotation(x=0.5, y=(r.y0 + r.y1) / 2, text=escape(label), showarrow=False,
+                           font={"size": 11})
+        fig.add_annotation(x=1.02, y=r.y0, text=f"{int(r.start):#x}", showarrow=False,
+                           xanchor="left", font={"size": 9, "color": "#546e7a"})
+    for g in vm.gaps.itertuples():
+        fig.add_trace(go.Scatter(
+            x=[0, 1], y=[(g.y0 + g.y1) / 2] * 2, mode="lines", showlegend=False,
+            line={"color": "#90a4ae", "dash": "dot"},
+            hovertemplate=f"unmapped gap of {human_bytes(int(g.size))}<extra></extra>"))
+        fig.add_annotation(x=0.5, y=(g.y0 + g.y1) / 2, showarrow=False,
+                           text=f"≈ gap of {human_bytes(int(g.size))} (not to scale) ≈",
+                           font={"size": 10, "color": "#78909c"}, bgcolor="white")
+    top = float(vm.regions["y1"].max()) if len(vm.regions) else 1.0
+    fig.update_xaxes(visible=False, range=[-0.05, 1.25])
+    fig.update_yaxes(visible=False, range=[-0.2, top + 0.2])
+    how = "heights to scale" if vm.scale == "linear" else "heights: log2 of size"
+    fig.update_layout(title=f"Virtual memory map (high addresses at the top; {how}; "
+                            f"dashed: unmapped before the end)",
+                      height=max(500, min(1000, int(40 * top))), plot_bgcolor="white",
+                      margin={"t": 60})
+    return fig

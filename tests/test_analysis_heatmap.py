@@ -1,0 +1,91 @@
+"""heatmaps, segment totals and the source listing on hand-built tables."""
+
+import pandas as pd
+
+from analysis import open_trace
+import numpy as np
+
+from analysis.figures import MAX_CELLS, MAX_PANELS, heatmap_figure
+from analysis.heatmap import CACHE_LINE, PAGE, build_heatmaps, granularity, heatmaps
+from analysis.segments import Segment
+from analysis.listing import listing_from
+from analysis_tables import INITIAL_RSP as IR
+from analysis_tables import access, make_trace
+
+D = 0x402000
+
+
+def _trace(tmp_path):
+    symbols = [{"name": "buf", "addr": D, "size": 8, "type": "object", "section": ".data"}]
+    return open_trace(make_trace(tmp_path / "t", instructions=10, symbols=symbols, accesses=[
+        access(0, D), access(3, D + 0x40, write=True), access(5, D + 8, 64, source="kernel"),
+        access(1, IR - 8, write=True, source="implicit"), access(2, IR - 8, source="implicit"),
+        access(9, 0x10)]))
+
+
+def test_granularity_chooses_lines_then_pages():
+    assert granularity(4096) == CACHE_LINE
+    assert granularity(64 * 128 + 1) == PAGE
+    assert granularity(PAGE * 128) == PAGE
+    assert granularity(PAGE * 129) == 2 * PAGE
+
+
+def test_cells_and_totals(tmp_path):
+    h = heatmaps(_trace(tmp_path), lowest_rsp=IR - 8, max_cols=5)
+    assert h.steps_per_col == 2
+    by_label = {m.segment.label: m for m in h.maps}
+    data = by_label[".data"]
+    assert (data.base, data.granularity, data.rows) == (D, 64, 64)
+    assert data.cells.values.tolist() == [[0, 0, 1, 0], [0, 2, 1, 0], [1, 1, 0, 1]]
+    assert data.row_symbols == {0: "buf", 1: "buf+0x40"}
+    stack = by_label["stack"]
+    # The stack rows start a page below the deepest RSP's page (minus the red zone).
+    assert (stack.base, stack.granularity, stack.rows) == (IR - 0x2000, PAGE, 3)
+    assert stack.cells.values.tolist() == [[1, 0, 0, 1], [1, 1, 1, 0]]
+    totals = h.totals.set_index("segment")
+    assert totals.loc[".data", ["reads", "writes", "explicit", "implicit", "kernel"]].tolist() \
+        == [2, 1, 2, 0, 1]
+    assert totals.loc["stack", ["reads", "writes", "implicit"]].tolist() == [1, 1, 2]
+    assert totals.loc["unmapped", "reads"] == 1
+    counts = {(c["source"], c["is_write"]): c["n"] for c in h.source_counts}
+    assert counts[("explicit", False)] == 2 and counts[("implicit", True)] == 1
+
+
+def test_heatmap_figure_one_panel_per_segment(tmp_path):
+    fig = heatmap_figure(heatmaps(_trace(tmp_path), lowest_rsp=IR - 8, max_cols=5))
+    assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
+    data = fig.data[0]
+    assert list(data.x) == [0, 2, 4, 6, 8]
+    assert data.z[0][0] == 1 and data.z[1][1] == 1
+    assert list(data.y) == [f"{D:#x} buf", f"{D + 64:#x} buf+0x40"]
+    assert fig.layout.annotations[0].text.startswith(".data (64-byte rows)")
+
+
+def test_listing_counts_per_line():
+    lines = pd.DataFrame({"addr": [0x10, 0x15, 0x18, 0x20], "file": "p.asm",
+                          "line": [2, 3, 3, 5]})
+    execs = pd.DataFrame({"rip": [0x10, 0x15, 0x18], "count": [1, 4, 4]})
+    acc = pd.DataFrame({"rip": [0x15, 0x18], "reads": [4, 0], "writes": [0, 4]})
+    lst = listing_from(lines, execs, acc, "a\nb\nc\nd\ne\n")
+    rows = lst.lines[["line", "text", "executed", "reads", "writes", "has_code"]]
+    assert rows.values.tolist() == [[1, "a", 0, 0, 0, False], [2, "b", 1, 0, 0, True],
+                                    [3, "c", 8, 4, 4, True], [4, "d", 0, 0, 0, False],
+                                    [5, "e", 0, 0, 0, True]]
+    assert listing_from(lines, execs, acc, None).lines["line"].tolist() == [2, 3, 5]
+
+
+def test_heatmap_figure_stays_small_for_many_busy_segments():
+    base = 0x10_0000_0000
+    segs = [Segment(i, "mmap", "", base + i * (1 << 20), base + (i + 1) * (1 << 20))
+            for i in range(20)]
+    layout = [{"base": s.start, "gran": PAGE, "nrows": 256} for s in segs]
+    rows, cols = np.meshgrid(np.arange(256), np.arange(160))
+    cells = pd.concat([pd.DataFrame({"seg": s.id, "row": rows.ravel(), "col": cols.ravel(),
+                                     "source": "explicit", "reads": 1 + s.id, "writes": 1})
+                       for s in segs])
+    fig = heatmap_figure(build_heatmaps(cells, segs, layout, 1000, 160))
+    assert len(fig.data) == MAX_PANELS
+    assert [t.name for t in fig.data][0] == "mmap 0x1000c00000"  # the busiest ones
+    assert sum(len(t.y) * len(t.x) for t in fig.data) <= MAX_CELLS
+    assert len(fig.to_json()) < 1_500_000
+    assert "12 quieter segment(s)" in fig.layout.title.text

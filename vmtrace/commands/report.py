@@ -1,0 +1,59 @@
+"""`trace report`: one self-contained offline HTML page with every analysis of a trace."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+
+AllocatorOption = Annotated[Optional[str], typer.Option(
+    "--allocator", help="alloc=SYM,free=SYM: track the program's own allocator (size in rdi, "
+    "pointer in rax on return; free's pointer in rdi).")]
+
+
+def default_output(trace: Path, suffix: str) -> Path:
+    """Beside the trace directory, never inside it (reading a trace never writes to it)."""
+    trace = trace.resolve()
+    return trace.parent / f"{trace.name}.{suffix}"
+
+
+def allocator_fragmentation(trace, spec_text: str | None):
+    """Fragmentation from the user's allocator, or None when none was named."""
+    if not spec_text:
+        return None
+    from analysis.allocator import AllocatorSpec, allocator_events, fragmentation
+    from vmtrace.commands.probe import emulator_probe
+
+    events = allocator_events(trace, AllocatorSpec.parse(spec_text), emulator_probe(trace))
+    return fragmentation(events, trace.initial_brk)
+
+
+def report(
+    trace: Annotated[Path, typer.Argument(help="A trace directory.")],
+    output: Annotated[Optional[Path], typer.Option(
+        "-o", "--output", help="HTML file to write (default: beside the trace).")] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    allocator: AllocatorOption = None,
+) -> None:
+    """Write an offline HTML report: summary, memory map, stack, heap, heatmaps, syscalls,
+    findings and the source listing with per-line counts."""
+    from analysis import open_trace
+    from analysis.html import render_report
+    from analysis.report import build_report
+
+    t = open_trace(trace)
+    data = build_report(t, allocator_fragmentation(t, allocator))
+    out = output or default_output(trace, "report.html")
+    out.write_text(render_report(data), encoding="utf-8")
+    size = out.stat().st_size
+    console.print(f"report written to [bold]{out}[/] ({size / 1e6:.1f} MB, "
+                  f"{len(data.findings)} finding{'s' if len(data.findings) != 1 else ''})")
+    if open_it:
+        webbrowser.open(out.resolve().as_uri())
+    else:
+        console.print(f"next: open {out} in a browser, or [cyan]trace plot {trace} stack --show[/]")
