@@ -24,6 +24,11 @@ setup: $(BIN)/python
 demo: setup
 	$(BIN)/trace record examples/brk_tutorial.asm -o traces/brk_tutorial
 	$(BIN)/trace info traces/brk_tutorial
+	$(BIN)/trace report traces/brk_tutorial -o traces/brk_tutorial.report.html
+	@echo
+	@echo "Report: $(CURDIR)/traces/brk_tutorial.report.html (open it in a browser)"
+	@echo "Next: trace state traces/brk_tutorial 4, trace stack traces/brk_tutorial 4,"
+	@echo "      or record your own program: $(BIN)/trace record yourprog.asm"
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from tracer.format import TABLES, TraceFiles, TraceFormatError, file_name
+from tracer.format import TraceFiles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,36 +37,8 @@ class Trace:
         return self.files.table(name, columns)
 
     def reader(self, name: str, columns: list[str] | None = None) -> pa.RecordBatchReader:
-        """A streaming reader of one table that decompresses only the named columns.
-
-        `TraceFiles.batches` decodes every column of each batch before selecting; reading
-        with `included_fields` skips the others, which makes a one-column pass over the
-        accesses table about ten times faster.
-        """
-        if not columns or not self.files.has(name):
-            return self.files.record_batch_reader(name, columns)
-        schema = TABLES[name]
-        projected = pa.schema([schema.field(c) for c in columns])
-        return pa.RecordBatchReader.from_batches(projected, self._projected(name, columns))
-
-    def _projected(self, name: str, columns: list[str]):
-        path = self.path / file_name(name)
-        expected = TABLES[name]
-        fields = sorted(expected.get_field_index(c) for c in columns)
-        try:
-            with pa.memory_map(str(path)) as source:
-                if not pa.ipc.open_stream(source).schema.equals(expected, check_metadata=False):
-                    raise TraceFormatError(f"{path} does not have the {name} schema this "
-                                           f"vmtrace reads")
-                source.seek(0)
-                options = pa.ipc.IpcReadOptions(included_fields=fields)
-                for batch in pa.ipc.open_stream(source, options=options):
-                    yield batch.select(columns)
-        except (pa.ArrowInvalid, OSError) as exc:
-            # A cut stream raises ArrowIOError (an OSError), a garbled header ArrowInvalid.
-            if self.complete:
-                raise TraceFormatError(f"{path} is corrupt or truncated ({exc})") from None
-            # A killed recording: its last batch may be cut; the batches before it stand.
+        """A streaming reader of one table that decompresses only the named columns."""
+        return self.files.record_batch_reader(name, columns)
 
     def sql(self, query: str, tables: dict[str, list[str]],
             params: dict[str, pa.Table] | None = None,
