@@ -37,8 +37,11 @@ def row(m: Measurement) -> dict[str, float | int | str | None]:
     wall = {t: m.wall(t) for t in Tool}
     ips = {t: _ratio(m.instructions, wall[t]) for t in Tool}
     trace_eps = _ratio(m.events, wall[Tool.TRACE])
+    # Where lackey ran only to /dev/null (no log to count), its events are the trace's: the
+    # two counts are equal at every size where both are measured.
+    lackey_events = m.lackey_events if m.lackey_events is not None else m.events
     lackey_file_eps = _ratio(m.lackey_events, wall[Tool.LACKEY_FILE])
-    lackey_null_eps = _ratio(m.lackey_events, wall[Tool.LACKEY_NULL])
+    lackey_null_eps = _ratio(lackey_events, wall[Tool.LACKEY_NULL])
     emu = sorted(m.nohook_emulation_s)
     return {
         "workload": m.workload,
@@ -104,7 +107,8 @@ def verdicts(rows: list[dict]) -> list[Verdict]:
     # other load on a shared machine inflates wall time, and a two-thread recorder more so.
     if compared:
         x = compared["vs_lackey_null"]
-        cpu = _ratio(compared["lackey_null_cpu_s"] / compared["lackey_events"],
+        cpu = _ratio(compared["lackey_null_cpu_s"] / (compared["lackey_events"]
+                                                      or compared["events"]),
                      compared["trace_cpu_s"] / compared["events"])
         out.append(Verdict("events/s ≥ 8× lackey→/dev/null (memloop)",
                            f"{x:.1f}× at {compared['size']} "
