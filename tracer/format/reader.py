@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tracer.format.checksum import sha256_file, update_from_file
 from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES, file_name
 
 
@@ -98,11 +99,7 @@ class TraceFiles:
                 raise TraceFormatError(
                     f"{path} is corrupt or truncated: it has {path.stat().st_size} bytes, "
                     f"the recording wrote {expected['bytes']}")
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            if digest.hexdigest() != expected["sha256"]:
+            if sha256_file(path) != expected["sha256"]:
                 raise TraceFormatError(f"{path} is corrupt: its bytes changed since the "
                                        "recording wrote them (checksum mismatch)")
 
@@ -168,7 +165,5 @@ class TraceFiles:
         h = hashlib.sha256()
         for path in sorted(self.path.glob("*.arrows")) + [self.path / META_FILE]:
             h.update(path.name.encode())
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+            update_from_file(h, path)
         return h.hexdigest()

@@ -6,7 +6,6 @@ every batch already written readable. Imports pyarrow only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tracer.format.checksum import sha256_file
 from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES, file_name
 
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -84,14 +84,8 @@ def write_table(directory: Path, table: str, data: dict[str, list[Any]]) -> None
 def file_checksums(directory: Path) -> dict[str, dict[str, Any]]:
     """Size and SHA-256 of every table file: Arrow IPC has no checksums of its own, so this
     is what lets a reader notice bytes changed inside a compressed batch."""
-    out = {}
-    for path in sorted(directory.glob("*.arrows")):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        out[path.name] = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-    return out
+    return {path.name: {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            for path in sorted(directory.glob("*.arrows"))}
 
 
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:
