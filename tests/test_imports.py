@@ -40,6 +40,17 @@ def test_the_recorder_does_not_load_pandas():
     assert not loaded & {"pandas", "plotly", "analysis"}
 
 
+def test_a_whole_recording_does_not_load_pandas():
+    # pyarrow imports pandas on any pa.array() call; the recorder builds its arrays from
+    # buffers so that `trace record` does not pay pandas' start-up.
+    loaded = _loaded_after(
+        "from pathlib import Path; import tempfile\n"
+        "from tracer.recorder import RecordOptions, record\n"
+        "out = Path(tempfile.mkdtemp()) / 't'\n"
+        "record(RecordOptions(program=Path('examples/mmap_munmap.asm'), output=out))")
+    assert "pandas" not in loaded
+
+
 def test_the_format_package_imports_pyarrow_only():
     loaded = _loaded_after("import tracer.format")
     assert not loaded & {"unicorn", "capstone", "elftools", "pandas", "duckdb", "plotly"}

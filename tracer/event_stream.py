@@ -17,19 +17,12 @@ from unicorn import Uc
 
 from tracer import native
 from tracer.classify import KERNEL, InstructionClassifier
+from tracer.format.build import array
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
 
-def _strings(values: list[str]) -> pa.Array:
-    # Built from buffers: pa.array() would import pandas (pyarrow's array-like check).
-    data = "".join(values).encode()
-    offsets = np.cumsum([0] + [len(v.encode()) for v in values], dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), len(values),
-                                 [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)])
-
-
-_SOURCES = _strings(SOURCES)
-_CAUSES = _strings(RSP_CAUSES)
+_SOURCES = array(SOURCES, pa.string())
+_CAUSES = array(RSP_CAUSES, pa.string())
 
 
 def _view(ptr, n: int) -> np.ndarray:

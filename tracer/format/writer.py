@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tracer.format.build import record_batch
 from tracer.format.checksum import sha256_file
 from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES, file_name
 
@@ -65,7 +66,7 @@ class RowBuffer:
     def flush(self) -> None:
         if not next(iter(self._columns.values())):
             return
-        self._writer.write(pa.RecordBatch.from_pydict(self._columns, schema=self._writer.schema))
+        self._writer.write(record_batch(self._columns, self._writer.schema))
         for values in self._columns.values():
             values.clear()
 
@@ -77,7 +78,7 @@ class RowBuffer:
 def write_table(directory: Path, table: str, data: dict[str, list[Any]]) -> None:
     """Writes a whole small table at once."""
     writer = TableWriter(directory, table)
-    writer.write(pa.Table.from_pydict(data, schema=writer.schema))
+    writer.write(record_batch(data, writer.schema))
     writer.close()
 
 
