@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from cases import all_cases, prepare  # noqa: F401  (prepare is a fixture)
-from conftest import PROGRAMS, TRACE, record, trace_cli
+from conftest import EXAMPLES, PROGRAMS, TRACE, record, trace_cli
 from oracles import read_table, symbol_address
 
 LIMITS = PROGRAMS / "limits"
@@ -389,3 +389,14 @@ def test_a_killed_recording_cut_mid_batch_keeps_the_whole_batches(tmp_path):
     info = json.loads(trace_cli("info", str(out), "--json").stdout)
     assert info["stop_reason"].startswith("incomplete")
     assert info["accesses"]["write"] == sum(batches[:-1])
+
+
+def test_arguments_larger_than_linux_allows_are_refused(tmp_path):
+    # execve(2) gives E2BIG past a quarter of the 8 MiB stack limit; we refuse with a sentence.
+    # (In-process: the host's own execve would refuse such a command line for the CLI.)
+    from tracer.errors import ProgramError
+    from tracer.recorder import RecordOptions, record as record_in_process
+
+    with pytest.raises(ProgramError, match="E2BIG"):
+        record_in_process(RecordOptions(program=EXAMPLES / "hello.asm",
+                                        output=tmp_path / "t", args=("x" * 100_000,) * 25))

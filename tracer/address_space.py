@@ -11,7 +11,6 @@ PAGE = 0x1000
 STACK_TOP = 0x7FFFFFFFF000          # TASK_SIZE on x86-64 with 4-level paging
 STACK_LIMIT = 8 << 20               # RLIMIT_STACK default
 STACK_GUARD_GAP = 256 * PAGE        # stack_guard_gap: faults this far below count as overflow
-INITIAL_STACK_VMA = 0x21000         # what Linux shows as [stack] before any growth (132 KiB)
 MMAP_BASE = STACK_TOP - (128 << 20)  # mmap_base with ASLR off: the gap is clamped to 128 MiB
 VDSO_PAGES = 8                      # [vvar] + [vvar_vclock] + [vdso] on Linux 6.x
 VDSO_IMAGE_PAGES = 2                # of which the [vdso] image itself

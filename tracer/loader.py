@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from unicorn import Uc
 
 from tracer.address_space import (
-    INITIAL_STACK_VMA, MMAP_BASE, PAGE, STACK_LIMIT, STACK_TOP, VDSO_IMAGE_PAGES, VDSO_PAGES,
+    MMAP_BASE, PAGE, STACK_LIMIT, STACK_TOP, VDSO_IMAGE_PAGES, VDSO_PAGES,
     AddressSpace,
     page_down, page_up,
 )
 from tracer.elf import PF_W, PF_X, ElfProgram
+from tracer.errors import ProgramError
 
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
@@ -84,8 +85,12 @@ def build_stack(space: AddressSpace, uc: Uc, program: ElfProgram, argv: list[str
     space.map(MMAP_BASE - VDSO_PAGES * PAGE, vdso, "r--", "vdso", "[vvar]")
     space.map(vdso, MMAP_BASE, "r-x", "vdso", "[vdso]")
 
+    strings = sum(len(a.encode()) + 1 for a in (*argv, *env)) + len(argv[0].encode()) + 1
+    if strings > STACK_LIMIT // 4:
+        # execve(2) refuses these with E2BIG: they may take at most a quarter of the stack.
+        raise ProgramError(f"the arguments and environment take {strings:,} bytes; Linux "
+                           f"allows at most {STACK_LIMIT // 4:,} (execve would fail with E2BIG)")
     p = STACK_TOP - 8
-    blob = bytearray()
 
     def push_bytes(data: bytes) -> int:
         nonlocal p
@@ -116,7 +121,6 @@ def build_stack(space: AddressSpace, uc: Uc, program: ElfProgram, argv: list[str
     sp = ((p - 2 * len(auxv) * 8) - items * 8) & ~0xF
     blob = struct.pack(f"<{len(words)}Q", *words)
     uc.mem_write(sp, blob)
-    assert STACK_TOP - sp < INITIAL_STACK_VMA, "argument strings exceed the initial stack"
     return LoadedProcess(entry=program.entry, rsp=sp, brk=space.brk, stack_top=STACK_TOP,
                          auxv=tuple(auxv), random_bytes=random_bytes)
 

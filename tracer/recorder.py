@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,8 +26,9 @@ from tracer.event_stream import EventStream, Progress
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
+from tracer.interrupts import classify_interrupt
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
-from tracer.registers import GPR_NAMES, read_registers
+from tracer.registers import read_registers
 from tracer.syscalls.abi import I386, X86_64
 from tracer.syscalls.context import (
     ExitProcess, ProcessState, StdinFile, SyscallContext,
@@ -81,19 +81,6 @@ class RecordResult:
     truncated: bool
     error: str | None
     warnings: list[str] = field(default_factory=list)
-
-
-_INTERRUPTS = {
-    0: ("SIGFPE", "divide error"),
-    1: ("SIGTRAP", "debug trap"),
-    4: ("SIGSEGV", "overflow trap"),
-    5: ("SIGSEGV", "bound range exceeded"),
-    6: ("SIGILL", "invalid opcode"),
-    13: ("SIGSEGV", "general protection fault"),
-    16: ("SIGFPE", "x87 floating-point error"),
-    17: ("SIGBUS", "alignment check"),
-    19: ("SIGFPE", "SIMD floating-point exception"),
-}
 
 
 def default_output(program: Path) -> Path:
@@ -395,22 +382,11 @@ class _Recording:
             uc.emu_stop()
 
     def _interrupt(self, uc: Uc, intno: int) -> None:
-        rip = uc.reg_read(UC_X86_REG_RIP)
-        # A software `int n` (CD nn) leaves RIP after itself; CPU exceptions point at the
-        # faulting instruction. Linux lets user code use only int3, into and int 0x80;
-        # any other `int n` hits a gate of privilege 0 and raises #GP (SIGSEGV).
-        software = bytes(uc.mem_read(rip - 2, 2)) == bytes([0xCD, intno]) if rip >= 2 else False
-        if software and intno == 0x80:
-            self._syscall_i386(uc, rip - 2)
+        what = classify_interrupt(uc, intno)
+        if what.i386_syscall:
+            self._syscall_i386(uc, what.rip)
             return
-        if intno == 3:
-            signal, cause, rip = "SIGTRAP", "breakpoint (int3)", rip - (2 if software else 1)
-        elif software and intno != 4:
-            signal, cause, rip = "SIGSEGV", f"general protection fault: int {intno:#x} is " \
-                "not allowed in user mode", rip - 2
-        else:
-            signal, cause = _INTERRUPTS.get(intno, ("SIGSEGV", f"CPU exception {intno}"))
-        self.fault = Fault(signal, cause, self.events.step, rip, None, None)
+        self.fault = Fault(what.signal, what.cause, self.events.step, what.rip, None, None)
         self.stop_reason = "fault"
         uc.emu_stop()
 

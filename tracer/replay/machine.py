@@ -14,6 +14,7 @@ from unicorn import (
 )
 from unicorn import x86_const as x
 
+from tracer.interrupts import classify_interrupt
 from tracer.errors import TracerError
 from tracer.registers import GPR_NAMES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
@@ -264,18 +265,11 @@ class ReplayMachine:
             uc.emu_stop()
 
     def _interrupt(self, uc: Uc, intno: int) -> None:
-        # As the recorder: a software `int n` leaves RIP after itself, a CPU exception at
-        # the faulting instruction; `int 0x80` is an i386 syscall.
-        rip = uc.reg_read(x.UC_X86_REG_RIP)
-        software = rip >= 2 and bytes(uc.mem_read(rip - 2, 2)) == bytes([0xCD, intno])
-        if software and intno == 0x80:
-            self._syscall(uc, "i386", rip - 2)
+        what = classify_interrupt(uc, intno)  # as the recorder
+        if what.i386_syscall:
+            self._syscall(uc, "i386", what.rip)
             return
-        if intno == 3:
-            rip -= 2 if software else 1
-        elif software and intno != 4:
-            rip -= 2
-        self.ending = Ending("fault", fault={"step": self._step_of(False), "rip": rip,
+        self.ending = Ending("fault", fault={"step": self._step_of(False), "rip": what.rip,
                                              "address": None, "access": None})
         uc.emu_stop()
 
