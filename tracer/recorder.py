@@ -4,6 +4,7 @@ Unicorn with the native event hooks and our syscall layer, and writes every tabl
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import shutil
 import tempfile
@@ -338,8 +339,6 @@ class _Recording:
     def _region_detail(self) -> str | None:
         if not self.space.events:
             return None
-        import json
-
         return json.dumps([{"action": e.action, "start": e.start, "end": e.end,
                             "perms": e.perms, "kind": e.kind} for e in self.space.events])
 
