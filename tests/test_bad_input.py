@@ -221,16 +221,14 @@ def test_max_trace_mb_stops_the_run_near_the_limit(tmp_path):
 
 
 # -- a recording killed with SIGKILL --------------------------------------------------------
-def test_sigkill_during_recording_leaves_a_readable_incomplete_trace(tmp_path):
-    out = tmp_path / "t"
-    accesses = out / "accesses.arrows"
-    proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
-                             str(out), "-q"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def _kill_when_written(proc: subprocess.Popen, accesses: Path) -> None:
+    """SIGKILLs the recording once at least one whole batch of accesses is on disk (the
+    schema alone is < 1 KiB)."""
+    deadline = time.monotonic() + 120
     try:
-        # wait until at least one whole batch is on disk (the schema alone is < 1 KiB)
         while proc.poll() is None and not (accesses.exists()
                                            and accesses.stat().st_size > 100_000):
+            assert time.monotonic() < deadline, f"{accesses} never appeared"
             time.sleep(0.05)
         assert proc.poll() is None, "the recording ended by itself"
         proc.send_signal(signal.SIGKILL)
@@ -238,7 +236,20 @@ def test_sigkill_during_recording_leaves_a_readable_incomplete_trace(tmp_path):
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    done = trace_cli("info", str(out), "--json")
+
+
+def test_sigkill_during_recording_leaves_a_readable_incomplete_trace(tmp_path):
+    out = tmp_path / "t"
+    proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
+                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    # A recording is written beside -o and renamed into place when it ends: a killed one
+    # stays in DIR.recording-PID (tracer/output.py).
+    partial = tmp_path / f"t.recording-{proc.pid}"
+    accesses = partial / "accesses.arrows"
+    _kill_when_written(proc, accesses)
+    assert not out.exists()
+    done = trace_cli("info", str(partial), "--json")
     info = json.loads(done.stdout)
     assert info["stop_reason"].startswith("incomplete")
     # every whole batch on disk is counted, read independently with plain pyarrow
@@ -252,8 +263,29 @@ def test_sigkill_during_recording_leaves_a_readable_incomplete_trace(tmp_path):
     assert info["accesses"]["write"] == rows
     assert info["instructions"] >= rows
     assert {r["kind"] for r in info["regions"]} >= {"text", "stack"}
-    human = trace_cli("info", str(out)).stdout.decode()
+    human = trace_cli("info", str(partial)).stdout.decode()
     assert "incomplete" in human
+
+
+def test_sigkill_while_replacing_a_trace_keeps_the_old_one(tmp_path):
+    """A killed re-recording never leaves a half-replaced trace: the old trace stays whole
+    at -o, the partial one beside it, and the next recording says where that is."""
+    out = tmp_path / "t"
+    record(EXAMPLES / "hello.asm", out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
+                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    partial = tmp_path / f"t.recording-{proc.pid}"
+    _kill_when_written(proc, partial / "accesses.arrows")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    trace_cli("replay", str(out), "--verify")
+    assert json.loads(trace_cli("info", str(partial), "--json").stdout)["accesses"]["write"] > 0
+    # The dead recording's directory does not stand in the way, and is not deleted unasked.
+    done = trace_cli("record", str(EXAMPLES / "hello.asm"), "-o", str(out), "-q")
+    assert f"{partial} is the partial trace of a recording that was killed" in \
+        done.stderr.decode()
+    assert partial.is_dir() and (out / "meta.json").is_file()
 
 
 # -- damaged traces -------------------------------------------------------------------------
@@ -328,7 +360,7 @@ def test_output_directory_that_is_not_a_trace_is_not_overwritten(tmp_path):
     (precious / "thesis.tex").write_text("do not delete")
     line = _refused(trace_cli("record", str(_case("hello").source), "-o", str(precious),
                               check=False))
-    assert "not a trace" in line
+    assert "is not a vmtrace trace (it holds thesis.tex" in line
     assert (precious / "thesis.tex").read_text() == "do not delete"
 
 

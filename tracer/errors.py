@@ -22,3 +22,9 @@ class UnsupportedSyscall(TracerError):
             "which vmtrace does not emulate yet; the trace up to that point is kept"
         )
         self.nr, self.name, self.step, self.rip = nr, name, step, rip
+
+
+class OutputError(TracerError):
+    """The -o path cannot receive a trace: it is not a trace we may replace, or another
+    recording is writing it."""
+

@@ -22,13 +22,15 @@ from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_
 from tracer.address_space import STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace
 from tracer.build import assemble
 from tracer.elf import ElfProgram, read_elf
-from tracer.errors import TracerError, UnsupportedSyscall
+from tracer.errors import UnsupportedSyscall
 from tracer.event_stream import EventStream, Progress
+from tracer.format.schema import PROGRAM_FILE
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
 from tracer.interrupts import classify_interrupt
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
+from tracer.output import check_output, claim_output
 from tracer.registers import read_registers
 from tracer.syscalls.abi import I386, X86_64
 from tracer.syscalls.context import (
@@ -91,13 +93,20 @@ def default_output(program: Path) -> Path:
 def record(options: RecordOptions) -> RecordResult:
     """Records `options.program` into a trace directory.
 
+    The run is written into `NAME.recording-PID/` beside the output directory and renamed
+    into place when it ends (tracer/output.py); a recording killed before that leaves its
+    partial trace there.
+
     Returns:
         How the run ended; the trace is complete on return.
 
     Raises:
-        TracerError: the program cannot be built or loaded (nothing is recorded).
+        TracerError: the program cannot be built or loaded, or the output directory cannot
+            receive a trace (nothing is recorded, and the output directory is unchanged).
     """
     program_path = options.program
+    out = options.output or default_output(program_path)
+    check_output(out)
     with tempfile.TemporaryDirectory(prefix="vmtrace-build-") as tmp:
         source = None
         warnings: list[str] = []
@@ -107,19 +116,11 @@ def record(options: RecordOptions) -> RecordResult:
         else:
             elf_path = program_path
         program = read_elf(elf_path)
-        out = options.output or default_output(program_path)
-        _prepare_output(out)
-        shutil.copyfile(elf_path, out / "program.elf")
-        return _Recording(options, program, source, warnings, out).run()
-
-
-def _prepare_output(out: Path) -> None:
-    """Makes an empty trace directory, replacing an earlier trace but nothing else."""
-    if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists()):
-            raise TracerError(f"{out} exists and is not a trace; choose another -o")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+        with claim_output(out) as output:
+            shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
+            result = _Recording(options, program, source, warnings, output.work).run()
+            result.trace = output.commit()
+        return result
 
 
 class _Recording:

@@ -10,6 +10,7 @@ import pyarrow as pa
 FORMAT_NAME = "vmtrace"
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
+PROGRAM_FILE = "program.elf"
 
 SOURCES = ["explicit", "implicit", "kernel"]
 RSP_CAUSES = ["push", "pop", "call", "ret", "leave", "enter", "arith", "mov", "other"]
@@ -123,3 +124,10 @@ TABLES: dict[str, pa.Schema] = {
 def file_name(table: str) -> str:
     """The file that holds `table` inside a trace directory."""
     return f"{table}.arrows"
+
+
+# Every name a recording leaves in its directory (meta.json's temporary twin included: a
+# recording killed while rewriting meta.json leaves it). `trace record -o` replaces a directory
+# only if it holds nothing else, so a new kind of trace file must be added here.
+TRACE_FILES: frozenset[str] = frozenset(
+    {META_FILE, META_FILE + ".tmp", PROGRAM_FILE, *(file_name(t) for t in TABLES)})

@@ -54,7 +54,10 @@ def record(
     args: Annotated[Optional[list[str]], typer.Argument(
         help="Arguments for the program (put them after --).")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "-o", "--output", help="Trace directory (default: traces/<program name>).")] = None,
+        "-o", "--output", help="Trace directory (default: traces/<program name>). Replaces "
+        "an earlier trace there, never anything else; the run is written into "
+        "DIR.recording-PID beside it and renamed when it ends, so a killed recording "
+        "leaves its partial trace there.")] = None,
     stdin: Annotated[Optional[str], typer.Option(
         "--stdin", help="File whose bytes are the program's standard input, or - for ours.")
     ] = None,
@@ -73,7 +76,8 @@ def record(
                                         help="Do not echo the program's output.")] = False,
 ) -> None:
     """Record every memory access, RSP change and syscall of PROGRAM into a trace."""
-    from tracer.recorder import RecordOptions, record as run_record
+    from tracer.output import partial_recordings
+    from tracer.recorder import RecordOptions, default_output, record as run_record
 
     stdin_bytes = b""
     if stdin == "-":
@@ -86,6 +90,9 @@ def record(
     for entry in env or []:
         if "=" not in entry:
             raise TracerError(f"--env {entry!r} is not KEY=VALUE")
+    for partial in partial_recordings(output or default_output(program)):
+        console.print(f"note: {escape(str(partial))} is the partial trace of a recording that "
+                      "was killed; `trace info` reads it, delete it when done")
     line = ProgressLine()
     options = RecordOptions(
         program=program, output=output, args=tuple(args or ()),
