@@ -9,13 +9,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(BIN)/python: | system-deps
 	$(PYTHON) -m venv $(VENV)
 
-# nasm, ld and a C compiler (for the native recorder); python3-venv where Debian splits it.
+# nasm, ld, bubblewrap (the sandbox they run in) and a C compiler (for the native
+# recorder); python3-venv where Debian splits it.
 system-deps:
 	@command -v nasm >/dev/null && command -v ld >/dev/null && command -v cc >/dev/null \
+	  && command -v bwrap >/dev/null \
 	  && $(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nasm binutils gcc \
-	    python3-venv python3-dev; }
+	    bubblewrap python3-venv python3-dev; }
 
 setup: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'

@@ -28,3 +28,6 @@ class OutputError(TracerError):
     """The -o path cannot receive a trace: it is not a trace we may replace, or another
     recording is writing it."""
 
+
+class SandboxError(TracerError):
+    """The build sandbox is missing or does not work here; vmtrace never builds unconfined."""

@@ -54,6 +54,7 @@ class RecordOptions:
     max_steps: int | None = None
     max_trace_mb: float | None = None
     allow_read: tuple[Path, ...] = ()
+    include: tuple[Path, ...] = ()
     seed: int = 0
     batch_events: int = 1 << 18
     echo: Callable[[int, bytes], None] | None = None
@@ -111,7 +112,7 @@ def record(options: RecordOptions) -> RecordResult:
         source = None
         warnings: list[str] = []
         if program_path.suffix.lower() in (".asm", ".s", ".nasm"):
-            built = assemble(program_path, Path(tmp))
+            built = assemble(program_path, Path(tmp), options.include)
             source, elf_path, warnings = program_path, built.elf, list(built.warnings)
         else:
             elf_path = program_path

@@ -68,6 +68,9 @@ def record(
     allow_read: Annotated[Optional[list[Path]], typer.Option(
         "--allow-read", help="A host directory the program may open files under (repeatable).")
     ] = None,
+    include: Annotated[Optional[list[Path]], typer.Option(
+        "--include", help="A directory the .asm source may %include or incbin from, besides "
+        "its own (repeatable; nasm's -i). The build reads nothing else on the host.")] = None,
     env: Annotated[Optional[list[str]], typer.Option(
         "--env", help="KEY=VALUE for the program's environment (repeatable; replaces the "
         "small default environment).")] = None,
@@ -97,7 +100,8 @@ def record(
     options = RecordOptions(
         program=program, output=output, args=tuple(args or ()),
         env=tuple(env) if env else None, stdin=stdin_bytes, max_steps=max_steps,
-        max_trace_mb=max_trace_mb, allow_read=tuple(allow_read or ()), seed=seed,
+        max_trace_mb=max_trace_mb, allow_read=tuple(allow_read or ()),
+        include=tuple(include or ()), seed=seed,
         echo=None if quiet else _echo, progress=line.update)
     try:
         result = run_record(options)
