@@ -260,7 +260,11 @@ def _remove_trace(directory: Path) -> None:
 def _recordings(path: Path) -> list[Path]:
     pattern = re.compile(re.escape(path.name + RECORDING) + r"\d+(-\d+)?")
     found = []
-    for name in sorted(os.listdir(path.parent)):
+    try:
+        names = sorted(os.listdir(path.parent))
+    except OSError:
+        return []  # an unreadable directory: claiming a name in it fails with a sentence
+    for name in names:
         candidate = path.parent / name
         if pattern.fullmatch(name) and candidate.is_dir() and not candidate.is_symlink():
             found.append(candidate)
