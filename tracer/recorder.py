@@ -30,7 +30,7 @@ from tracer.format.writer import (
 from tracer.interrupts import classify_interrupt
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.registers import read_registers
-from tracer.syscalls.abi import I386, X86_64
+from tracer.syscalls.abi import I386, X86_64, syscall_number
 from tracer.syscalls.context import (
     ExitProcess, ProcessState, StdinFile, SyscallContext,
 )
@@ -286,7 +286,7 @@ class _Recording:
             uc.emu_stop()
 
     def _syscall(self, uc: Uc) -> None:
-        nr = uc.reg_read(X86_64.number)
+        nr = syscall_number(uc.reg_read(X86_64.number))
         args = tuple(uc.reg_read(r) for r in X86_64.args)
         # In Unicorn's syscall hook RIP still points at the 2-byte `syscall` instruction.
         rip = uc.reg_read(UC_X86_REG_RIP)
@@ -297,7 +297,7 @@ class _Recording:
             uc.reg_write(X86_64.clobbered_flags, uc.reg_read(UC_X86_REG_EFLAGS))
 
     def _syscall_i386(self, uc: Uc, rip: int) -> None:
-        nr = uc.reg_read(I386.number) & 0xFFFFFFFF
+        nr = syscall_number(uc.reg_read(I386.number))
         args = tuple(uc.reg_read(r) & 0xFFFFFFFF for r in I386.args)
         result = self._run_syscall(uc, "i386", nr, args, rip)
         if result is not None:

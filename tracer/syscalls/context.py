@@ -38,13 +38,21 @@ class StdinFile:
 
 
 @dataclass
+class SocketFile:
+    """A socket the guest created; it can never be connected (see sys_connect)."""
+
+    domain: int
+    type: int
+
+
+@dataclass
 class ProcessState:
     """Process-level state the kernel keeps: files, exit status, virtual time."""
 
     stdin: StdinFile
     allow_read: tuple[Path, ...]
     pid: int = 4242
-    files: dict[int, OpenFile | StdinFile | str] = field(default_factory=dict)
+    files: dict[int, OpenFile | StdinFile | SocketFile | str] = field(default_factory=dict)
     exit_code: int | None = None
     clock_offset_ns: int = 0
     fs_base: int = 0
