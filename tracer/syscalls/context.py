@@ -78,6 +78,9 @@ class SyscallContext:
     random: Callable[[int], bytes]
     now_ns: Callable[[], int]
     mapped_file_data: Callable[[int, bytes], None]
+    # How many of N bytes a read/write/getrandom may move: fewer only when the trace would
+    # pass its size limit (the run then stops right after the syscall).
+    limit_io: Callable[[int], int] = lambda count: count
 
     def read_guest(self, addr: int, size: int) -> bytes:
         """Reads guest memory on the kernel's behalf (recorded as a kernel read)."""

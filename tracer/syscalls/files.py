@@ -44,7 +44,7 @@ def sys_write(ctx: SyscallContext, fd: int, buf: int, count: int, *_: int) -> in
         return -ENOTCONN
     if target not in ("stdout", "stderr"):
         return -EBADF
-    count = min(count, MAX_IO)
+    count = ctx.limit_io(min(count, MAX_IO))
     try:
         data = ctx.read_guest(buf, count)
     except GuestFault:
@@ -59,7 +59,8 @@ def sys_read(ctx: SyscallContext, fd: int, buf: int, count: int, *_: int) -> int
         return -ENOTCONN
     if not isinstance(source, (OpenFile, StdinFile)):
         return -EBADF
-    data = source.data[source.position:source.position + min(count, MAX_IO)]
+    count = ctx.limit_io(min(count, MAX_IO, len(source.data) - source.position))
+    data = source.data[source.position:source.position + max(count, 0)]
     try:
         ctx.write_guest(buf, data)
     except GuestFault:

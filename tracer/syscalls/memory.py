@@ -56,6 +56,8 @@ def sys_mmap(ctx: SyscallContext, addr: int, length: int, prot: int, flags: int,
         if found is None:
             return -ENOMEM
         start = found
+    if not ctx.space.may_map(start, start + size):
+        return -ENOMEM  # --max-memory, as RLIMIT_AS (`ulimit -v`) refuses it
     kind = "mmap"
     name = "" if flags & MAP_ANONYMOUS else str(ctx.process.files[fd].host_path)
     ctx.space.map(start, start + size, perms_text(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)),
@@ -108,9 +110,9 @@ def sys_mremap(ctx: SyscallContext, old: int, old_size: int, new_size: int, flag
         if new_size < old_size:
             ctx.space.unmap(old + new_size, old + old_size)
         return old
-    # Growing: the overcommit stand-in, as for mmap, before any placement is tried (as
-    # Linux's resize_is_valid and vm accounting do).
-    if new_size - old_size > MEMORY_LIMIT:
+    # Growing: the same checks as mmap (the overcommit stand-in, then --max-memory as
+    # RLIMIT_AS), before any placement is tried, as Linux's resize_is_valid does.
+    if new_size - old_size > MEMORY_LIMIT or not ctx.space.may_grow(new_size - old_size):
         return -ENOMEM
     if old + new_size <= TASK_SIZE and ctx.space.is_free(old + old_size, old + new_size):
         ctx.space.map(old + old_size, old + new_size, region.perms, region.kind, region.name)
