@@ -74,7 +74,8 @@ def run_native(exe: Path, args: tuple[str, ...] = (), stdin: bytes = b"") -> Nat
 
 
 # `[ nr] ` is there with `strace -n` (strace >= 5.17); older ones give the name only.
-_STRACE_LINE = re.compile(r"^(?:\[\s*(?P<nr>\d+)\] )?(?P<name>\w+)\(.*\)\s+"
+# `[???]`: a number outside every table (e.g. RAX = -1), named `syscall_0x...` after it.
+_STRACE_LINE = re.compile(r"^(?:\[\s*(?P<nr>\d+|\?\?\?)\] )?(?P<name>\w+)\(.*\)\s+"
                           r"= (?P<ret>-?\w+|\?)(?: (?P<err>E[A-Z0-9]+) \(.*\))?")
 _STRACE_KILLED = re.compile(r"^\+\+\+ killed by (SIG\w+)")
 _STRACE_EXITED = re.compile(r"^\+\+\+ exited with (\d+) \+\+\+")
@@ -112,10 +113,13 @@ def parse_strace(text: str) -> tuple[list[Syscall], int | None]:
 
 
 def _number(nr: str | None, name: str) -> int:
-    if nr is not None:
+    if nr is not None and nr != "???":
         return int(nr)
     if name.startswith("syscall_"):  # strace's name for a number Linux does not define
-        return int(name.removeprefix("syscall_"), 0)
+        # strace shows all of RAX; Linux (and the trace) use its low 32 bits, sign-extended
+        from tracer.syscalls.abi import syscall_number
+
+        return syscall_number(int(name.removeprefix("syscall_"), 0))
     from tracer.syscalls.numbers import SYSCALL_NUMBERS
 
     return SYSCALL_NUMBERS[name]  # x86-64 numbers: wrong only for int 0x80 calls

@@ -151,3 +151,105 @@ def test_no_host_environment_leaks_into_the_guest(tmp_path):
     assert done.returncode == 0
     info = json.loads(trace_cli("info", str(out), "--json").stdout)
     assert "leaked" not in info["stdout"]
+
+
+# -- what --allow-read opens: regular files, read-only ---------------------------------------
+LIMITS = ROOT / "tests" / "programs" / "limits"
+ENXIO, EROFS, EEXIST, ECONNREFUSED = 6, 30, 17, 111
+
+
+def test_a_fifo_under_an_allowed_directory_is_refused_without_blocking(tmp_path, host_files):
+    fifo = host_files["allowed"] / "pipe"
+    os.mkfifo(fifo)  # no writer: an open(O_RDONLY) of it would wait forever
+    done = subprocess.run([*TRACE, "record", str(OPEN_FILE), "-o", str(tmp_path / "t"), "-q",
+                           "--allow-read", str(host_files["allowed"]), "--", str(fifo)],
+                          capture_output=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    info = json.loads(trace_cli("info", str(tmp_path / "t"), "--json").stdout)
+    assert info["exit"]["code"] == EACCES
+
+
+def test_a_device_under_an_allowed_directory_is_refused(tmp_path):
+    info = record(OPEN_FILE, tmp_path / "t", "--allow-read", "/dev", "--", "/dev/null")
+    assert info["exit"]["code"] == EACCES
+
+
+def _native_exit(source: Path, workdir: Path, *args: str) -> int:
+    from conftest import build_native
+
+    exe = build_native(source, workdir)
+    return subprocess.run([str(exe), *args], capture_output=True, timeout=60).returncode
+
+
+@pytest.fixture
+def unix_socket(host_files):
+    """A Unix socket bound in the allowed directory (nobody listens on it yet)."""
+    import socket
+
+    path = host_files["allowed"] / "s.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    yield server, path
+    server.close()
+
+
+def test_open_of_an_allowed_unix_socket_is_enxio_as_on_linux(tmp_path, host_files,
+                                                             unix_socket):
+    _, path = unix_socket
+    native = _native_exit(OPEN_FILE, tmp_path, str(path))
+    assert native == ENXIO
+    info = record(OPEN_FILE, tmp_path / "t", "--allow-read", str(host_files["allowed"]),
+                  "--", str(path))
+    assert info["exit"]["code"] == native
+
+
+def test_connect_to_an_allowed_unix_socket_is_refused_as_on_linux(tmp_path, host_files,
+                                                                 unix_socket):
+    program = LIMITS / "unix_connect.asm"
+    server, path = unix_socket
+    allow = ("--allow-read", str(host_files["allowed"]))
+    # nobody listening: Linux refuses the connection, and so does vmtrace
+    native = _native_exit(program, tmp_path, str(path))
+    assert native == ECONNREFUSED
+    assert record(program, tmp_path / "t", *allow, "--", str(path))["exit"]["code"] == native
+    # a missing socket: ENOENT on both
+    missing = str(path.with_name("nothing.sock"))
+    assert _native_exit(program, tmp_path, missing) == ENOENT
+    assert record(program, tmp_path / "t", *allow, "--", missing)["exit"]["code"] == ENOENT
+    # someone listening on the host: the emulated process still cannot reach it
+    server.listen()
+    server.settimeout(0.5)
+    info = record(program, tmp_path / "t", *allow, "--", str(path))
+    assert info["exit"]["code"] == ECONNREFUSED
+    with pytest.raises(TimeoutError):
+        server.accept()
+    # outside the allowed directories: as any path there
+    info = record(program, tmp_path / "t", "--", str(path))
+    assert info["exit"]["code"] == EACCES
+
+
+def test_open_that_would_write_an_allowed_file_is_erofs_and_the_file_is_untouched(
+        tmp_path, host_files):
+    readable, missing = host_files["readable"], host_files["allowed"] / "new.txt"
+    before = readable.stat()
+    out = tmp_path / "t"
+    record(LIMITS / "open_modes.asm", out, "--allow-read", str(host_files["allowed"]),
+           "--", str(readable), str(missing))
+    data = b"".join(read_table(out, "output")["data"].to_pylist())
+    results = [int.from_bytes(data[i:i + 8], "little", signed=True)
+               for i in range(0, len(data), 8)]
+    # O_RDONLY|O_TRUNC, O_WRONLY, O_RDWR, O_CREAT (exists: opened read-only),
+    # O_CREAT|O_EXCL, O_CREAT|O_WRONLY of a missing file: as on a read-only mount
+    assert results == [-EROFS, -EROFS, -EROFS, 3, -EEXIST, -EROFS]
+    assert readable.read_bytes() == b"you may read this\n"
+    after = readable.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert not missing.exists()
+
+
+def test_syscall_numbers_with_high_bits_replay_exactly(prepare):
+    run = prepare(next(c for c in all_cases() if c.source.stem == "syscall_numbers"))
+    names = [s["name"] for s in run.info["syscalls"]]
+    assert names[:3] == ["syscall_-1", "write", "read"]  # 0x100000000 is read
+    done = trace_cli("replay", str(run.trace), "--verify")
+    assert b"replay reproduces the trace exactly" in done.stdout

@@ -17,6 +17,10 @@ VDSO_IMAGE_PAGES = 2                # of which the [vdso] image itself
 # Overcommit heuristic stand-in: Linux refuses one brk/mmap larger than RAM + swap. We fix
 # the emulated machine's size so that traces do not depend on the host.
 MEMORY_LIMIT = 16 << 30
+# What the guest may have mapped in all (`--max-memory`), as `ulimit -v` bounds a process:
+# Unicorn backs each touched guest page with a host page, so this bounds the recorder's
+# memory too.
+DEFAULT_MAX_MEMORY = 4 << 30
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 
@@ -79,6 +83,8 @@ class AddressSpace:
         self.brk_start = 0
         self.brk = 0
         self.stack_low = STACK_TOP - STACK_LIMIT
+        self.max_memory: int | None = None  # bytes mapped in all; None: no limit
+        self.memory_refusals = 0  # requests refused because of max_memory
 
     @property
     def regions(self) -> tuple[Region, ...]:
@@ -173,6 +179,8 @@ class AddressSpace:
         for r in self._regions:
             if r.start < new_top + PAGE and r.end > old_top:
                 return self.brk
+        if not self.may_map(old_top, new_top):
+            return self.brk
         self._uc.mem_map(old_top, new_top - old_top, UC_PROT_READ | UC_PROT_WRITE)
         heap = [r for r in self._regions if r.kind == "heap"]
         if heap:
@@ -196,3 +204,23 @@ class AddressSpace:
 
     def is_free(self, start: int, end: int) -> bool:
         return all(r.end <= start or r.start >= end for r in self._regions)
+
+    # -- the memory limit (RLIMIT_AS) ---------------------------------------------------
+    def mapped_bytes(self) -> int:
+        """Bytes mapped in all (Linux's total_vm)."""
+        return sum(r.end - r.start for r in self._regions)
+
+    def may_map(self, start: int, end: int) -> bool:
+        """Whether mapping [start, end) keeps the total within `max_memory`; pages the new
+        mapping replaces are not counted twice (as Linux's mmap_region)."""
+        replaced = sum(min(r.end, end) - max(r.start, start) for r in self._regions
+                       if r.start < end and r.end > start)
+        return self.may_grow(end - start - replaced)
+
+    def may_grow(self, nbytes: int) -> bool:
+        """Whether `nbytes` more may be mapped within `max_memory` (Linux's may_expand_vm
+        under RLIMIT_AS). A refusal is counted in `memory_refusals`."""
+        if self.max_memory is None or self.mapped_bytes() + nbytes <= self.max_memory:
+            return True
+        self.memory_refusals += 1
+        return False

@@ -20,6 +20,10 @@ from tracer.classify import KERNEL, InstructionClassifier
 from tracer.format.build import array
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
+from tracer.limits import TraceBudget
+
+# Why the native recorder was asked to stop when the drain thread failed (not a limit).
+_DRAIN_ERROR = "error"
 
 _SOURCES = array(SOURCES, pa.string())
 _CAUSES = array(RSP_CAUSES, pa.string())
@@ -59,7 +63,7 @@ class EventStream:
     """Owns the native recorder for one run: its hooks, its queue and its drain thread."""
 
     def __init__(self, uc: Uc, accesses: TableWriter, rsp: TableWriter, initial_rsp: int,
-                 max_steps: int | None, max_trace_bytes: int | None,
+                 max_steps: int | None, budget: TraceBudget | None,
                  batch_events: int = 1 << 20, max_pending: int = 4,
                  progress: Callable[[Progress], None] | None = None):
         self._lib = native.load()
@@ -73,8 +77,9 @@ class EventStream:
         # Kept on self: the C side calls it for every new instruction address.
         self._classify = native.CLASSIFY_FN(
             lambda rip, code, length: classifier.flags(rip, ctypes.string_at(code, length)))
-        self._max_trace_bytes = max_trace_bytes
-        self.size_limit_hit = False
+        self._budget = budget
+        self._stop_lock = threading.Lock()
+        self._stop_cause: str | None = None
         self.error: BaseException | None = None
         handle = ctypes.c_void_p(uc._uch.value)
         cap_rsp = max(batch_events // 4, 1024)
@@ -83,6 +88,10 @@ class EventStream:
         status = self._lib.vm_install(self._r)
         if status != 0:
             raise RuntimeError(f"installing the native hooks failed (unicorn error {status})")
+        if max_steps == 0:
+            # The C side reads 0 as "no limit"; replaying a trace that stopped before its
+            # first step needs a stop before it.
+            self.request_stop("max-steps")
         self._thread = threading.Thread(target=self._drain, name="vmtrace-drain", daemon=True)
         self._thread.start()
 
@@ -98,10 +107,22 @@ class EventStream:
 
     @property
     def stopped_by_limit(self) -> str | None:
+        """Why the native hook stopped the run: `max-steps`, or the cause given to
+        `request_stop`; None when it did not stop it (or the drain thread failed)."""
         reason = self._lib.vm_stop_reason(self._r)
-        if reason == 2 and not self.size_limit_hit:
-            return None  # stopped because the drain thread failed; see `error`
-        return {1: "max-steps", 2: "max-trace-size"}.get(reason)
+        if reason == 1:
+            return "max-steps"
+        if reason == 2 and self._stop_cause != _DRAIN_ERROR:
+            return self._stop_cause
+        return None
+
+    def request_stop(self, cause: str) -> None:
+        """Stops the run before its next instruction; any thread may call it, the first
+        cause is the one reported."""
+        with self._stop_lock:
+            if self._stop_cause is None:
+                self._stop_cause = cause
+            self._lib.vm_request_stop(self._r)
 
     @property
     def privileged_stop(self) -> int | None:
@@ -160,19 +181,20 @@ class EventStream:
                     self._write_chunk(chunk_ptr.contents)
                 finally:
                     self._lib.vm_release(self._r, chunk_ptr)
+                written = self._accesses.bytes_written() + self._rsp.bytes_written()
+                cause = None
+                if self._budget is not None:
+                    cause = self._budget.report("events", written)
+                    written = self._budget.total  # every file of the trace
+                if cause is not None:
+                    self.request_stop(cause)
                 if self._progress is not None:
                     self._progress(Progress(
-                        steps=last_step, events=self._events_written,
-                        bytes_written=self._accesses.bytes_written() + self._rsp.bytes_written(),
+                        steps=last_step, events=self._events_written, bytes_written=written,
                         seconds=time.monotonic() - self._started))
-                if (self._max_trace_bytes is not None and not self.size_limit_hit and
-                        self._accesses.bytes_written() + self._rsp.bytes_written()
-                        >= self._max_trace_bytes):
-                    self.size_limit_hit = True
-                    self._lib.vm_request_stop(self._r)
         except BaseException as exc:  # surfaced by the recorder after the run
             self.error = exc
-            self._lib.vm_request_stop(self._r)
+            self.request_stop(_DRAIN_ERROR)
             # Keep draining so the emulator thread never blocks on a full queue.
             while (chunk_ptr := self._lib.vm_take(self._r)):
                 self._lib.vm_chunk_free(chunk_ptr)

@@ -9,6 +9,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,20 +20,26 @@ from unicorn import (
 )
 from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_RIP, UC_X86_REG_RSP
 
-from tracer.address_space import STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace
+from tracer.address_space import (
+    DEFAULT_MAX_MEMORY, STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace,
+)
 from tracer.build import assemble
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import UnsupportedSyscall
 from tracer.event_stream import EventStream, Progress
-from tracer.format.schema import PROGRAM_FILE
+from tracer.format.schema import PROGRAM_FILE, TRUNCATING_STOPS
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
 from tracer.interrupts import classify_interrupt
+from tracer.limits import (
+    DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB, MAX_TRACE_SIZE, TraceBudget, mb_to_bytes,
+)
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.output import check_output, claim_output
 from tracer.registers import read_registers
-from tracer.syscalls.abi import I386, X86_64
+from tracer.stop_request import StopRequest
+from tracer.syscalls.abi import I386, X86_64, syscall_number
 from tracer.syscalls.context import (
     ExitProcess, ProcessState, StdinFile, SyscallContext,
 )
@@ -40,6 +47,10 @@ from tracer.syscalls.registry import dispatch, dispatch_i386, syscall_name
 
 VIRTUAL_EPOCH_NS = 1_700_000_000 * 1_000_000_000
 NS_PER_STEP = 1  # the virtual clock advances one nanosecond per instruction
+INTERRUPTED = "interrupted"  # the stop reason when the user (a StopRequest) stopped the run
+# Rows of kernel_writes and output hold whole buffers: flush them once this many bytes wait,
+# so that a loop of 32 MiB getrandom calls never piles its buffers up in memory.
+FLUSH_DATA_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,10 @@ class RecordOptions:
     env: tuple[str, ...] | None = None
     stdin: bytes = b""
     max_steps: int | None = None
-    max_trace_mb: float | None = None
+    max_trace_mb: float | None = DEFAULT_MAX_TRACE_MB  # every file of the trace; None: none
+    min_free_mb: float | None = DEFAULT_MIN_FREE_MB    # stop when the disk has less free
+    max_memory: int = DEFAULT_MAX_MEMORY               # bytes the guest may have mapped
+    stop: StopRequest | None = None                    # set it to stop the run (Ctrl-C)
     allow_read: tuple[Path, ...] = ()
     include: tuple[Path, ...] = ()
     seed: int = 0
@@ -85,6 +99,14 @@ class RecordResult:
     truncated: bool
     error: str | None
     warnings: list[str] = field(default_factory=list)
+    rip: int | None = None             # where the run stopped (the next instruction)
+    interrupted_by: str | None = None  # the StopRequest's reason, e.g. "SIGINT"
+    memory_refusals: int = 0           # mmap/brk/mremap calls refused by max_memory
+
+
+def _mib(value: float | None) -> float | int | None:
+    """A size in MiB for meta.json: a whole number stays an int (1024, not 1024.0)."""
+    return int(value) if value is not None and float(value).is_integer() else value
 
 
 def default_output(program: Path) -> Path:
@@ -158,7 +180,9 @@ class _Recording:
             "argv": self.argv,
             "env": self.env,
             "warnings": self.warnings,
-            "limits": {"max_steps": o.max_steps, "max_trace_mb": o.max_trace_mb},
+            "limits": {"max_steps": o.max_steps, "max_trace_mb": _mib(o.max_trace_mb),
+                       "min_free_mb": _mib(o.min_free_mb),
+                       "max_memory_mb": _mib(o.max_memory / (1 << 20))},
             "seed": o.seed,
             "stdin_bytes": len(o.stdin),
             "allow_read": [str(p) for p in o.allow_read],
@@ -172,6 +196,7 @@ class _Recording:
         self.env = list(DEFAULT_ENV if o.env is None else o.env)
         uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         space = self.space = AddressSpace(uc)
+        space.max_memory = o.max_memory
         brk = load_elf(space, uc, self.program)
         space.set_initial_brk(brk)
         random_bytes = self.rng.randbytes(16)
@@ -187,40 +212,57 @@ class _Recording:
         write_meta(self.out, self._meta(None))
         self._write_static_tables(loaded.rsp)
 
-        self.regions = RowBuffer(TableWriter(self.out, "regions"))
+        # Every file counts against the size limit: those written already as a fixed part,
+        # the syscall tables (this thread) and the event tables (the drain thread) as they grow.
+        self.budget = TraceBudget(self.out, mb_to_bytes(o.max_trace_mb),
+                                  mb_to_bytes(o.min_free_mb))
+        # (The first report also checks the free disk space.)
+        at_start = self.budget.report("fixed", sum(p.stat().st_size for p in self.out.iterdir()))
+        self._table_writers = {name: TableWriter(self.out, name) for name in (
+            "regions", "syscalls", "kernel_writes", "output")}
+        self._pending_data = 0  # bytes of kernel_writes/output rows not yet on disk
+        self._io_cut = False    # a syscall moved fewer bytes to stay within the size limit
+        self.regions = RowBuffer(self._table_writers["regions"])
         self._flush_region_events(0)
         # The initial map goes to disk now: a recording killed later still has it.
         self.regions.flush()
-        self.syscalls = RowBuffer(TableWriter(self.out, "syscalls"), every=64)
-        self.kernel_writes = RowBuffer(TableWriter(self.out, "kernel_writes"), every=64)
-        self.output = RowBuffer(TableWriter(self.out, "output"), every=16)
+        self.syscalls = RowBuffer(self._table_writers["syscalls"], every=64)
+        self.kernel_writes = RowBuffer(self._table_writers["kernel_writes"], every=64)
+        self.output = RowBuffer(self._table_writers["output"], every=16)
         self.process = ProcessState(stdin=StdinFile(o.stdin), allow_read=tuple(
             p.resolve() for p in o.allow_read))
         self.process.files.update({0: self.process.stdin, 1: "stdout", 2: "stderr"})
 
         accesses = TableWriter(self.out, "accesses")
         rsp = TableWriter(self.out, "rsp")
-        max_bytes = int(o.max_trace_mb * (1 << 20)) if o.max_trace_mb else None
+        max_bytes = self.budget.max_bytes
         batch_events, max_pending = o.batch_events, 4
-        if max_bytes is not None:
+        if max_bytes is not None and max_bytes < (256 << 20):
             # The size is checked as each batch reaches the disk, while the emulator runs
-            # up to `max_pending` batches ahead: keep batches small next to the limit (an
-            # access row is under 64 bytes before compression) so the overshoot stays small.
+            # up to `max_pending` batches ahead: keep batches small next to a small limit
+            # (an access row is under 64 bytes before compression) so the overshoot stays
+            # small. Next to a large one, a few batches (~1 MB each) do not matter.
             batch_events = max(4096, min(batch_events, max_bytes // 256))
             max_pending = 1
-        self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, max_bytes,
+        self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, self.budget,
                                   batch_events=batch_events, max_pending=max_pending,
                                   progress=o.progress)
+        if at_start is not None:
+            self.events.request_stop(at_start)  # the run stops before its first step
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=UC_X86_INS_SYSCALL)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
-        try:
-            uc.emu_start(loaded.entry, 0xFFFF_FFFF_FFFF_FFFF)
-        except UcError as exc:
-            if self.fault is None and self.stop_reason is None:
-                self._fault_from_error(exc)
-        finally:
-            self.events.finish(uc.reg_read(UC_X86_REG_RSP))
+        # Left before `finish`/`close`: the request never reaches a freed native recorder.
+        listening = (o.stop.subscribed(lambda: self.events.request_stop(INTERRUPTED))
+                     if o.stop is not None else nullcontext())
+        with listening:
+            try:
+                uc.emu_start(loaded.entry, 0xFFFF_FFFF_FFFF_FFFF)
+            except UcError as exc:
+                if self.fault is None and self.stop_reason is None:
+                    self._fault_from_error(exc)
+            finally:
+                self.events.finish(uc.reg_read(UC_X86_REG_RSP))
         limit = self.events.stopped_by_limit
         if self.stop_reason is None and limit is not None:
             self.stop_reason = limit
@@ -265,17 +307,46 @@ class _Recording:
         self.space.events.clear()
 
     def _on_output(self, fd: int, data: bytes) -> None:
-        self.output.add(step=self.events.step, fd=fd, data=data)
+        self._add_data_row(self.output, step=self.events.step, fd=fd, data=data)
         if self.options.echo is not None:
             self.options.echo(fd, data)
 
     def _on_kernel_access(self, addr: int, data: bytes, is_write: bool) -> None:
         self.events.kernel_access(addr, data, is_write)
         if is_write:
-            self.kernel_writes.add(step=self.events.step, addr=addr, data=data)
+            self._add_data_row(self.kernel_writes, step=self.events.step, addr=addr, data=data)
 
     def _on_mapped_file(self, addr: int, data: bytes) -> None:
-        self.kernel_writes.add(step=self.events.step, addr=addr, data=data)
+        self._add_data_row(self.kernel_writes, step=self.events.step, addr=addr, data=data)
+
+    def _add_data_row(self, buffer: RowBuffer, **row) -> None:
+        buffer.add(**row)
+        self._pending_data += len(row["data"])
+        if self._pending_data >= FLUSH_DATA_BYTES:
+            self.kernel_writes.flush()
+            self.output.flush()
+            self._pending_data = 0
+
+    # -- limits -------------------------------------------------------------------------
+    def _check_budget(self) -> None:
+        """Reports the syscall tables' size; asks for a stop when a limit is reached."""
+        written = sum(w.bytes_written() for w in self._table_writers.values())
+        cause = self.budget.report("tables", written + self._pending_data)
+        if cause is None and self._io_cut:
+            cause = MAX_TRACE_SIZE
+        if cause is not None:
+            self.events.request_stop(cause)
+
+    def _limit_io(self, count: int) -> int:
+        """How many of `count` bytes a syscall may move into the trace (read, write,
+        getrandom): all, unless that would pass the size limit. Then it moves what fits and
+        the run stops right after it, so the program never sees the short count."""
+        self._check_budget()
+        room = self.budget.room()
+        if room is None or count <= room:
+            return count
+        self._io_cut = True
+        return room
 
     # -- hooks (Python runs here once per syscall or fault, never per access) -----------
     def _on_syscall(self, uc: Uc, _user) -> None:
@@ -288,7 +359,7 @@ class _Recording:
             uc.emu_stop()
 
     def _syscall(self, uc: Uc) -> None:
-        nr = uc.reg_read(X86_64.number)
+        nr = syscall_number(uc.reg_read(X86_64.number))
         args = tuple(uc.reg_read(r) for r in X86_64.args)
         # In Unicorn's syscall hook RIP still points at the 2-byte `syscall` instruction.
         rip = uc.reg_read(UC_X86_REG_RIP)
@@ -299,7 +370,7 @@ class _Recording:
             uc.reg_write(X86_64.clobbered_flags, uc.reg_read(UC_X86_REG_EFLAGS))
 
     def _syscall_i386(self, uc: Uc, rip: int) -> None:
-        nr = uc.reg_read(I386.number) & 0xFFFFFFFF
+        nr = syscall_number(uc.reg_read(I386.number))
         args = tuple(uc.reg_read(r) & 0xFFFFFFFF for r in I386.args)
         result = self._run_syscall(uc, "i386", nr, args, rip)
         if result is not None:
@@ -314,7 +385,7 @@ class _Recording:
             uc=uc, space=self.space, process=self.process, sink=self, step=step,
             output=self._on_output, random=self.rng.randbytes,
             now_ns=lambda: VIRTUAL_EPOCH_NS + step * NS_PER_STEP + self.process.clock_offset_ns,
-            mapped_file_data=self._on_mapped_file)
+            mapped_file_data=self._on_mapped_file, limit_io=self._limit_io)
         name = syscall_name(nr, abi)
         row = dict(step=step, rip=rip, nr=nr, name=name, args=list(args), abi=abi)
         try:
@@ -334,6 +405,7 @@ class _Recording:
             return None
         self.syscalls.add(**row, ret=result, detail=self._region_detail())
         self._flush_region_events(step)
+        self._check_budget()
         return result
 
     kernel_access = _on_kernel_access  # the SyscallContext sink protocol
@@ -422,7 +494,7 @@ class _Recording:
             buffer.close()
         accesses.close()
         rsp.close()
-        truncated = self.stop_reason in ("max-steps", "max-trace-size")
+        truncated = self.stop_reason in TRUNCATING_STOPS
         signal = self.fault.signal if self.fault else None
         end = {
             "stop_reason": self.stop_reason,
@@ -440,7 +512,12 @@ class _Recording:
         meta = self._meta(end)
         meta["files"] = file_checksums(self.out)
         write_meta(self.out, meta)
+        stop = self.options.stop
         return RecordResult(trace=self.out, stop_reason=self.stop_reason,
                             exit_code=self.exit_code, signal=signal, fault=self.fault,
                             instructions=instructions, accesses=n_accesses,
-                            truncated=truncated, error=self.error, warnings=self.warnings)
+                            truncated=truncated, error=self.error, warnings=self.warnings,
+                            rip=end["registers"].get("rip"),
+                            interrupted_by=(stop.reason if stop is not None
+                                            and self.stop_reason == INTERRUPTED else None),
+                            memory_refusals=self.space.memory_refusals)

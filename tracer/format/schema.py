@@ -16,6 +16,8 @@ SOURCES = ["explicit", "implicit", "kernel"]
 RSP_CAUSES = ["push", "pop", "call", "ret", "leave", "enter", "arith", "mov", "other"]
 REGION_ACTIONS = ["map", "unmap", "protect", "brk"]
 REGION_KINDS = ["elf", "text", "rodata", "data", "bss", "heap", "mmap", "stack", "vdso"]
+# meta.json end.stop_reason values that cut the run short: the trace holds a prefix of it.
+TRUNCATING_STOPS = ("max-steps", "max-trace-size", "min-free-disk", "interrupted")
 
 
 def _dict() -> pa.DataType:

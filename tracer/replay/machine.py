@@ -18,6 +18,7 @@ from tracer.interrupts import classify_interrupt
 from tracer.errors import TracerError
 from tracer.registers import GPR_NAMES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
+from tracer.syscalls.abi import syscall_number
 
 PAGE = 0x1000
 _REG_IDS = {name: getattr(x, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
@@ -197,10 +198,9 @@ class ReplayMachine:
     def _syscall(self, uc: Uc, abi: str = "x86_64", rip: int | None = None) -> None:
         if rip is None:
             rip = uc.reg_read(x.UC_X86_REG_RIP)  # still the `syscall` instruction (Unicorn)
-        nr = uc.reg_read(x.UC_X86_REG_RAX)
+        nr = syscall_number(uc.reg_read(x.UC_X86_REG_RAX))
         args = tuple(uc.reg_read(r) for r in _ARG_REGS[abi])
         if abi == "i386":
-            nr &= 0xFFFFFFFF
             args = tuple(a & 0xFFFFFFFF for a in args)
         recorded = (self.inputs.syscalls[self.cursor]
                     if self.cursor < len(self.inputs.syscalls) else None)

@@ -16,7 +16,7 @@ from unicorn.x86_const import UC_X86_REG_RSP
 
 from tracer.event_stream import EventStream
 from tracer.format import TraceFiles
-from tracer.format.schema import SOURCES, TABLES
+from tracer.format.schema import SOURCES, TABLES, TRUNCATING_STOPS
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.machine import Ending, ReplayMachine
 
@@ -348,7 +348,7 @@ def _compare_ending(files: TraceFiles, machine: ReplayMachine, instructions: int
     ending = machine.ending
     reason = ending.stop_reason if ending else ("max-steps" if limit else "stopped")
     recorded_reason = end.get("stop_reason")
-    if recorded_reason in ("max-steps", "max-trace-size") and limit:
+    if recorded_reason in TRUNCATING_STOPS and limit:
         reason = recorded_reason
     last = instructions - 1 if instructions else None
     problems = []

@@ -39,3 +39,11 @@ I386 = SyscallAbi(
     clobbered_rip=None,
     clobbered_flags=None,
 )
+
+
+def syscall_number(rax: int) -> int:
+    """The syscall number Linux reads from RAX, in either ABI: the low 32 bits, sign-extended
+    (entry_64.S passes `movslq %eax`; do_int80_syscall_32 casts orig_ax to int). So
+    0x100000000 is `read` (0), and -1 is a number no table has (-ENOSYS)."""
+    low = rax & 0xFFFFFFFF
+    return low - (1 << 32) if low & 0x80000000 else low

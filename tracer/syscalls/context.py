@@ -38,13 +38,21 @@ class StdinFile:
 
 
 @dataclass
+class SocketFile:
+    """A socket the guest created; it can never be connected (see sys_connect)."""
+
+    domain: int
+    type: int
+
+
+@dataclass
 class ProcessState:
     """Process-level state the kernel keeps: files, exit status, virtual time."""
 
     stdin: StdinFile
     allow_read: tuple[Path, ...]
     pid: int = 4242
-    files: dict[int, OpenFile | StdinFile | str] = field(default_factory=dict)
+    files: dict[int, OpenFile | StdinFile | SocketFile | str] = field(default_factory=dict)
     exit_code: int | None = None
     clock_offset_ns: int = 0
     fs_base: int = 0
@@ -70,6 +78,9 @@ class SyscallContext:
     random: Callable[[int], bytes]
     now_ns: Callable[[], int]
     mapped_file_data: Callable[[int, bytes], None]
+    # How many of N bytes a read/write/getrandom may move: fewer only when the trace would
+    # pass its size limit (the run then stops right after the syscall).
+    limit_io: Callable[[int], int] = lambda count: count
 
     def read_guest(self, addr: int, size: int) -> bytes:
         """Reads guest memory on the kernel's behalf (recorded as a kernel read)."""

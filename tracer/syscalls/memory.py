@@ -12,6 +12,7 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_FIXED_NOREPLACE = 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 TASK_SIZE = 0x7FFFFFFFF000
+MOVE_PIECE = 1 << 20  # mremap copies a moved mapping's contents this much at a time
 
 
 def sys_brk(ctx: SyscallContext, addr: int, *_: int) -> int:
@@ -55,6 +56,8 @@ def sys_mmap(ctx: SyscallContext, addr: int, length: int, prot: int, flags: int,
         if found is None:
             return -ENOMEM
         start = found
+    if not ctx.space.may_map(start, start + size):
+        return -ENOMEM  # --max-memory, as RLIMIT_AS (`ulimit -v`) refuses it
     kind = "mmap"
     name = "" if flags & MAP_ANONYMOUS else str(ctx.process.files[fd].host_path)
     ctx.space.map(start, start + size, perms_text(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)),
@@ -92,9 +95,12 @@ def sys_mprotect(ctx: SyscallContext, addr: int, length: int, prot: int, *_: int
 
 def sys_mremap(ctx: SyscallContext, old: int, old_size: int, new_size: int, flags: int,
                new_addr: int, *_: int) -> int:
-    if old & (PAGE - 1) or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED) or new_size == 0:
+    if old & (PAGE - 1) or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED):
         return -EINVAL
-    old_size, new_size = page_up(old_size), page_up(new_size)
+    # PAGE_ALIGN in 64 bits: a length within a page of 2^64 wraps to 0, which is invalid.
+    old_size, new_size = page_up(old_size) & _U64, page_up(new_size) & _U64
+    if new_size == 0:
+        return -EINVAL
     region = ctx.space.region_at(old)
     if flags & MREMAP_FIXED:
         return -EINVAL  # moving to a chosen address is not emulated
@@ -104,7 +110,11 @@ def sys_mremap(ctx: SyscallContext, old: int, old_size: int, new_size: int, flag
         if new_size < old_size:
             ctx.space.unmap(old + new_size, old + old_size)
         return old
-    if ctx.space.is_free(old + old_size, old + new_size):
+    # Growing: the same checks as mmap (the overcommit stand-in, then --max-memory as
+    # RLIMIT_AS), before any placement is tried, as Linux's resize_is_valid does.
+    if new_size - old_size > MEMORY_LIMIT or not ctx.space.may_grow(new_size - old_size):
+        return -ENOMEM
+    if old + new_size <= TASK_SIZE and ctx.space.is_free(old + old_size, old + new_size):
         ctx.space.map(old + old_size, old + new_size, region.perms, region.kind, region.name)
         return old
     if not flags & MREMAP_MAYMOVE:
@@ -112,11 +122,25 @@ def sys_mremap(ctx: SyscallContext, old: int, old_size: int, new_size: int, flag
     target = ctx.space.find_free_topdown(new_size)
     if target is None:
         return -ENOMEM
-    content = bytes(ctx.uc.mem_read(old, old_size))
     ctx.space.map(target, target + new_size, region.perms, region.kind, region.name)
-    ctx.uc.mem_write(target, content)
+    _move_contents(ctx, old, target, old_size)
     ctx.space.unmap(old, old + old_size)
     return target
+
+
+def _move_contents(ctx: SyscallContext, src: int, dst: int, size: int) -> None:
+    """Copies a moved mapping's pages, piece by piece, skipping all-zero pieces (the new
+    mapping is zero already): a never-touched guest page costs the host no memory, neither
+    when read nor when skipped, so moving a large, mostly untouched mapping stays cheap."""
+    zero = bytes(MOVE_PIECE)
+    for offset in range(0, size, MOVE_PIECE):
+        n = min(MOVE_PIECE, size - offset)
+        piece = ctx.uc.mem_read(src + offset, n)
+        if piece != zero[:n]:
+            ctx.uc.mem_write(dst + offset, bytes(piece))
+
+
+_U64 = (1 << 64) - 1
 
 
 def _signed32(value: int) -> int:

@@ -25,6 +25,8 @@ HANDLERS: dict[int, Handler] = {
     SYSCALL_NUMBERS["lseek"]: files.sys_lseek,
     SYSCALL_NUMBERS["readv"]: files.sys_readv,
     SYSCALL_NUMBERS["writev"]: files.sys_writev,
+    SYSCALL_NUMBERS["socket"]: files.sys_socket,
+    SYSCALL_NUMBERS["connect"]: files.sys_connect,
     SYSCALL_NUMBERS["brk"]: memory.sys_brk,
     SYSCALL_NUMBERS["mmap"]: memory.sys_mmap,
     SYSCALL_NUMBERS["munmap"]: memory.sys_munmap,

@@ -60,7 +60,7 @@ def sys_nanosleep(ctx: SyscallContext, req: int, rem: int, *_: int) -> int:
 def sys_getrandom(ctx: SyscallContext, buf: int, count: int, flags: int, *_: int) -> int:
     if flags & ~0x7:
         return -EINVAL
-    count = min(count, 33554431)
+    count = ctx.limit_io(min(count, 33554431))
     try:
         ctx.write_guest(buf, ctx.random(count))
     except GuestFault:

@@ -42,7 +42,9 @@ def info(
         console.print(f"[bold]{escape(s.program)}[/]: stopped ({s.stop_reason})"
                       + (f": {escape(s.error)}" if s.error else ""))
     if s.truncated and s.complete:
-        console.print("[yellow]the trace is truncated (a limit stopped the run)[/]")
+        why = ("the recording was interrupted by Ctrl-C or SIGTERM"
+               if s.stop_reason == "interrupted" else "a limit stopped the run")
+        console.print(f"[yellow]the trace is truncated ({why})[/]")
     console.print(f"instructions: {s.instructions:,}   reads: {s.accesses.read:,}   "
                   f"writes: {s.accesses.write:,}   max stack depth: {s.max_stack_depth:,} bytes")
     console.print(f"program break: {s.brk_start:#x} -> {s.brk_end:#x} "

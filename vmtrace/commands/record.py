@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tracer.errors import TracerError
+from tracer.limits import DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB
 
 # soft_wrap: a file:line warning or a trace path must stay on one line (editors and
 # copy-paste depend on it), whatever the terminal width.
@@ -63,10 +64,19 @@ def record(
     ] = None,
     max_steps: Annotated[Optional[int], typer.Option(
         "--max-steps", min=1, help="Stop after this many instructions.")] = None,
-    max_trace_mb: Annotated[Optional[float], typer.Option(
-        "--max-trace-mb", min=0.01, help="Stop when the event files reach this size.")] = None,
+    max_trace_mb: Annotated[float, typer.Option(
+        "--max-trace-mb", min=0, help="Stop when the trace (all its files) reaches this many "
+        "MiB; 0: no limit.")] = DEFAULT_MAX_TRACE_MB,
+    min_free_mb: Annotated[float, typer.Option(
+        "--min-free-mb", min=0, help="Stop when the disk holding the trace has less than this "
+        "many MiB free; 0: no floor.")] = DEFAULT_MIN_FREE_MB,
+    max_memory: Annotated[str, typer.Option(
+        "--max-memory", help="Memory the program may map in all (like ulimit -v): past it, "
+        "mmap/brk/mremap fail with ENOMEM. A size such as 4G or 512M (plain number: MiB).")
+    ] = "4G",
     allow_read: Annotated[Optional[list[Path]], typer.Option(
-        "--allow-read", help="A host directory the program may open files under (repeatable).")
+        "--allow-read", help="A host directory the program may open regular files under, "
+        "read-only (repeatable).")
     ] = None,
     include: Annotated[Optional[list[Path]], typer.Option(
         "--include", help="A directory the .asm source may %include or incbin from, besides "
@@ -78,9 +88,14 @@ def record(
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="Do not echo the program's output.")] = False,
 ) -> None:
-    """Record every memory access, RSP change and syscall of PROGRAM into a trace."""
+    """Record every memory access, RSP change and syscall of PROGRAM into a trace.
+
+    Ctrl-C (SIGINT) or SIGTERM stops the recording and keeps the trace so far, marked
+    truncated; the exit status is then 130 or 143, as for a process the signal ended.
+    """
     from tracer.output import partial_recordings
     from tracer.recorder import RecordOptions, default_output, record as run_record
+    from tracer.stop_request import EXIT_STATUS, stop_on_signals
 
     stdin_bytes = b""
     if stdin == "-":
@@ -96,37 +111,85 @@ def record(
     for partial in partial_recordings(output or default_output(program)):
         console.print(f"note: {escape(str(partial))} is the partial trace of a recording that "
                       "was killed; `trace info` reads it, delete it when done")
+    memory = parse_size(max_memory, "--max-memory")
     line = ProgressLine()
-    options = RecordOptions(
-        program=program, output=output, args=tuple(args or ()),
-        env=tuple(env) if env else None, stdin=stdin_bytes, max_steps=max_steps,
-        max_trace_mb=max_trace_mb, allow_read=tuple(allow_read or ()),
-        include=tuple(include or ()), seed=seed,
-        echo=None if quiet else _echo, progress=line.update)
+    signals_seen: list[str] = []
+
+    def on_signal(name: str) -> None:
+        signals_seen.append(name)
+        console.print(f"[yellow]{name}: stopping the recording and closing the trace...[/]"
+                      if len(signals_seen) == 1 else
+                      f"[yellow]{name} again: the trace is being closed, one moment...[/]")
+
+    # Until the last line is printed, a signal only stops the run: a second Ctrl-C while
+    # the trace is closed (or moved into place) cannot leave it half-written.
+    with stop_on_signals(on_signal) as stop:
+        options = RecordOptions(
+            program=program, output=output, args=tuple(args or ()),
+            env=tuple(env) if env else None, stdin=stdin_bytes, max_steps=max_steps,
+            max_trace_mb=max_trace_mb or None, min_free_mb=min_free_mb or None,
+            max_memory=memory, stop=stop, allow_read=tuple(allow_read or ()),
+            include=tuple(include or ()), seed=seed,
+            echo=None if quiet else _echo, progress=line.update)
+        try:
+            result = run_record(options)
+        finally:
+            line.close()
+        for warning in result.warnings:
+            console.print(f"[yellow]nasm:[/] {escape(warning)}")
+        console.print(_ending(result, options))
+        if result.memory_refusals:
+            console.print(f"[yellow]note:[/] {result.memory_refusals:,} mmap/brk/mremap "
+                          f"request(s) failed because of the --max-memory limit "
+                          f"({max_memory}); raise it with --max-memory SIZE")
+        console.print(f"trace written to [bold]{result.trace}[/] ({result.instructions:,} "
+                      f"instructions, {result.accesses:,} memory accesses)")
+        console.print(f"next: [cyan]trace info {result.trace}[/]   "
+                      f"[cyan]trace report {result.trace} --open[/]")
+    if result.interrupted_by is not None:
+        raise typer.Exit(EXIT_STATUS.get(result.interrupted_by, 130))
+
+
+def parse_size(text: str, option: str) -> int:
+    """A size such as 4G, 512M, 1.5G or 300K in bytes (powers of 1024); a plain number is
+    MiB, as in --max-trace-mb."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    body = text.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = units.get(body[-1:], None)
+    number = body[:-1] if scale else body
     try:
-        result = run_record(options)
-    finally:
-        line.close()
-    for warning in result.warnings:
-        console.print(f"[yellow]nasm:[/] {escape(warning)}")
-    console.print(_ending(result))
-    console.print(f"trace written to [bold]{result.trace}[/] "
-                  f"({result.instructions:,} instructions, {result.accesses:,} memory accesses)")
-    console.print(f"next: [cyan]trace info {result.trace}[/]   "
-                  f"[cyan]trace report {result.trace} --open[/]")
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    size = int(value * (scale or units["M"]))
+    if not value > 0 or size < (1 << 20):
+        raise TracerError(f"{option} {text!r} is not a size of at least 1M, such as 4G or 512M")
+    return size
 
 
-def _ending(result) -> str:
+def _ending(result, options) -> str:
+    where = f"step {result.instructions:,}, RIP {result.rip or 0:#x}"
     if result.stop_reason == "exit":
         return f"the program exited with status {result.exit_code}"
     if result.fault is not None:
         f = result.fault
         where = f"step {f.step:,}, RIP {f.rip:#x}"
         return f"[red]the program was killed by {f.signal}[/]: {escape(f.cause)} ({where})"
+    truncated = "the trace so far is kept, marked truncated"
+    if result.stop_reason == "interrupted":
+        return f"[yellow]interrupted by {result.interrupted_by or 'a stop request'} at {where}; " \
+               f"{truncated}[/]"
     if result.stop_reason == "max-steps":
-        return "[yellow]stopped at the --max-steps limit; the trace is marked truncated[/]"
+        return (f"[yellow]stopped at the --max-steps limit ({options.max_steps:,} instructions)"
+                f" at {where}; {truncated}; raise it with --max-steps N[/]")
     if result.stop_reason == "max-trace-size":
-        return "[yellow]stopped at the --max-trace-mb limit; the trace is marked truncated[/]"
+        return (f"[yellow]stopped at the trace size limit (--max-trace-mb "
+                f"{options.max_trace_mb:g}) at {where}; {truncated}; raise it with "
+                "--max-trace-mb N (0: no limit)[/]")
+    if result.stop_reason == "min-free-disk":
+        return (f"[yellow]stopped: the disk holding the trace has less than "
+                f"{options.min_free_mb:g} MiB free (--min-free-mb) at {where}; {truncated}; "
+                "free some space, or lower it with --min-free-mb N (0: no floor)[/]")
     if result.error:
         return f"[red]recording stopped:[/] {escape(result.error)}"
     return f"recording stopped ({result.stop_reason})"
