@@ -1,10 +1,12 @@
 """What an x86 interrupt means for a Linux user process: an `int 0x80` syscall, or the
-signal that ends it and the address of the instruction to blame. Shared by the recorder
-and the replay engine, so both end a run at the same place."""
+signal that ends it and the address of the instruction to blame; and likewise for the faults
+the native hooks raise themselves before an instruction runs (NativeFault). Shared by the
+recorder and the replay engine, so both end a run at the same place."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 from unicorn import Uc
 
@@ -51,3 +53,47 @@ def classify_interrupt(uc: Uc, intno: int) -> Interrupt:
                          f"general protection fault: int {intno:#x} is not allowed in user mode")
     signal, cause = _EXCEPTIONS.get(intno, ("SIGSEGV", f"CPU exception {intno}"))
     return Interrupt(False, rip, signal, cause)
+
+
+class NativeFault(IntEnum):
+    """Faults the native hooks raise before the instruction runs, where Unicorn would run
+    it (recorder.c FAULT_*; tests/test_native_recorder.py checks the numbers)."""
+
+    PRIVILEGED = 1    # #GP at CPL 3: hlt, cli, in/out, mov to CR/DR, ...
+    INVALID = 2       # #UD: undefined encodings Unicorn accepts, sysenter
+    DEBUG_TRAP = 3    # int1 (icebp)
+    MISALIGNED = 4    # #GP: an SSE operand that must be aligned is not
+
+
+@dataclass(frozen=True)
+class NativeFaultSignal:
+    """The signal Linux delivers for a NativeFault, and why, in words."""
+
+    signal: str
+    cause: str
+
+
+def native_fault_signal(fault: NativeFault, text: str, address: int | None = None,
+                        align: int | None = None) -> NativeFaultSignal:
+    """The signal and cause of `fault` raised by the instruction `text` (its disassembly).
+
+    Args:
+        fault: what the hooks found.
+        text: the instruction, e.g. "movaps xmm0, xmmword ptr [rax]".
+        address: the operand's address, for MISALIGNED.
+        align: the alignment the operand needs, for MISALIGNED.
+    """
+    if fault == NativeFault.PRIVILEGED:
+        return NativeFaultSignal("SIGSEGV", f"general protection fault: `{text}` is "
+                                 "privileged (not allowed in user mode)")
+    if fault == NativeFault.INVALID:
+        if text.startswith("sysenter"):
+            return NativeFaultSignal("SIGILL", "invalid opcode: `sysenter` does not exist in "
+                                     "64-bit mode (on AMD CPUs; use `syscall`)")
+        return NativeFaultSignal("SIGILL", f"invalid opcode: {text}")  # no instruction
+    if fault == NativeFault.DEBUG_TRAP:
+        return NativeFaultSignal("SIGTRAP", "debug trap (int1)")
+    where = f" {address:#x}" if address is not None else ""
+    need = f"{align}-byte " if align else ""
+    return NativeFaultSignal("SIGSEGV", f"general protection fault: `{text}` needs a "
+                             f"{need}aligned memory operand; the address{where} is not")

@@ -23,11 +23,11 @@ from tracer.address_space import STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, Addres
 from tracer.build import assemble
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import TracerError, UnsupportedSyscall
-from tracer.event_stream import EventStream, Progress
+from tracer.event_stream import EventStream, NativeStop, Progress
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
-from tracer.interrupts import classify_interrupt
+from tracer.interrupts import classify_interrupt, native_fault_signal
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.registers import read_registers
 from tracer.syscalls.abi import I386, X86_64
@@ -82,6 +82,16 @@ class RecordResult:
     truncated: bool
     error: str | None
     warnings: list[str] = field(default_factory=list)
+
+
+def _code_at(uc: Uc, rip: int) -> bytes:
+    """Up to 16 bytes at `rip` (fewer where the mapping ends)."""
+    for size in (16, 8, 4, 2, 1):
+        try:
+            return bytes(uc.mem_read(rip, size))
+        except UcError:
+            continue
+    return b""
 
 
 def default_output(program: Path) -> Path:
@@ -222,9 +232,9 @@ class _Recording:
         limit = self.events.stopped_by_limit
         if self.stop_reason is None and limit is not None:
             self.stop_reason = limit
-        privileged = self.events.privileged_stop
-        if self.stop_reason is None and privileged is not None:
-            self._privileged_fault(privileged)
+        native = self.events.native_stop
+        if self.stop_reason is None and native is not None:
+            self._native_fault(native)
         if self.stop_reason is None:
             # emu_start returned with no exit, fault or limit: nothing is left to run.
             self.stop_reason = "stopped"
@@ -389,15 +399,27 @@ class _Recording:
         self.stop_reason = "fault"
         uc.emu_stop()
 
-    def _privileged_fault(self, rip: int) -> None:
+    def _native_fault(self, stop: NativeStop) -> None:
+        """The fault the native hooks stopped before: the instruction did not run (and is
+        not a step), as the CPU faults before it does anything."""
         from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
-        code = bytes(self.uc.mem_read(rip, 16))
-        insn = next(Cs(CS_ARCH_X86, CS_MODE_64).disasm(code, rip, 1), None)
-        text = f"{insn.mnemonic} {insn.op_str}".strip() if insn else "instruction"
-        self.fault = Fault("SIGSEGV", f"general protection fault: `{text}` is privileged "
-                           "(not allowed in user mode)", self.events.instructions, rip, None,
-                           None)
+        from tracer.classify import aligned_operand
+
+        code = _code_at(self.uc, stop.rip)
+        cs = Cs(CS_ARCH_X86, CS_MODE_64)
+        cs.detail = True
+        insn = next(cs.disasm(code, stop.rip, 1), None)
+        if insn is None:
+            text = f"the bytes {code[:4].hex(' ')} … at RIP are no valid instruction"
+        else:
+            text = f"{insn.mnemonic} {insn.op_str}".strip()
+        operand = aligned_operand(insn) if insn is not None else None
+        said = native_fault_signal(stop.fault, text, stop.address,
+                                   operand.align if operand else None)
+        access = None if stop.address is None else ("write" if stop.is_write else "read")
+        self.fault = Fault(said.signal, said.cause, self.events.instructions, stop.rip,
+                           stop.address, access)
         self.stop_reason = "fault"
 
     def _fault_from_error(self, exc: UcError) -> None:

@@ -16,6 +16,7 @@ from unicorn import x86_const as x
 
 from tracer.interrupts import classify_interrupt
 from tracer.errors import TracerError
+from tracer.replay.step_counter import StepCounter
 from tracer.registers import GPR_NAMES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
 
@@ -95,6 +96,7 @@ class ReplayMachine:
         # passes the event stream's discard).
         self._on_data_fault = on_data_fault or (lambda: None)
         self._hooked = False
+        self._stepper = None  # the native step counter, made on the first counted run
 
     # -- building the state -------------------------------------------------------------
     def load_initial(self) -> None:
@@ -177,14 +179,25 @@ class ReplayMachine:
         if count == 0 or self.ending is not None:
             return
         self.install_hooks()
+        if count is not None:
+            # Counted as the recorder counts steps (not Unicorn's `count`, which counts
+            # QEMU's extra entry into a finished rep instruction).
+            self._step_counter().reset(count)
+        elif self._stepper is not None:
+            self._stepper.reset(0)
         rip = self.uc.reg_read(x.UC_X86_REG_RIP)
         try:
-            self.uc.emu_start(rip, 0xFFFF_FFFF_FFFF_FFFF, count=count or 0)
+            self.uc.emu_start(rip, 0xFFFF_FFFF_FFFF_FFFF)
         except UcError as exc:
             if self.ending is None and self.error is None:
                 self._fault_from_error(exc)
         if self.error is not None:
             raise self.error
+
+    def _step_counter(self) -> StepCounter:
+        if self._stepper is None:
+            self._stepper = StepCounter(self.uc)
+        return self._stepper
 
     # -- hooks --------------------------------------------------------------------------
     def _on_syscall(self, uc: Uc, _user) -> None:

@@ -311,11 +311,13 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
                           syscalls=observer.count)
     rips, counts = events.exec_counts()
     limit_hit = events.stopped_by_limit
-    privileged = events.privileged_stop
-    if privileged is not None and machine.ending is None:
-        # The native hooks stop before a privileged instruction (#GP in user mode).
-        machine.ending = Ending("fault", fault={"step": instructions, "rip": privileged,
-                                                "address": None, "access": None})
+    native = events.native_stop
+    if native is not None and machine.ending is None:
+        # The native hooks stop before an instruction that faults where Unicorn would run
+        # it (privileged, undefined, int1, a misaligned SSE operand).
+        access = None if native.address is None else ("write" if native.is_write else "read")
+        machine.ending = Ending("fault", fault={"step": instructions, "rip": native.rip,
+                                                "address": native.address, "access": access})
     error = events.error
     events.close()
     candidates = [d for d in (accesses.divergence, rsp.divergence, observer.divergence) if d]
