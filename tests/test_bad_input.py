@@ -139,6 +139,14 @@ FAULTS = {
     "lock_register": ("SIGILL", 1, None, ("invalid opcode", "f0 48 01 c0")),
     "lock_mov": ("SIGILL", 1, None, ("invalid opcode", "f0 48 89 18")),
     "vex_undefined": ("SIGILL", 1, None, ("invalid opcode", "c5 f8 fc c0")),
+    "lock_reg_dest": ("SIGILL", 1, None, ("invalid opcode", "lock and")),
+    "cr_undefined": ("SIGILL", 1, None, ("invalid opcode", "cr1")),
+    "dr_read": ("SIGSEGV", 1, None, ("privileged", "dr0")),
+    "noncanonical_stack": ("SIGBUS", 1, "read", ("stack-segment", "not canonical")),
+    "noncanonical_data": ("SIGSEGV", 1, "read", ("general protection", "not canonical")),
+    "kernel_address": ("SIGSEGV", 1, "read", ("unmapped", "0xffffffff81000000")),
+    "xop_undefined": ("SIGILL", 1, None, ("invalid opcode", "8f a8")),
+    "tsx": ("SIGILL", 1, None, ("invalid opcode", "xtest")),
 }
 
 
@@ -173,6 +181,9 @@ def test_fault_is_recorded_with_step_rip_address_and_cause(stem, prepare):
         "align_arith": lambda: symbol_address(run.exe, "vals") + 4,
         "align_vex_move": lambda: symbol_address(run.exe, "buf") + 8,
         "align_fs": lambda: symbol_address(run.exe, "buf") + 8,
+        "noncanonical_stack": lambda: run.meta["initial"]["rsp"] + 0x800000000000,
+        "noncanonical_data": lambda: 0x800000000008,
+        "kernel_address": lambda: 0xffffffff81000000,
     }.get(stem)
     if expected_address is not None:
         assert fault["address"] == expected_address()

@@ -100,11 +100,38 @@ class AlignedOperand:
     write: bool
 
 
-def _vex_encoded(code: bytes) -> bool:
+# Instructions a `lock` prefix is allowed on, and then only with a memory destination;
+# anything else raises #UD (Intel SDM vol. 2, LOCK). capstone decodes some misuses.
+_LOCKABLE = {"add", "adc", "and", "btc", "btr", "bts", "cmpxchg", "cmpxchg8b", "cmpxchg16b",
+             "dec", "inc", "neg", "not", "or", "sbb", "sub", "xor", "xadd", "xchg"}
+# Control registers that exist: moving to or from them at CPL 3 is #GP (SIGSEGV); any other
+# CRn is #UD (SIGILL) first. Every debug register move is #GP.
+_CONTROL_REGISTERS = {"cr0", "cr2", "cr3", "cr4", "cr8"}
+# #UD on the CPUs vmtrace models (checked on an AMD EPYC): sysenter in 64-bit mode, and the
+# TSX instructions (absent on AMD, disabled on most Intel CPUs). Unicorn runs them.
+_UNAVAILABLE = {"sysenter", "xbegin", "xend", "xabort", "xtest"}
+
+
+def _opcode_start(code: bytes) -> int:
     i = 0
     while i < len(code) and (code[i] in _PREFIXES or 0x40 <= code[i] <= 0x4F):
         i += 1
+    return i
+
+
+def _vex_encoded(code: bytes) -> bool:
+    i = _opcode_start(code)
     return i < len(code) and code[i] in (0xC4, 0xC5, 0x62)  # VEX2, VEX3, EVEX in 64-bit mode
+
+
+def _undecodable_is_invalid(code: bytes) -> bool:
+    """For bytes capstone cannot decode: True where the CPU raises #UD but Unicorn may run
+    them (a `lock` prefix, a VEX encoding, 8F with a reg field other than 0: AMD's XOP
+    prefix, which current CPUs lack). capstone misses a few undocumented forms the CPU runs
+    (the x87 aliases such as `df c9`), so other bytes are left to Unicorn, which raises its
+    own invalid-instruction error where it agrees."""
+    i = _opcode_start(code)
+    return 0xF0 in code[:i] or _vex_encoded(code) or (i < len(code) and code[i] == 0x8F)
 
 
 def aligned_operand(insn) -> AlignedOperand | None:
@@ -147,10 +174,11 @@ class InstructionClassifier:
         memory operand when the flags include ALIGNED."""
         insn = next(self._cs.disasm(code, rip, 1), None)
         if insn is None:
-            # capstone decodes every instruction the CPU has (LLVM's tables) and refuses
-            # what the CPU refuses with #UD: `lock` on a register or a non-lockable
-            # instruction, undefined VEX encodings. Unicorn runs some of these.
-            return INVALID, None
+            if _undecodable_is_invalid(code):
+                return INVALID, None
+            # Undecodable here, maybe not for the CPU: Unicorn decides; check RSP after it.
+            return flags_of(InstructionClass(EXPLICIT, EXPLICIT, RSP_CAUSES.index("other")),
+                            True), None
         operand = aligned_operand(insn)
         return self._flags(insn) | (ALIGNED if operand else 0), operand
 
@@ -166,11 +194,15 @@ class InstructionClassifier:
         writes_rsp = (any(insn.reg_name(r) in _RSP_REGS for r in written)
                       or cls.rsp_cause in _STACK_CAUSES)
         base = insn.mnemonic.split()[-1]
-        privileged = base in _PRIVILEGED or (base == "mov" and ("cr" in insn.op_str or
-                                                                "dr" in insn.op_str.split(",")[0]))
-        # sysenter raises #UD in 64-bit mode on AMD CPUs (SIGILL on the host this was
-        # checked on); int1 (icebp, F1) is a debug trap that Linux turns into SIGTRAP.
+        registers = {insn.reg_name(op.reg) for op in insn.operands if op.type == X86_OP_REG}
+        special = {r for r in registers if r[:2] in ("cr", "dr") and r[2:].isdigit()}
+        privileged = base in _PRIVILEGED or (base == "mov" and bool(special))
+        # #UD (SIGILL): _UNAVAILABLE, a CRn that does not exist, a misplaced `lock`; int1
+        # (icebp, F1) is a debug trap that Linux turns into SIGTRAP.
+        invalid = (base in _UNAVAILABLE
+                   or (base == "mov" and any(r.startswith("cr") for r in special - _CONTROL_REGISTERS))
+                   or (0xF0 in bytes(insn.prefix) and not (
+                       base in _LOCKABLE and insn.operands and insn.operands[0].type == X86_OP_MEM)))
         return (flags_of(cls, writes_rsp)
-                | (PRIVILEGED if privileged else 0)
-                | (INVALID if base == "sysenter" else 0)
+                | (INVALID if invalid else PRIVILEGED if privileged else 0)
                 | (DEBUG_TRAP if base == "int1" else 0))

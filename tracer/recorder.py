@@ -27,7 +27,9 @@ from tracer.event_stream import EventStream, NativeStop, Progress
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
-from tracer.interrupts import classify_interrupt, native_fault_signal
+from tracer.interrupts import (
+    classify_interrupt, code_at, data_fault, full_rip, native_fault_signal, register_reader,
+)
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.registers import read_registers
 from tracer.syscalls.abi import I386, X86_64
@@ -82,16 +84,6 @@ class RecordResult:
     truncated: bool
     error: str | None
     warnings: list[str] = field(default_factory=list)
-
-
-def _code_at(uc: Uc, rip: int) -> bytes:
-    """Up to 16 bytes at `rip` (fewer where the mapping ends)."""
-    for size in (16, 8, 4, 2, 1):
-        try:
-            return bytes(uc.mem_read(rip, size))
-        except UcError:
-            continue
-    return b""
 
 
 def default_output(program: Path) -> Path:
@@ -359,9 +351,19 @@ class _Recording:
                 UC_MEM_FETCH_UNMAPPED: "execute", UC_MEM_READ_PROT: "read",
                 UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "execute"}.get(access, "access")
         unmapped = access in (UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED)
-        region = self.space.region_at(address)
         stack_floor = STACK_TOP - STACK_LIMIT
-        if unmapped and stack_floor - STACK_GUARD_GAP <= address < stack_floor:
+        signal = "SIGSEGV"
+        said = None
+        if kind == "execute":
+            address = full_rip(uc, address)
+        else:
+            where = data_fault(code_at(uc, rip), rip, register_reader(uc), address)
+            address = where.address
+            said = where.non_canonical_signal()
+        region = self.space.region_at(address)
+        if said is not None:
+            signal, cause = said.signal, said.cause
+        elif unmapped and stack_floor - STACK_GUARD_GAP <= address < stack_floor:
             cause = "stack overflow: the stack grew past its 8 MiB limit"
         elif unmapped:
             cause = f"{kind} of unmapped address {address:#x}"
@@ -378,7 +380,7 @@ class _Recording:
             rip = address
         else:
             self.events.discard_current()
-        self.fault = Fault("SIGSEGV", cause.strip(), step, rip, address, kind)
+        self.fault = Fault(signal, cause.strip(), step, rip, address, kind)
         self.stop_reason = "fault"
         return False
 
@@ -406,7 +408,7 @@ class _Recording:
 
         from tracer.classify import aligned_operand
 
-        code = _code_at(self.uc, stop.rip)
+        code = code_at(self.uc, stop.rip)
         cs = Cs(CS_ARCH_X86, CS_MODE_64)
         cs.detail = True
         insn = next(cs.disasm(code, stop.rip, 1), None)

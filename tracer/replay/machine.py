@@ -14,7 +14,9 @@ from unicorn import (
 )
 from unicorn import x86_const as x
 
-from tracer.interrupts import classify_interrupt
+from tracer.interrupts import (
+    classify_interrupt, code_at, data_fault, full_rip, register_reader,
+)
 from tracer.errors import TracerError
 from tracer.replay.step_counter import StepCounter
 from tracer.registers import GPR_NAMES
@@ -263,8 +265,12 @@ class ReplayMachine:
     def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
                            _user) -> bool:
         kind = _ACCESS.get(access, "access")
-        rip = address if kind == "execute" else uc.reg_read(x.UC_X86_REG_RIP)
-        if kind != "execute":
+        if kind == "execute":
+            rip = address = full_rip(uc, address)
+        else:
+            rip = uc.reg_read(x.UC_X86_REG_RIP)
+            # As the recorder: the full address, from the operands (the hook has 52 bits).
+            address = data_fault(code_at(uc, rip), rip, register_reader(uc), address).address
             self._on_data_fault()
         self.ending = Ending("fault", fault={"step": self._step_of(access in _FETCH),
                                              "rip": rip, "address": address, "access": kind})
