@@ -210,7 +210,8 @@ class _Recording:
             max_pending = 1
         self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, max_bytes,
                                   batch_events=batch_events, max_pending=max_pending,
-                                  progress=o.progress)
+                                  progress=o.progress,
+                                  stack=(space.stack_floor, space.stack_start))
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=UC_X86_INS_SYSCALL)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
@@ -221,6 +222,7 @@ class _Recording:
                 self._fault_from_error(exc)
         finally:
             self.events.finish(uc.reg_read(UC_X86_REG_RSP))
+            self._flush_stack_growth()
         limit = self.events.stopped_by_limit
         if self.stop_reason is None and limit is not None:
             self.stop_reason = limit
@@ -258,6 +260,14 @@ class _Recording:
         write_table(self.out, "inputs", {"name": ["stdin"], "data": [self.options.stdin]})
 
     # -- events -------------------------------------------------------------------------
+    def _flush_stack_growth(self) -> None:
+        """Writes the stack growths the native hooks saw since the last call, each at the
+        step of the access that made it (they all precede the events written after)."""
+        for growth in self.events.take_growth():
+            ev = self.space.grow_stack(growth.start)
+            self.regions.add(step=growth.step, action=ev.action, start=ev.start, end=ev.end,
+                             perms=ev.perms, kind=ev.kind, name=ev.name)
+
     def _flush_region_events(self, step: int) -> None:
         for ev in self.space.events:
             self.regions.add(step=step, action=ev.action, start=ev.start, end=ev.end,
@@ -333,6 +343,7 @@ class _Recording:
             uc.emu_stop()
             return None
         self.syscalls.add(**row, ret=result, detail=self._region_detail())
+        self._flush_stack_growth()
         self._flush_region_events(step)
         return result
 

@@ -115,7 +115,7 @@ class ReplayMachine:
             self.apply_region_event(ev)
 
     def apply_region_event(self, ev: RegionEvent) -> None:
-        """Applies one map/unmap/protect/brk event to Unicorn."""
+        """Applies one map/unmap/protect/brk/grow event to Unicorn."""
         uc = self.uc
         if ev.action == "brk":
             if ev.end > self.heap_end:
@@ -124,9 +124,17 @@ class ReplayMachine:
                 self._unmap(ev.end, self.heap_end)
             self.heap_end = ev.end
         elif ev.action == "map":
-            self._unmap(ev.start, ev.end)
+            start = ev.start
+            floor = self.inputs.stack_floor
+            if ev.kind == "stack" and floor is not None and floor < start:
+                # As in the recording, Unicorn holds the stack's whole RLIMIT_STACK
+                # reservation; the [stack] VMA of the map grows into it (`grow`).
+                start = floor
+            self._unmap(start, ev.end)
             # (The [vvar]/[vdso] stand-ins too: zero-filled pages the program may read.)
-            uc.mem_map(ev.start, ev.end - ev.start, uc_prot(ev.perms))
+            uc.mem_map(start, ev.end - start, uc_prot(ev.perms))
+        elif ev.action == "grow":
+            pass  # inside the reservation mapped with the stack
         elif ev.action == "unmap":
             self._unmap(ev.start, ev.end)
         elif ev.action == "protect":
