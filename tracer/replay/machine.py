@@ -180,7 +180,8 @@ class ReplayMachine:
         self._hooked = True
 
     def run(self, count: int | None = None) -> None:
-        """Executes `count` more instructions (None: until the run ends).
+        """Executes `count` more steps (None: until the run ends), numbered as the recorder
+        numbers them (one per instruction the CPU single-steps).
 
         Raises:
             ReplayError: the replay did not follow the recording (only without an observer,
