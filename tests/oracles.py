@@ -197,10 +197,14 @@ def parse_lackey(text: str) -> DataAccesses:
     # entry is the one at the same address as an entry that made accesses, making none.
     accessed = prev_accessed = False
     prev_rip = None
+
+    def close_entry() -> None:
+        if rip is not None and rip == prev_rip and prev_accessed and not accessed:
+            executed[rip] -= 1
+
     for line in text.splitlines():
         if (m := _LACKEY_INSN.match(line)):
-            if rip is not None and rip == prev_rip and prev_accessed and not accessed:
-                executed[rip] -= 1
+            close_entry()
             prev_rip, prev_accessed = rip, accessed
             rip, last_load, accessed = int(m[1], 16), None, False
             executed[rip] += 1
@@ -217,6 +221,7 @@ def parse_lackey(text: str) -> DataAccesses:
         if kind in "SM":
             by_insn[(rip, size, True)] += 1
         last_load = (addr, size) if kind == "L" else None
+    close_entry()
     return DataAccesses(+by_insn, executed)
 
 

@@ -11,7 +11,7 @@ PAGE = 0x1000
 STACK_TOP = 0x7FFFFFFFF000          # TASK_SIZE on x86-64 with 4-level paging
 STACK_LIMIT = 8 << 20               # RLIMIT_STACK default
 STACK_GUARD_GAP = 256 * PAGE        # stack_guard_gap: faults this far below count as overflow
-STACK_EXPAND = 128 << 10            # setup_arg_pages: the initial [stack] is the argument pages + this
+STACK_EXPAND = 128 << 10            # setup_arg_pages: [stack] = the argument pages + this
 MMAP_BASE = STACK_TOP - (128 << 20)  # mmap_base with ASLR off: the gap is clamped to 128 MiB
 VDSO_PAGES = 8                      # [vvar] + [vvar_vclock] + [vdso] on Linux 6.x
 VDSO_IMAGE_PAGES = 2                # of which the [vdso] image itself

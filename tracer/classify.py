@@ -55,7 +55,7 @@ _RSP_REGS = {"rsp", "esp", "sp", "spl"}
 _STACK_CAUSES = {RSP_CAUSES.index(c) for c in ("push", "pop", "call", "ret", "leave", "enter")}
 MAY_CHANGE_RSP = 1 << 8
 PRIVILEGED = 1 << 9
-INVALID = 1 << 10       # #UD on the CPU (SIGILL): capstone cannot decode it, or sysenter
+INVALID = 1 << 10       # #UD on the CPU (SIGILL) where Unicorn would run it
 DEBUG_TRAP = 1 << 11    # int1 (icebp): SIGTRAP
 ALIGNED = 1 << 12       # its memory operand must be aligned (see `aligned_operand`)
 # Instructions that raise #GP in user mode (CPL 3, IOPL 0) on Linux. Unicorn runs at CPL 0
@@ -199,10 +199,10 @@ class InstructionClassifier:
         privileged = base in _PRIVILEGED or (base == "mov" and bool(special))
         # #UD (SIGILL): _UNAVAILABLE, a CRn that does not exist, a misplaced `lock`; int1
         # (icebp, F1) is a debug trap that Linux turns into SIGTRAP.
-        invalid = (base in _UNAVAILABLE
-                   or (base == "mov" and any(r.startswith("cr") for r in special - _CONTROL_REGISTERS))
-                   or (0xF0 in bytes(insn.prefix) and not (
-                       base in _LOCKABLE and insn.operands and insn.operands[0].type == X86_OP_MEM)))
+        no_such_cr = any(r.startswith("cr") for r in special - _CONTROL_REGISTERS)
+        locked_wrong = 0xF0 in bytes(insn.prefix) and not (
+            base in _LOCKABLE and insn.operands and insn.operands[0].type == X86_OP_MEM)
+        invalid = base in _UNAVAILABLE or (base == "mov" and no_such_cr) or locked_wrong
         return (flags_of(cls, writes_rsp)
                 | (INVALID if invalid else PRIVILEGED if privileged else 0)
                 | (DEBUG_TRAP if base == "int1" else 0))
