@@ -218,7 +218,7 @@ def vmmap_figure(vm: VmMap) -> go.Figure:
         label = (f"{r.label}  {r.perms}  {human_bytes(int(r.size))}  "
                  f"[{int(r.start):#x}, {int(r.end):#x})")
         if r.kind == "stack":
-            label += f"  used: {human_bytes(vm.stack_used)} (drawn: {human_bytes(int(r.drawn))})"
+            label += f"  deepest RSP: {human_bytes(vm.stack_used)} below the top"
         if r.kind == "heap":
             label += f"  break at end: {vm.final_brk:#x}"
         when = f"mapped at step {r.first_step}" + (f", gone at step {r.last_step}" if gone else "")

@@ -54,7 +54,8 @@ def _mremap_moves(trace: Trace) -> dict[int, tuple[int, int, int]]:
 
 
 def _initial_event_count(trace: Trace, events: list[dict]) -> int:
-    n = sum(1 for e in events if e["step"] == 0)
+    # (A stack growth by instruction 0 is no part of the initial map.)
+    n = sum(1 for e in events if e["step"] == 0 and e["action"] != "grow")
     for row in trace.syscalls.select(["step", "detail"]).to_pylist():
         if row["step"] == 0 and row["detail"] not in (None, "unsupported"):
             n -= len(json.loads(row["detail"]))
@@ -74,6 +75,18 @@ def segments_at(trace: Trace, step: int) -> list[Segment]:
             break
         fresh = None if initial else ev["step"]
         start, end, action = ev["start"], ev["end"], ev["action"]
+        if action == "grow":
+            # New stack pages hold zeros and whatever was written there since: nothing
+            # could be written before the growth, so they read as part of the image, and
+            # join the stack segment above them (one [stack], as Linux shows it).
+            grown = Segment(start, end, ev["perms"], "stack", ev["name"] or "", None)
+            above = next((s for s in segs if s.kind == "stack" and s.start == end
+                          and s.fresh_since is None and s.moved_from is None), None)
+            if above is not None:
+                segs.remove(above)
+                grown = replace(above, start=start)
+            segs = sorted([*segs, grown], key=lambda s: s.start)
+            continue
         if action == "brk":
             heap = [s for s in segs if s.kind == "heap"]
             old_end = max((s.end for s in heap), default=start)

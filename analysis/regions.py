@@ -32,6 +32,14 @@ class MapSnapshot:
 def _apply(regions: list[MappedRegion], ev: dict) -> list[MappedRegion]:
     start, end = ev["start"], ev["end"]
     action = ev["action"]
+    if action == "grow":
+        # The stack grew down by [start, end): the stack region that began at `end` now
+        # begins at `start` (one region, as Linux shows its [stack] VMA).
+        above = next((r for r in regions if r.kind == "stack" and r.start == end), None)
+        kept = [r for r in regions if r is not above]
+        top = above.end if above else end
+        kept.append(MappedRegion(start, top, ev["perms"], "stack", ev["name"] or ""))
+        return kept
     if action == "brk":
         kept = [r for r in regions if r.kind != "heap"]
         if end > start:
@@ -69,7 +77,7 @@ def maps_over_time(events: pa.Table) -> Iterator[MapSnapshot]:
 
 
 def map_at(events: pa.Table, step: int | None = None) -> list[MappedRegion]:
-    """Applies region events (map/unmap/protect/brk) up to and including `step`.
+    """Applies region events (map/unmap/protect/brk/grow) up to and including `step`.
 
     Args:
         events: the trace's `regions` table, in recorded order.

@@ -33,8 +33,9 @@ class Segment:
 def segments_from_events(events: pa.Table, initial_brk: int) -> list[Segment]:
     """Every range the program could touch over the whole run, one segment each.
 
-    The heap is one segment from the initial break to the highest break; mmap regions
-    that overlap or touch over time are merged, so an address belongs to one segment.
+    The heap is one segment from the initial break to the highest break, the stack one
+    from the lowest it grew to; mmap regions that overlap or touch over time are merged, so
+    an address belongs to one segment.
 
     Args:
         events: the regions table.
@@ -51,7 +52,9 @@ def segments_from_events(events: pa.Table, initial_brk: int) -> list[Segment]:
     ranges = sorted(seen, key=lambda k: k[2])
     merged: list[list] = []
     for kind, name, start, end in ranges:
-        if merged and kind == "mmap" and merged[-1][0] == "mmap" and start <= merged[-1][3]:
+        # The stack is one segment however far it grew (`grow` events).
+        if merged and kind in ("mmap", "stack") and merged[-1][0] == kind \
+                and start <= merged[-1][3]:
             merged[-1][3] = max(merged[-1][3], end)
             continue
         merged.append([kind, name, start, end])

@@ -17,7 +17,6 @@ from analysis.trace import Trace
 GAP_HEIGHT = 0.7
 MAX_MMAP_SLOTS = 40
 LINEAR_RATIO = 64  # draw to scale when the biggest region is at most this many smallest
-STACK_SHOWN = 0x21000  # Linux's initial [stack] (132 KiB): the 8 MiB is only a limit
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,8 @@ class VmMap:
     """`regions`: one row per segment of the run, low to high: label, kind, name, start,
     end, size, perms, first_step, last_step (Int64, NA: still mapped at the end), y0, y1.
     `gaps`: start, end, size, y0, y1 between consecutive regions.
-    `changes`: step, action, start, end, perms, kind, name (region events after step 0).
+    `changes`: step, action, start, end, perms, kind, name (region events after the
+    initial map: syscalls' changes and the stack's growth).
     `stack_used`: bytes between the top of the stack and the deepest RSP.
     `scale`: "linear" (heights to scale) or "log2" (when sizes differ too much for that)."""
 
@@ -74,14 +74,11 @@ def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
                      "end": s.end, "size": s.end - s.start, "perms": perms,
                      "first_step": first if first is not None else 0, "last_step": gone_at})
     stack_used = max(0, stack_top - lowest_rsp)
-    for row in rows:
-        # The stack is drawn as Linux shows it: what was used (at least the initial
-        # 132 KiB), not the whole 8 MiB it may grow to.
-        row["drawn"] = (max(STACK_SHOWN, -(-stack_used // 4096) * 4096)
-                        if row["kind"] == "stack" else row["size"])
-    drawn = [r["drawn"] for r in rows] or [4096]
-    unit = max(4096, min(drawn))
-    scale = "linear" if max(drawn) <= LINEAR_RATIO * unit else "log2"
+    # Each region is drawn at its largest size over the run; the stack's is Linux's [stack]
+    # at its deepest (its `grow` events), not the 8 MiB it may grow to.
+    sizes = [r["size"] for r in rows] or [4096]
+    unit = max(4096, min(sizes))
+    scale = "linear" if max(sizes) <= LINEAR_RATIO * unit else "log2"
     y = 0.0
     gaps = []
     for i, row in enumerate(rows):
@@ -91,15 +88,15 @@ def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
                          "y1": y + GAP_HEIGHT})
             y += GAP_HEIGHT
         row["y0"] = y
-        y += height(row["drawn"], scale, unit)
+        y += height(row["size"], scale, unit)
         row["y1"] = y
     changes = events.to_pandas()
-    changes = changes[changes["step"] > 0].reset_index(drop=True)
+    changes = changes[(changes["step"] > 0) | (changes["action"] == "grow")
+                      ].reset_index(drop=True)
     heap = [r for r in final if r.kind == "heap"]
     return VmMap(
         regions=pd.DataFrame(rows, columns=["label", "kind", "name", "start", "end", "size",
-                                            "drawn", "perms", "first_step", "last_step", "y0",
-                                            "y1"]
+                                            "perms", "first_step", "last_step", "y0", "y1"]
                              ).astype({"last_step": "Int64"}),
         gaps=pd.DataFrame(gaps, columns=["start", "end", "size", "y0", "y1"]),
         changes=changes,

@@ -11,6 +11,7 @@ from tracer.format.writer import write_meta, write_table
 INITIAL_RSP = 0x7FFF_FFFF_E000
 STACK_TOP = 0x7FFF_FFFF_F000
 STACK_LIMIT = 8 << 20
+STACK_VMA = 0x21000  # Linux's initial [stack]: the argument page + 128 KiB
 BRK = 0x403000
 TEXT = 0x401000
 
@@ -28,7 +29,7 @@ def base_regions() -> list[dict]:
          "kind": "text", "name": ".text"},
         {"step": 0, "action": "map", "start": 0x402000, "end": 0x403000, "perms": "rw-",
          "kind": "data", "name": ".data"},
-        {"step": 0, "action": "map", "start": STACK_TOP - STACK_LIMIT, "end": STACK_TOP,
+        {"step": 0, "action": "map", "start": STACK_TOP - STACK_VMA, "end": STACK_TOP,
          "perms": "rw-", "kind": "stack", "name": "[stack]"},
     ]
 

@@ -196,14 +196,27 @@ def parse_lackey(text: str) -> DataAccesses:
     executed: Counter = Counter()
     rip = None
     last_load = None
+    # VEX, like QEMU, runs a rep string instruction once per iteration and then enters it
+    # once more to find the count exhausted, with no access; the CPU has no such step. That
+    # entry is the one at the same address as an entry that made accesses, making none.
+    accessed = prev_accessed = False
+    prev_rip = None
+
+    def close_entry() -> None:
+        if rip is not None and rip == prev_rip and prev_accessed and not accessed:
+            executed[rip] -= 1
+
     for line in text.splitlines():
         if (m := _LACKEY_INSN.match(line)):
-            rip, last_load = int(m[1], 16), None
+            close_entry()
+            prev_rip, prev_accessed = rip, accessed
+            rip, last_load, accessed = int(m[1], 16), None, False
             executed[rip] += 1
             continue
         m = _LACKEY_DATA.match(line)
         if m is None:
             continue
+        accessed = True
         kind, addr, size = m[1], int(m[2], 16), int(m[3])
         if kind == "M" and last_load == (addr, size):
             by_insn[(rip, size, False)] -= 1
@@ -212,6 +225,7 @@ def parse_lackey(text: str) -> DataAccesses:
         if kind in "SM":
             by_insn[(rip, size, True)] += 1
         last_load = (addr, size) if kind == "L" else None
+    close_entry()
     return DataAccesses(+by_insn, executed)
 
 
@@ -301,6 +315,14 @@ def gdb_rsp_changes(exe: Path, workdir: Path, args: tuple[str, ...] = ()
                     ) -> list[tuple[int, int]]:
     """Single-steps `exe` natively under gdb and returns (address of the instruction,
     RSP change) for every instruction that moved RSP."""
+    rows = gdb_single_steps(exe, workdir, args)
+    return [(pc, new - old) for (pc, old), (_, new) in zip(rows, rows[1:]) if new != old]
+
+
+def gdb_single_steps(exe: Path, workdir: Path, args: tuple[str, ...] = ()
+                     ) -> list[tuple[int, int]]:
+    """Single-steps `exe` natively under gdb: (RIP, RSP) before each `stepi`, until the
+    process exits or dies (the instruction that ends it included)."""
     script = workdir / "rsp_stepper.py"
     out = script.with_suffix(".json")
     script.write_text(f"OUT = {str(out)!r}\n" + _GDB_STEPPER)
@@ -312,5 +334,4 @@ def gdb_rsp_changes(exe: Path, workdir: Path, args: tuple[str, ...] = ()
                     *_command(exe, args)], capture_output=True, cwd=exe.parent,
                    env=_guest_env(),
                    preexec_fn=_linux_limits, timeout=300, stdin=subprocess.DEVNULL)
-    rows = json.loads(out.read_text())
-    return [(pc, new - old) for (pc, old), (_, new) in zip(rows, rows[1:]) if new != old]
+    return [tuple(r) for r in json.loads(out.read_text())]

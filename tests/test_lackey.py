@@ -32,6 +32,10 @@ EXCEPTIONS = {
     # VEX cannot decode `enter 8, 1` (a nesting level above 0) and Valgrind aborts there:
     # everything lackey logged before must be in our trace, the same per instruction.
     "rsp_zoo": "valgrind aborts",
+    # VEX checks the alignment of the aligned SSE moves (movaps, movdqa, ...) as the CPU does,
+    # but not of an SSE arithmetic operand: under Valgrind `addps xmm0, [misaligned]` runs
+    # and the program goes on to exit, where Linux and vmtrace stop with SIGSEGV.
+    "align_arith": "valgrind goes on",
 }
 
 
@@ -52,6 +56,9 @@ def test_accesses_match_lackey(case, prepare):
         return
     if how == "valgrind aborts":
         assert theirs.by_insn and all(ours.by_insn[k] == n for k, n in theirs.by_insn.items())
+        return
+    if how == "valgrind goes on":
+        assert ours.by_insn and all(theirs.by_insn[k] == n for k, n in ours.by_insn.items())
         return
     assert set(ours.by_insn) == set(theirs.by_insn)
     if how == "close counts":
@@ -77,12 +84,15 @@ EXECUTION_EXCEPTIONS = {
     "rsp_zoo": "Valgrind cannot decode `enter 8, 1` and aborts there",
     "syscall_regs": "under Valgrind R11 after a syscall is not RFLAGS, so the program "
                     "takes its failure branch",
+    "align_arith": "Valgrind does not check the alignment of an SSE arithmetic operand",
+    "tsx": "Valgrind runs xtest (as outside a transaction) where the CPU has no TSX",
 }
 
 
 @pytest.mark.parametrize("case", case_params("lackey"))
 def test_every_instruction_executes_as_often_as_under_lackey(case, prepare):
-    """Steps: `rep` iterations, the final count-exhausted step included, agree with VEX."""
+    """Steps: each `rep` iteration is one, as under VEX (whose extra entry into a finished
+    rep instruction, which the CPU does not single-step, oracles.parse_lackey leaves out)."""
     if case.source.stem in EXECUTION_EXCEPTIONS:
         pytest.skip(EXECUTION_EXCEPTIONS[case.source.stem])
     run = prepare(case)

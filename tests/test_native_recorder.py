@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import EXAMPLES, record
+from tracer import native
 from tracer.format import TraceFiles
 from tracer.recorder import RecordOptions
 from tracer.recorder import record as record_in_process
@@ -70,3 +71,73 @@ def test_int80_uses_the_i386_syscall_table(tmp_path):
     calls = TraceFiles(tmp_path / "t").table("syscalls").to_pylist()
     assert [c["abi"] for c in calls] == ["i386", "i386"]
     assert [c["nr"] for c in calls] == [4, 1]
+
+
+def _c_defines(prefix: str) -> dict[str, int]:
+    import re
+
+    source = (Path(native.__file__).with_name("recorder.c")).read_text()
+    out = {}
+    for name, value in re.findall(rf"#define ({prefix}\w+) \(?([0-9]+u? << [0-9]+|[0-9]+)\)?",
+                                  source):
+        out[name] = eval(value.replace("u", ""))  # "1u << 9" or "3"
+    return out
+
+
+def test_the_flag_bits_and_fault_numbers_are_the_same_in_c_and_python():
+    import tracer.classify as classify
+    from tracer.interrupts import NativeFault
+
+    flags = _c_defines("F_")
+    for name in ("MAY_CHANGE_RSP", "PRIVILEGED", "INVALID", "DEBUG_TRAP", "ALIGNED"):
+        assert flags[f"F_{name}"] == getattr(classify, name), name
+    faults = {k.removeprefix("FAULT_"): v for k, v in _c_defines("FAULT_").items()}
+    assert faults.pop("NONE") == 0
+    assert faults == {f.name: f.value for f in NativeFault}
+
+
+@pytest.mark.parametrize("asm, expected", [
+    ("movaps xmm0, [rax]", ("rax", None, 16, False)),
+    ("movdqa [rbx + rcx*4 + 8], xmm1", ("rbx", "rcx", 16, True)),
+    ("addps xmm0, [rsi]", ("rsi", None, 16, False)),
+    ("vmovaps xmm0, [rdi]", ("rdi", None, 16, False)),
+    ("movups xmm0, [rax]", None),
+    ("lddqu xmm0, [rax]", None),
+    ("vaddps xmm0, xmm0, [rax]", None),
+    ("addss xmm0, [rax]", None),
+    ("movq xmm0, [rax]", None),
+    ("pcmpistri xmm0, [rax], 0", None),
+    ("mov rax, [rbx]", None),
+])
+def test_the_classifier_finds_the_operands_the_cpu_checks_for_alignment(tmp_path, asm,
+                                                                          expected):
+    import subprocess
+
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+    from tracer.classify import aligned_operand
+
+    src = tmp_path / "i.asm"
+    src.write_text(f"bits 64\n{asm}\n")
+    subprocess.run(["nasm", "-f", "bin", str(src), "-o", str(tmp_path / "i.bin")], check=True)
+    cs = Cs(CS_ARCH_X86, CS_MODE_64)
+    cs.detail = True
+    insn = next(cs.disasm((tmp_path / "i.bin").read_bytes(), 0x1000, 1))
+    op = aligned_operand(insn)
+    if expected is None:
+        assert op is None
+    else:
+        assert (op.base, op.index, op.align, op.write) == expected
+
+
+def test_a_rip_relative_operand_is_folded_into_an_absolute_address(tmp_path):
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+    from tracer.classify import aligned_operand
+
+    cs = Cs(CS_ARCH_X86, CS_MODE_64)
+    cs.detail = True
+    # movaps xmm0, [rip + 0x100] at 0x401000 (7 bytes): the operand is at 0x401107.
+    insn = next(cs.disasm(bytes.fromhex("0f280500010000"), 0x401000, 1))
+    op = aligned_operand(insn)
+    assert (op.base, op.index, op.disp) == (None, None, 0x401107)

@@ -11,6 +11,7 @@ PAGE = 0x1000
 STACK_TOP = 0x7FFFFFFFF000          # TASK_SIZE on x86-64 with 4-level paging
 STACK_LIMIT = 8 << 20               # RLIMIT_STACK default
 STACK_GUARD_GAP = 256 * PAGE        # stack_guard_gap: faults this far below count as overflow
+STACK_EXPAND = 128 << 10            # setup_arg_pages: [stack] = the argument pages + this
 MMAP_BASE = STACK_TOP - (128 << 20)  # mmap_base with ASLR off: the gap is clamped to 128 MiB
 VDSO_PAGES = 8                      # [vvar] + [vvar_vclock] + [vdso] on Linux 6.x
 VDSO_IMAGE_PAGES = 2                # of which the [vdso] image itself
@@ -65,7 +66,7 @@ class Region:
 
 @dataclass(frozen=True)
 class RegionEvent:
-    action: str   # map, unmap, protect, brk
+    action: str   # map, unmap, protect, brk, grow
     start: int
     end: int
     perms: str
@@ -82,9 +83,9 @@ class AddressSpace:
         self.events: list[RegionEvent] = []
         self.brk_start = 0
         self.brk = 0
-        self.stack_low = STACK_TOP - STACK_LIMIT
         self.max_memory: int | None = None  # bytes mapped in all; None: no limit
         self.memory_refusals = 0  # requests refused because of max_memory
+        self.stack_start = STACK_TOP  # Linux's [stack] VMA is [stack_start, STACK_TOP)
 
     @property
     def regions(self) -> tuple[Region, ...]:
@@ -154,6 +155,35 @@ class AddressSpace:
     def _insert(self, region: Region) -> None:
         self._regions.append(region)
         self._regions.sort(key=lambda r: r.start)
+
+    # -- the stack ----------------------------------------------------------------------
+    @property
+    def stack_floor(self) -> int:
+        """The lowest address the stack may grow down to (RLIMIT_STACK below its top)."""
+        return STACK_TOP - STACK_LIMIT
+
+    def map_stack(self, start: int) -> None:
+        """Maps the stack as Linux's [stack] VMA [start, STACK_TOP), which grows on touch.
+
+        Unicorn (and this map's region) hold the whole RLIMIT_STACK reservation, so that a
+        growth costs nothing; the recorder reports each growth (`grow_stack`) when an access
+        first goes below `stack_start`, and the `map` event says what Linux shows.
+        """
+        self._remove(self.stack_floor, STACK_TOP)
+        self._uc.mem_map(self.stack_floor, STACK_TOP - self.stack_floor,
+                         UC_PROT_READ | UC_PROT_WRITE)
+        self._insert(Region(self.stack_floor, STACK_TOP, "rw-", "stack", "[stack]"))
+        self.stack_start = start
+        self.events.append(RegionEvent("map", start, STACK_TOP, "rw-", "stack", "[stack]"))
+
+    def grow_stack(self, start: int) -> RegionEvent:
+        """The stack VMA grew down to `start` (page aligned); returns the `grow` event: the
+        pages added, [start, the previous start)."""
+        region = self.region_at(start)
+        event = RegionEvent("grow", start, self.stack_start, region.perms if region else "rw-",
+                            "stack", "[stack]")
+        self.stack_start = start
+        return event
 
     # -- Linux policies -----------------------------------------------------------------
     def set_initial_brk(self, addr: int) -> None:

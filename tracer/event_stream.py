@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from unicorn import Uc
+from unicorn import x86_const
 
 from tracer import native
-from tracer.classify import KERNEL, InstructionClassifier
+from tracer.classify import KERNEL, AlignedOperand, InstructionClassifier
 from tracer.format.build import array
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
+from tracer.interrupts import NativeFault
 from tracer.limits import TraceBudget
 
 # Why the native recorder was asked to stop when the drain thread failed (not a limit).
@@ -49,6 +51,44 @@ def _bools(ptr, n: int) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits.tobytes())])
 
 
+def _register_id(name: str | None) -> int:
+    if name is None:
+        return 0
+    if name in ("fs", "gs"):
+        name += "_base"
+    return getattr(x86_const, f"UC_X86_REG_{name.upper()}")
+
+
+def _fill_operand(out, operand: AlignedOperand) -> None:
+    """Writes a classified operand into recorder.c's `mem_operand`."""
+    out.disp = operand.disp
+    out.base = _register_id(operand.base)
+    out.index = _register_id(operand.index)
+    out.seg_base = _register_id(operand.segment)
+    out.scale = operand.scale
+    out.align = operand.align
+    out.write = int(operand.write)
+    out.addr32 = int(operand.addr32)
+
+
+@dataclass(frozen=True)
+class StackGrowth:
+    """The stack VMA grew down to `start` at `step` (an access below it, in its limit)."""
+
+    step: int
+    start: int
+
+
+@dataclass(frozen=True)
+class NativeStop:
+    """A fault the native hooks raised before an instruction ran (recorder.c FAULT_*)."""
+
+    fault: NativeFault
+    rip: int
+    address: int | None  # the misaligned operand, for an alignment fault
+    is_write: bool
+
+
 @dataclass(frozen=True)
 class Progress:
     """How far a recording has got, reported after each chunk is written."""
@@ -65,7 +105,10 @@ class EventStream:
     def __init__(self, uc: Uc, accesses: TableWriter, rsp: TableWriter, initial_rsp: int,
                  max_steps: int | None, budget: TraceBudget | None,
                  batch_events: int = 1 << 20, max_pending: int = 4,
-                 progress: Callable[[Progress], None] | None = None):
+                 progress: Callable[[Progress], None] | None = None,
+                 stack: tuple[int, int] | None = None):
+        """`stack`: (lowest address the stack may grow to, start of its VMA), to report
+        each growth (`take_growth`); None tracks none."""
         self._lib = native.load()
         self._progress = progress
         self._started = time.monotonic()
@@ -74,9 +117,15 @@ class EventStream:
         self._accesses = accesses
         self._rsp = rsp
         classifier = InstructionClassifier()
+
+        def classify(rip: int, code, length: int, operand) -> int:
+            flags, aligned = classifier.classify(rip, ctypes.string_at(code, length))
+            if aligned is not None:
+                _fill_operand(operand.contents, aligned)
+            return flags
+
         # Kept on self: the C side calls it for every new instruction address.
-        self._classify = native.CLASSIFY_FN(
-            lambda rip, code, length: classifier.flags(rip, ctypes.string_at(code, length)))
+        self._classify = native.CLASSIFY_FN(classify)
         self._budget = budget
         self._stop_lock = threading.Lock()
         self._stop_cause: str | None = None
@@ -85,6 +134,8 @@ class EventStream:
         cap_rsp = max(batch_events // 4, 1024)
         self._r = self._lib.vm_new(handle, batch_events, cap_rsp, max_pending,
                                    max_steps or 0, initial_rsp, self._classify)
+        if stack is not None:
+            self._lib.vm_set_stack(self._r, *stack)
         status = self._lib.vm_install(self._r)
         if status != 0:
             raise RuntimeError(f"installing the native hooks failed (unicorn error {status})")
@@ -125,11 +176,26 @@ class EventStream:
             self._lib.vm_request_stop(self._r)
 
     @property
-    def privileged_stop(self) -> int | None:
-        """RIP of a privileged instruction the run stopped before, if any."""
-        if self._lib.vm_stop_reason(self._r) == 3:
-            return self._lib.vm_stop_rip(self._r)
-        return None
+    def native_stop(self) -> NativeStop | None:
+        """The fault the run stopped before (privileged, undefined, int1, misaligned)."""
+        if self._lib.vm_stop_reason(self._r) != 3:
+            return None
+        fault = NativeFault(self._lib.vm_stop_fault(self._r))
+        address = (self._lib.vm_stop_address(self._r) if fault == NativeFault.MISALIGNED
+                   else None)
+        return NativeStop(fault, self._lib.vm_stop_rip(self._r), address,
+                          bool(self._lib.vm_stop_write(self._r)))
+
+    def take_growth(self) -> list[StackGrowth]:
+        """The stack growths since the last call, oldest first."""
+        n = self._lib.vm_growth_pending(self._r)
+        if not n:
+            return []
+        steps, starts = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
+        u64p = ctypes.POINTER(ctypes.c_uint64)
+        got = self._lib.vm_take_growth(self._r, steps.ctypes.data_as(u64p),
+                                       starts.ctypes.data_as(u64p), n)
+        return [StackGrowth(int(a), int(b)) for a, b in zip(steps[:got], starts[:got])]
 
     def kernel_access(self, addr: int, data: bytes, is_write: bool) -> None:
         size = len(data)

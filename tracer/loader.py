@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from unicorn import Uc
 
 from tracer.address_space import (
-    MMAP_BASE, PAGE, STACK_LIMIT, STACK_TOP, VDSO_IMAGE_PAGES, VDSO_PAGES,
+    MMAP_BASE, PAGE, STACK_EXPAND, STACK_LIMIT, STACK_TOP, VDSO_IMAGE_PAGES, VDSO_PAGES,
     AddressSpace,
     page_down, page_up,
 )
@@ -77,7 +77,12 @@ def load_elf(space: AddressSpace, uc: Uc, program: ElfProgram) -> int:
 def build_stack(space: AddressSpace, uc: Uc, program: ElfProgram, argv: list[str],
                 env: list[str], random_bytes: bytes) -> LoadedProcess:
     """Maps the stack and writes the initial layout exactly as create_elf_tables does."""
-    space.map(STACK_TOP - STACK_LIMIT, STACK_TOP, "rw-", "stack", "[stack]")
+    strings = sum(len(a.encode()) + 1 for a in (*argv, *env)) + len(argv[0].encode()) + 1
+    if strings > STACK_LIMIT // 4:
+        # execve(2) refuses these with E2BIG: they may take at most a quarter of the stack.
+        raise ProgramError(f"the arguments and environment take {strings:,} bytes; Linux "
+                           f"allows at most {STACK_LIMIT // 4:,} (execve would fail with E2BIG)")
+    space.map_stack(initial_stack_start(strings))
     # [vvar] and [vdso] sit just below mmap_base on Linux 6.x. We map pages there (zero-filled:
     # vmtrace has no vDSO image) so that mmap places regions where Linux does and AT_SYSINFO_EHDR
     # makes the auxv, hence the initial RSP, exactly Linux's.
@@ -85,11 +90,6 @@ def build_stack(space: AddressSpace, uc: Uc, program: ElfProgram, argv: list[str
     space.map(MMAP_BASE - VDSO_PAGES * PAGE, vdso, "r--", "vdso", "[vvar]")
     space.map(vdso, MMAP_BASE, "r-x", "vdso", "[vdso]")
 
-    strings = sum(len(a.encode()) + 1 for a in (*argv, *env)) + len(argv[0].encode()) + 1
-    if strings > STACK_LIMIT // 4:
-        # execve(2) refuses these with E2BIG: they may take at most a quarter of the stack.
-        raise ProgramError(f"the arguments and environment take {strings:,} bytes; Linux "
-                           f"allows at most {STACK_LIMIT // 4:,} (execve would fail with E2BIG)")
     p = STACK_TOP - 8
 
     def push_bytes(data: bytes) -> int:
@@ -123,6 +123,17 @@ def build_stack(space: AddressSpace, uc: Uc, program: ElfProgram, argv: list[str
     uc.mem_write(sp, blob)
     return LoadedProcess(entry=program.entry, rsp=sp, brk=space.brk, stack_top=STACK_TOP,
                          auxv=tuple(auxv), random_bytes=random_bytes)
+
+
+def initial_stack_start(strings: int) -> int:
+    """Where Linux's [stack] VMA starts at entry: execve copies the execfn, environment and
+    argument strings (`strings` bytes) below the top word of the stack, into a VMA covering
+    their pages; setup_arg_pages then expands it by 128 KiB (fs/exec.c), or to
+    RLIMIT_STACK if that is smaller. Typically 132 KiB."""
+    args_start = page_down(STACK_TOP - 8 - strings)
+    if STACK_TOP - args_start + STACK_EXPAND > STACK_LIMIT:
+        return STACK_TOP - STACK_LIMIT
+    return args_start - STACK_EXPAND
 
 
 def _phdr_address(program: ElfProgram) -> int:

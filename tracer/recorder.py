@@ -26,12 +26,14 @@ from tracer.address_space import (
 from tracer.build import assemble
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import UnsupportedSyscall
-from tracer.event_stream import EventStream, Progress
+from tracer.event_stream import EventStream, NativeStop, Progress
 from tracer.format.schema import PROGRAM_FILE, TRUNCATING_STOPS
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
-from tracer.interrupts import classify_interrupt
+from tracer.interrupts import (
+    classify_interrupt, code_at, data_fault, full_rip, native_fault_signal, register_reader,
+)
 from tracer.limits import (
     DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB, MAX_TRACE_SIZE, TraceBudget, mb_to_bytes,
 )
@@ -246,7 +248,8 @@ class _Recording:
             max_pending = 1
         self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, self.budget,
                                   batch_events=batch_events, max_pending=max_pending,
-                                  progress=o.progress)
+                                  progress=o.progress,
+                                  stack=(space.stack_floor, space.stack_start))
         if at_start is not None:
             self.events.request_stop(at_start)  # the run stops before its first step
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=UC_X86_INS_SYSCALL)
@@ -263,12 +266,13 @@ class _Recording:
                     self._fault_from_error(exc)
             finally:
                 self.events.finish(uc.reg_read(UC_X86_REG_RSP))
+                self._flush_stack_growth()
         limit = self.events.stopped_by_limit
         if self.stop_reason is None and limit is not None:
             self.stop_reason = limit
-        privileged = self.events.privileged_stop
-        if self.stop_reason is None and privileged is not None:
-            self._privileged_fault(privileged)
+        native = self.events.native_stop
+        if self.stop_reason is None and native is not None:
+            self._native_fault(native)
         if self.stop_reason is None:
             # emu_start returned with no exit, fault or limit: nothing is left to run.
             self.stop_reason = "stopped"
@@ -300,6 +304,14 @@ class _Recording:
         write_table(self.out, "inputs", {"name": ["stdin"], "data": [self.options.stdin]})
 
     # -- events -------------------------------------------------------------------------
+    def _flush_stack_growth(self) -> None:
+        """Writes the stack growths the native hooks saw since the last call, each at the
+        step of the access that made it (they all precede the events written after)."""
+        for growth in self.events.take_growth():
+            ev = self.space.grow_stack(growth.start)
+            self.regions.add(step=growth.step, action=ev.action, start=ev.start, end=ev.end,
+                             perms=ev.perms, kind=ev.kind, name=ev.name)
+
     def _flush_region_events(self, step: int) -> None:
         for ev in self.space.events:
             self.regions.add(step=step, action=ev.action, start=ev.start, end=ev.end,
@@ -404,6 +416,7 @@ class _Recording:
             uc.emu_stop()
             return None
         self.syscalls.add(**row, ret=result, detail=self._region_detail())
+        self._flush_stack_growth()
         self._flush_region_events(step)
         self._check_budget()
         return result
@@ -423,9 +436,19 @@ class _Recording:
                 UC_MEM_FETCH_UNMAPPED: "execute", UC_MEM_READ_PROT: "read",
                 UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "execute"}.get(access, "access")
         unmapped = access in (UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED)
-        region = self.space.region_at(address)
         stack_floor = STACK_TOP - STACK_LIMIT
-        if unmapped and stack_floor - STACK_GUARD_GAP <= address < stack_floor:
+        signal = "SIGSEGV"
+        said = None
+        if kind == "execute":
+            address = full_rip(uc, address)
+        else:
+            where = data_fault(code_at(uc, rip), rip, register_reader(uc), address)
+            address = where.address
+            said = where.non_canonical_signal()
+        region = self.space.region_at(address)
+        if said is not None:
+            signal, cause = said.signal, said.cause
+        elif unmapped and stack_floor - STACK_GUARD_GAP <= address < stack_floor:
             cause = "stack overflow: the stack grew past its 8 MiB limit"
         elif unmapped:
             cause = f"{kind} of unmapped address {address:#x}"
@@ -442,7 +465,7 @@ class _Recording:
             rip = address
         else:
             self.events.discard_current()
-        self.fault = Fault("SIGSEGV", cause.strip(), step, rip, address, kind)
+        self.fault = Fault(signal, cause.strip(), step, rip, address, kind)
         self.stop_reason = "fault"
         return False
 
@@ -463,15 +486,27 @@ class _Recording:
         self.stop_reason = "fault"
         uc.emu_stop()
 
-    def _privileged_fault(self, rip: int) -> None:
+    def _native_fault(self, stop: NativeStop) -> None:
+        """The fault the native hooks stopped before: the instruction did not run (and is
+        not a step), as the CPU faults before it does anything."""
         from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
-        code = bytes(self.uc.mem_read(rip, 16))
-        insn = next(Cs(CS_ARCH_X86, CS_MODE_64).disasm(code, rip, 1), None)
-        text = f"{insn.mnemonic} {insn.op_str}".strip() if insn else "instruction"
-        self.fault = Fault("SIGSEGV", f"general protection fault: `{text}` is privileged "
-                           "(not allowed in user mode)", self.events.instructions, rip, None,
-                           None)
+        from tracer.classify import aligned_operand
+
+        code = code_at(self.uc, stop.rip)
+        cs = Cs(CS_ARCH_X86, CS_MODE_64)
+        cs.detail = True
+        insn = next(cs.disasm(code, stop.rip, 1), None)
+        if insn is None:
+            text = f"the bytes {code[:4].hex(' ')} … at RIP are no valid instruction"
+        else:
+            text = f"{insn.mnemonic} {insn.op_str}".strip()
+        operand = aligned_operand(insn) if insn is not None else None
+        said = native_fault_signal(stop.fault, text, stop.address,
+                                   operand.align if operand else None)
+        access = None if stop.address is None else ("write" if stop.is_write else "read")
+        self.fault = Fault(said.signal, said.cause, self.events.instructions, stop.rip,
+                           stop.address, access)
         self.stop_reason = "fault"
 
     def _fault_from_error(self, exc: UcError) -> None:

@@ -1,8 +1,10 @@
-; rep string instructions between ordinary ones, for the gdb comparison: our trace counts one
-; step per iteration plus a final step that finds RCX exhausted (QEMU's model), a debugger's
-; stepi counts the iterations only. Also a rep with RCX = 0, which both count as one step.
+; rep string instructions between ordinary ones, for the gdb comparison: a step is what the
+; CPU single-steps, one per iteration (QEMU also enters a finished rep once more to find
+; RCX exhausted: that is no step). Also a rep with RCX = 0 (one step, no iteration), a
+; repe cmpsb that runs to the end of its count, and an address-size prefix (count in ECX).
 section .data
     src db "abcdefgh"
+    same db "abcdefgh"
 section .bss
     dst resb 16
 
@@ -23,6 +25,13 @@ _start:
     lea rdi, [dst]
     mov ecx, 2
     rep stosb
+    lea rsi, [src]
+    lea rdi, [same]
+    mov ecx, 8
+    repe cmpsb              ; all equal: runs until RCX = 0
+    lea edi, [dst + 8]
+    mov ecx, 3
+    a32 rep stosb           ; count and pointer are ECX and EDI
     mov rdi, [dst]
     and edi, 0x7f
     mov eax, 60

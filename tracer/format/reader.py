@@ -48,7 +48,9 @@ def _read_meta(directory: Path) -> TraceMeta:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
         raise TraceFormatError(f"{path} does not describe a vmtrace trace")
     version = raw.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    # Version 1 numbered steps otherwise (an extra step after each rep instruction): its
+    # steps would not replay, so it is refused like a newer one.
+    if not isinstance(version, int) or version != FORMAT_VERSION:
         raise TraceFormatError(
             f"{directory} uses trace format version {version!r}; this vmtrace reads version "
             f"{FORMAT_VERSION} (upgrade vmtrace, or record the program again)"

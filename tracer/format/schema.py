@@ -8,13 +8,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 FORMAT_NAME = "vmtrace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = "meta.json"
 PROGRAM_FILE = "program.elf"
 
 SOURCES = ["explicit", "implicit", "kernel"]
 RSP_CAUSES = ["push", "pop", "call", "ret", "leave", "enter", "arith", "mov", "other"]
-REGION_ACTIONS = ["map", "unmap", "protect", "brk"]
+REGION_ACTIONS = ["map", "unmap", "protect", "brk", "grow"]
 REGION_KINDS = ["elf", "text", "rodata", "data", "bss", "heap", "mmap", "stack", "vdso"]
 # meta.json end.stop_reason values that cut the run short: the trace holds a prefix of it.
 TRUNCATING_STOPS = ("max-steps", "max-trace-size", "min-free-disk", "interrupted")

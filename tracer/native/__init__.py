@@ -86,10 +86,19 @@ Chunk._fields_ = [
     ("next", ctypes.c_void_p),
 ]
 
-# uint32_t classify(uint64_t rip, const uint8_t *code, uint32_t len): called once per new
-# instruction address; see the flag layout in recorder.c.
+class MemOperand(ctypes.Structure):
+    """Mirror of `mem_operand` in recorder.c: an alignment-checked memory operand."""
+
+    _fields_ = [("disp", ctypes.c_uint64), ("base", ctypes.c_int32), ("index", ctypes.c_int32),
+                ("seg_base", ctypes.c_int32), ("scale", ctypes.c_uint32),
+                ("align", ctypes.c_uint32), ("write", ctypes.c_uint32),
+                ("addr32", ctypes.c_uint32)]
+
+
+# uint32_t classify(uint64_t rip, const uint8_t *code, uint32_t len, mem_operand *op): called
+# once per new instruction address; see the flag layout in recorder.c.
 CLASSIFY_FN = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint8),
-                               ctypes.c_uint32)
+                               ctypes.c_uint32, ctypes.POINTER(MemOperand))
 
 _lib: ctypes.CDLL | None = None
 
@@ -114,6 +123,16 @@ def load() -> ctypes.CDLL:
         "vm_stop_reason": (i, [vp]),
         "vm_request_stop": (None, [vp]),
         "vm_stop_rip": (u64, [vp]),
+        "vm_stop_fault": (i, [vp]),
+        "vm_stop_address": (u64, [vp]),
+        "vm_stop_write": (i, [vp]),
+        "vm_set_stack": (None, [vp, u64, u64]),
+        "vm_take_growth": (u64, [vp, _u64p, _u64p, u64]),
+        "vm_growth_pending": (u64, [vp]),
+        "vm_stepper_size": (u64, []),
+        "vm_stepper_init": (i, [vp, vp]),
+        "vm_stepper_reset": (None, [vp, u64]),
+        "vm_stepper_steps": (u64, [vp]),
         "vm_total_accesses": (u64, [vp]),
         "vm_total_rsp": (u64, [vp]),
         "vm_close": (None, [vp]),

@@ -28,20 +28,91 @@ typedef struct chunk {
 } chunk;
 
 /* Per-instruction facts, computed once per address by the Python classifier (capstone):
- * bits 0-1 source of reads, 2-3 source of writes, 4-7 RSP cause, 8 may change RSP. */
+ * bits 0-1 source of reads, 2-3 source of writes, 4-7 RSP cause, 8 may change RSP.
+ * Bits 9-12 name what Linux does where Unicorn would differ (tracer/classify.py). */
 #define F_READ_SOURCE(f) ((f) & 3)
 #define F_WRITE_SOURCE(f) (((f) >> 2) & 3)
 #define F_RSP_CAUSE(f) (((f) >> 4) & 15)
 #define F_MAY_CHANGE_RSP (1u << 8)
 #define F_PRIVILEGED (1u << 9) /* raises #GP at CPL 3; Unicorn would just run it */
+#define F_INVALID (1u << 10)   /* raises #UD on the CPU; Unicorn may run it (lock mov, VEX) */
+#define F_DEBUG_TRAP (1u << 11) /* int1 (icebp): #DB, SIGTRAP; Unicorn calls it invalid */
+#define F_ALIGNED (1u << 12)   /* its memory operand must be aligned (SSE): Unicorn never checks */
+/* Set by rep_string_flags, here, for the recorder and the replay stepper alike. */
+#define F_REP_STRING (1u << 13) /* a rep/repe/repne string instruction */
+#define F_REP_ECX (1u << 14)   /* ... with an address-size prefix: its count is ECX */
+#define F_FAULTS (F_PRIVILEGED | F_INVALID | F_DEBUG_TRAP)
 /* Set by us, not the classifier: the bytes at this address were written since it was
  * classified (self-modifying code), so classify it again before using its flags. */
 #define F_STALE (1u << 31)
-typedef uint32_t (*classify_fn)(uint64_t rip, const uint8_t *code, uint32_t len);
+
+/* Faults the recorder raises itself, before the instruction runs (vm_stop_fault); the
+ * Python names are tracer.interrupts.NativeFault. */
+#define FAULT_NONE 0
+#define FAULT_PRIVILEGED 1
+#define FAULT_INVALID 2
+#define FAULT_DEBUG_TRAP 3
+#define FAULT_MISALIGNED 4
+
+/* The memory operand of an F_ALIGNED instruction, as the classifier decoded it: the
+ * effective address is seg_base + (disp + base + index * scale), cut to 32 bits when the
+ * instruction has an address-size prefix. Registers are UC_X86_REG_* ids, 0 for none. */
+typedef struct {
+    uint64_t disp;
+    int32_t base, index, seg_base;
+    uint32_t scale, align, write, addr32;
+} mem_operand;
+
+typedef uint32_t (*classify_fn)(uint64_t rip, const uint8_t *code, uint32_t len,
+                                mem_operand *op);
+
+/* Whether the instruction is a rep-prefixed string instruction (F3 or F2 before movs,
+ * cmps, stos, lods, scas, ins or outs), and whether an address-size prefix makes its count
+ * ECX. The CPU single-steps such an instruction one iteration at a time, and when the
+ * count runs out the instruction is complete. */
+static uint32_t rep_string_flags(const uint8_t *code, uint32_t len) {
+    int rep = 0, a32 = 0;
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t b = code[i];
+        if (b == 0xF2 || b == 0xF3) { rep = 1; continue; }
+        if (b == 0x67) { a32 = 1; continue; }
+        if (b == 0x66 || b == 0xF0 || b == 0x2E || b == 0x36 || b == 0x3E || b == 0x26 ||
+            b == 0x64 || b == 0x65 || (b >= 0x40 && b <= 0x4F))
+            continue;  /* other legacy prefixes and REX */
+        if (rep && ((b >= 0xA4 && b <= 0xA7) || (b >= 0xAA && b <= 0xAF) ||
+                    (b >= 0x6C && b <= 0x6F)))
+            return F_REP_STRING | (a32 ? F_REP_ECX : 0);
+        return 0;
+    }
+    return 0;
+}
+
+/* QEMU runs a rep string instruction as one translated "instruction" per iteration and
+ * then once more to find the count exhausted; the CPU has no such step (a debugger's
+ * stepi goes from the last iteration to the next instruction). True for that extra entry:
+ * the hook fires again at the same rep instruction and its count is zero. */
+static inline int rep_exhausted(uc_engine *uc, uint32_t flags) {
+    uint64_t rcx = 0;
+    uc_reg_read(uc, UC_X86_REG_RCX, &rcx);
+    if (flags & F_REP_ECX) rcx &= 0xFFFFFFFFull;
+    return rcx == 0;
+}
+
+/* True when the operand's effective address breaks its alignment; *addr gets it. */
+static int misaligned(uc_engine *uc, const mem_operand *op, uint64_t *addr) {
+    uint64_t ea = op->disp, v;
+    if (op->base) { v = 0; uc_reg_read(uc, op->base, &v); ea += v; }
+    if (op->index) { v = 0; uc_reg_read(uc, op->index, &v); ea += v * op->scale; }
+    if (op->addr32) ea &= 0xFFFFFFFFull;
+    if (op->seg_base) { v = 0; uc_reg_read(uc, op->seg_base, &v); ea += v; }
+    *addr = ea;
+    return op->align && (ea & (op->align - 1)) != 0;
+}
 
 typedef struct {
     uint64_t *key, *count;
     uint32_t *flags;
+    mem_operand *ops;          /* only meaningful for F_ALIGNED entries */
     uint64_t cap, used;
     uint64_t code_lo, code_hi; /* the bytes of every classified instruction lie in here */
     uint64_t *pages;           /* set of page numbers holding classified code (+1; 0 = empty) */
@@ -85,8 +156,18 @@ typedef struct recorder {
     uint64_t last_rsp;
     uint64_t max_steps;     /* 0 = unlimited */
     volatile int stop_requested;
-    int stop_reason;        /* 0 none, 1 max steps, 2 external request, 3 privileged insn */
+    int stop_reason;        /* 0 none, 1 max steps, 2 external request, 3 a fault we raise */
     uint64_t stop_rip;
+    int stop_fault;         /* FAULT_* when stop_reason is 3 */
+    uint64_t stop_address;  /* the misaligned operand's address (FAULT_MISALIGNED) */
+    int stop_write;         /* ... and whether the instruction would have stored to it */
+    /* Linux's [stack] VMA is [stack_start, top) and grows down on touch, page by page, as
+     * far as stack_floor (RLIMIT_STACK). Unicorn maps the whole reservation, so growing
+     * costs nothing; an access in [stack_floor, stack_start) is a growth, kept here (step,
+     * new start) until the recorder collects it. */
+    uint64_t stack_floor, stack_start;
+    uint64_t *grow_step, *grow_start;
+    uint64_t n_grow, cap_grow;
     chunk *cur;
     uint64_t cap_acc, cap_rsp;
     /* queue of full chunks */
@@ -169,25 +250,40 @@ static void rotate(recorder *r) {
 
 static void count_grow(count_table *t);
 
-/* Counts one execution of `key`; returns its flags, asking the classifier the first time. */
+/* Reads the bytes of the instruction at `rip`: 16 when they are mapped (a decoder needs
+ * no more), else the `size` Unicorn decoded. Returns how many were read. */
+static uint32_t read_code(uc_engine *uc, uint64_t rip, uint32_t size, uint8_t code[16]) {
+    if (uc_mem_read(uc, rip, code, 16) == UC_ERR_OK) return 16;
+    uint32_t len = size > 16 ? 16 : size;
+    memset(code, 0, 16);
+    uc_mem_read(uc, rip, code, len);
+    return len;
+}
+
+/* Counts one execution of `key`; returns its flags, asking the classifier the first time.
+ * For an F_ALIGNED instruction, *op gets its memory operand. */
 static inline uint32_t count_add(count_table *t, uint64_t key, uc_engine *uc, uint32_t size,
-                                 classify_fn classify) {
+                                 classify_fn classify, mem_operand *op) {
     uint64_t mask = t->cap - 1;
     uint64_t i = (key * 0x9E3779B97F4A7C15ull) >> 20 & mask;
     for (;;) {
         if (t->count[i] == 0 || (t->key[i] == key && (t->flags[i] & F_STALE))) {
-            uint8_t code[16] = {0};
-            uint32_t len = size > 16 ? 16 : size;
-            uc_mem_read(uc, key, code, len);
-            uint32_t flags = classify ? classify(key, code, len) : F_MAY_CHANGE_RSP;
+            uint8_t code[16];
+            uint32_t len = read_code(uc, key, size, code);
+            mem_operand decoded = {0};
+            uint32_t flags = classify ? classify(key, code, len, &decoded) : F_MAY_CHANGE_RSP;
+            flags |= rep_string_flags(code, len);
+            if (flags & F_ALIGNED) *op = decoded;
             if (t->count[i]) {  /* rewritten code: same address, new instruction */
                 t->count[i]++;
                 t->flags[i] = flags;
+                t->ops[i] = decoded;
                 return flags;
             }
             t->key[i] = key;
             t->count[i] = 1;
             t->flags[i] = flags;
+            t->ops[i] = decoded;
             if (key < t->code_lo) t->code_lo = key;
             if (key + 16 > t->code_hi) t->code_hi = key + 16;
             page_set_add(t, key >> 12);
@@ -195,7 +291,11 @@ static inline uint32_t count_add(count_table *t, uint64_t key, uc_engine *uc, ui
             if (++t->used * 2 > t->cap) count_grow(t);
             return flags;
         }
-        if (t->key[i] == key) { t->count[i]++; return t->flags[i]; }
+        if (t->key[i] == key) {
+            t->count[i]++;
+            if (t->flags[i] & F_ALIGNED) *op = t->ops[i];
+            return t->flags[i];
+        }
         i = (i + 1) & mask;
     }
 }
@@ -216,6 +316,7 @@ static void count_grow(count_table *t) {
     t->key = xcalloc(t->cap, 8);
     t->count = xcalloc(t->cap, 8);
     t->flags = xcalloc(t->cap, 4);
+    t->ops = xcalloc(t->cap, sizeof(mem_operand));
     for (uint64_t i = 0; i < old.cap; i++) {
         if (old.count[i]) {
             uint64_t mask = t->cap - 1;
@@ -224,12 +325,14 @@ static void count_grow(count_table *t) {
             t->key[j] = old.key[i];
             t->count[j] = old.count[i];
             t->flags[j] = old.flags[i];
+            t->ops[j] = old.ops[i];
             t->used++;
         }
     }
     free(old.key);
     free(old.count);
     free(old.flags);
+    free(old.ops);
 }
 
 static inline void note_rsp(recorder *r, uint64_t rsp) {
@@ -245,6 +348,18 @@ static inline void note_rsp(recorder *r, uint64_t rsp) {
     r->total_rsp++;
 }
 
+/* Which fault, if any, the CPU raises for this instruction before it does anything. */
+static int fault_before(recorder *r, uint32_t flags, const mem_operand *op) {
+    if (flags & F_PRIVILEGED) return FAULT_PRIVILEGED;
+    if (flags & F_INVALID) return FAULT_INVALID;
+    if (flags & F_DEBUG_TRAP) return FAULT_DEBUG_TRAP;
+    if ((flags & F_ALIGNED) && misaligned(r->uc, op, &r->stop_address)) {
+        r->stop_write = (int)op->write;
+        return FAULT_MISALIGNED;
+    }
+    return FAULT_NONE;
+}
+
 static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
     recorder *r = user;
     uint64_t rsp;
@@ -254,6 +369,9 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
         uc_reg_read(uc, UC_X86_REG_RSP, &rsp);
         note_rsp(r, rsp);
     }
+    /* QEMU's extra entry into a finished rep instruction is not a step (rep_exhausted). */
+    if ((r->cur_flags & F_REP_STRING) && address == r->cur_rip && rep_exhausted(uc, r->cur_flags))
+        return;
     if ((r->max_steps && r->step >= r->max_steps) || r->stop_requested) {
         r->stop_reason = r->stop_requested ? 2 : 1;
         uc_emu_stop(uc);
@@ -263,22 +381,46 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
     /* Rotate with room to spare: one instruction makes at most a few dozen accesses
      * (fxsave writes 512 bytes as 8-byte pieces). */
     if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp) rotate(r);
-    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify);
-    if (flags & F_PRIVILEGED) {
-        /* Stop before it executes: Linux delivers SIGSEGV for the #GP it raises. */
-        r->stop_reason = 3;
-        r->stop_rip = address;
-        r->cur_flags = 0;
-        uc_emu_stop(uc);
-        return;
+    mem_operand op;
+    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify, &op);
+    if (flags & (F_FAULTS | F_ALIGNED)) {
+        int fault = fault_before(r, flags, &op);
+        if (fault != FAULT_NONE) {
+            /* Stop before it executes: the fault is precise, the instruction does nothing,
+             * and Linux delivers the signal (tracer/interrupts.py says which). */
+            r->stop_reason = 3;
+            r->stop_fault = fault;
+            r->stop_rip = address;
+            r->cur_flags = 0;
+            uc_emu_stop(uc);
+            return;
+        }
     }
     r->cur_step = r->step++;
     r->cur_rip = address;
     r->cur_flags = flags;
 }
 
+/* An access below Linux's [stack] but inside its RLIMIT_STACK reservation: the page fault
+ * expands the stack down to its page (expand_stack; no check against RSP since Linux 4.20),
+ * for the CPU and for the kernel's copy_to_user/copy_from_user alike. */
+static void grow_stack(recorder *r, uint64_t addr) {
+    if (r->n_grow == r->cap_grow) {
+        r->cap_grow = r->cap_grow ? r->cap_grow * 2 : 64;
+        r->grow_step = realloc(r->grow_step, r->cap_grow * 8);
+        r->grow_start = realloc(r->grow_start, r->cap_grow * 8);
+        if (!r->grow_step || !r->grow_start) abort();
+    }
+    r->stack_start = addr & ~0xFFFull;
+    r->grow_step[r->n_grow] = r->cur_step;
+    r->grow_start[r->n_grow] = r->stack_start;
+    r->n_grow++;
+}
+
 static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int write,
                                  uint64_t value, int has_value, int kernel) {
+    /* One compare: true only for addresses in [stack_floor, stack_start). */
+    if (addr - r->stack_floor < r->stack_start - r->stack_floor) grow_stack(r, addr);
     uint8_t source = kernel ? SOURCE_KERNEL
                             : (uint8_t)(write ? F_WRITE_SOURCE(r->cur_flags)
                                               : F_READ_SOURCE(r->cur_flags));
@@ -337,6 +479,7 @@ recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pend
     r->exec.key = xcalloc(r->exec.cap, 8);
     r->exec.count = xcalloc(r->exec.cap, 8);
     r->exec.flags = xcalloc(r->exec.cap, 4);
+    r->exec.ops = xcalloc(r->exec.cap, sizeof(mem_operand));
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv_nonempty, NULL);
     pthread_cond_init(&r->cv_space, NULL);
@@ -384,10 +527,32 @@ void vm_check_rsp(recorder *r, uint64_t rsp) {
     if (r->step > 0) note_rsp(r, rsp);
 }
 
+/* The stack as Linux has it at the start: its VMA starts at `start` and may grow down to
+ * `floor`. Without this call no growth is tracked. */
+void vm_set_stack(recorder *r, uint64_t floor, uint64_t start) {
+    r->stack_floor = floor;
+    r->stack_start = start;
+}
+
+/* Hands over the stack growths since the last call (step, new start), oldest first. */
+uint64_t vm_take_growth(recorder *r, uint64_t *steps, uint64_t *starts, uint64_t cap) {
+    uint64_t n = r->n_grow < cap ? r->n_grow : cap;
+    memcpy(steps, r->grow_step, n * 8);
+    memcpy(starts, r->grow_start, n * 8);
+    memmove(r->grow_step, r->grow_step + n, (r->n_grow - n) * 8);
+    memmove(r->grow_start, r->grow_start + n, (r->n_grow - n) * 8);
+    r->n_grow -= n;
+    return n;
+}
+uint64_t vm_growth_pending(recorder *r) { return r->n_grow; }
+
 uint64_t vm_step(recorder *r) { return r->cur_step; }
 uint64_t vm_steps(recorder *r) { return r->step; }
 int vm_stop_reason(recorder *r) { return r->stop_reason; }
 uint64_t vm_stop_rip(recorder *r) { return r->stop_rip; }
+int vm_stop_fault(recorder *r) { return r->stop_fault; }
+uint64_t vm_stop_address(recorder *r) { return r->stop_address; }
+int vm_stop_write(recorder *r) { return r->stop_write; }
 void vm_request_stop(recorder *r) { r->stop_requested = 1; }
 uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
 uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
@@ -455,9 +620,64 @@ void vm_free(recorder *r) {
     free(r->exec.key);
     free(r->exec.count);
     free(r->exec.flags);
+    free(r->exec.ops);
     free(r->exec.pages);
+    free(r->grow_step);
+    free(r->grow_start);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv_nonempty);
     pthread_cond_destroy(&r->cv_space);
     free(r);
 }
+
+/* -- the replay's step counter ------------------------------------------------------------
+ * Re-executing a trace without the recorder's hooks still has to stop at step N as the
+ * recorder numbered it: Unicorn's own `count` also counts QEMU's extra entry into a finished
+ * rep instruction (rep_exhausted). This code hook counts steps by the recorder's rule and
+ * stops before step `limit`. Only an instruction entered again at the same address (a rep
+ * iteration, or a jump to itself) pays more than a compare. */
+typedef struct stepper {
+    uc_engine *uc;
+    uc_hook hook;
+    uint64_t steps, limit;   /* limit 0: never stop */
+    uint64_t prev;           /* address of the last step, valid when steps > 0 */
+    uint64_t rep_addr;       /* the last address decoded for rep_string_flags, and its flags */
+    uint32_t rep_flags;
+    int rep_valid;
+} stepper;
+
+static void hook_step(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
+    stepper *s = user;
+    if (s->steps > 0 && address == s->prev) {
+        if (!s->rep_valid || s->rep_addr != address) {
+            uint8_t code[16];
+            uint32_t len = read_code(uc, address, size, code);
+            s->rep_flags = rep_string_flags(code, len);
+            s->rep_addr = address;
+            s->rep_valid = 1;
+        }
+        if ((s->rep_flags & F_REP_STRING) && rep_exhausted(uc, s->rep_flags)) return;
+    }
+    if (s->limit && s->steps >= s->limit) {
+        uc_emu_stop(uc);
+        return;
+    }
+    s->prev = address;
+    s->steps++;
+}
+
+/* The caller owns the memory (vm_stepper_size bytes, zeroed) for as long as the engine
+ * may run: the hook stays on the engine. */
+uint64_t vm_stepper_size(void) { return sizeof(stepper); }
+int vm_stepper_init(stepper *s, uc_engine *uc) {
+    s->uc = uc;
+    return (int)uc_hook_add(uc, &s->hook, UC_HOOK_CODE, (void *)hook_step, s, 1, 0);
+}
+
+/* Starts a new count: the next emu_start stops before its `limit`-th step (0: never). */
+void vm_stepper_reset(stepper *s, uint64_t limit) {
+    s->steps = 0;
+    s->limit = limit;
+}
+
+uint64_t vm_stepper_steps(stepper *s) { return s->steps; }

@@ -53,6 +53,7 @@ class RecordedInputs:
     syscalls: list[RecordedSyscall]
     instructions: int
     end: dict[str, Any] = field(repr=False)
+    stack_floor: int | None = None  # lowest address the stack may grow to (RLIMIT_STACK)
 
     def syscall_index_at_or_after(self, step: int) -> int:
         """Index of the first recorded syscall whose step is >= `step`."""
@@ -84,8 +85,9 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
                           r["name"] or "") for r in files.table("regions").to_pylist()]
     rows = files.table("syscalls").to_pylist()
     # Step-0 events are the initial map, except those a syscall at step 0 made (its detail
-    # lists them, one per event, and they were written after the initial ones).
-    n_initial = sum(1 for e in events if e.step == 0)
+    # lists them, one per event, and they were written after the initial ones) and a stack
+    # growth by instruction 0.
+    n_initial = sum(1 for e in events if e.step == 0 and e.action != "grow")
     for row in rows:
         if row["step"] == 0 and row["detail"] not in (None, "unsupported"):
             n_initial -= len(json.loads(row["detail"]))
@@ -105,11 +107,14 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
     instructions = end.get("instructions")
     if instructions is None:
         instructions = recorded_steps(files)
+    floor = None
+    if "stack_top" in meta.initial and "stack_limit" in meta.initial:
+        floor = int(meta.initial["stack_top"]) - int(meta.initial["stack_limit"])
     return RecordedInputs(
         initial_registers=dict(meta.initial["registers"]),
         initial_brk=int(meta.initial["brk"]),
         image=image, initial_regions=initial, region_events=later, syscalls=syscalls,
-        instructions=int(instructions), end=end)
+        instructions=int(instructions), end=end, stack_floor=floor)
 
 
 def recorded_steps(files: TraceFiles) -> int:

@@ -14,8 +14,11 @@ from unicorn import (
 )
 from unicorn import x86_const as x
 
-from tracer.interrupts import classify_interrupt
+from tracer.interrupts import (
+    classify_interrupt, code_at, data_fault, full_rip, register_reader,
+)
 from tracer.errors import TracerError
+from tracer.replay.step_counter import StepCounter
 from tracer.registers import GPR_NAMES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
 from tracer.syscalls.abi import syscall_number
@@ -96,6 +99,7 @@ class ReplayMachine:
         # passes the event stream's discard).
         self._on_data_fault = on_data_fault or (lambda: None)
         self._hooked = False
+        self._stepper = None  # the native step counter, made on the first counted run
 
     # -- building the state -------------------------------------------------------------
     def load_initial(self) -> None:
@@ -112,7 +116,7 @@ class ReplayMachine:
             self.apply_region_event(ev)
 
     def apply_region_event(self, ev: RegionEvent) -> None:
-        """Applies one map/unmap/protect/brk event to Unicorn."""
+        """Applies one map/unmap/protect/brk/grow event to Unicorn."""
         uc = self.uc
         if ev.action == "brk":
             if ev.end > self.heap_end:
@@ -121,9 +125,17 @@ class ReplayMachine:
                 self._unmap(ev.end, self.heap_end)
             self.heap_end = ev.end
         elif ev.action == "map":
-            self._unmap(ev.start, ev.end)
+            start = ev.start
+            floor = self.inputs.stack_floor
+            if ev.kind == "stack" and floor is not None and floor < start:
+                # As in the recording, Unicorn holds the stack's whole RLIMIT_STACK
+                # reservation; the [stack] VMA of the map grows into it (`grow`).
+                start = floor
+            self._unmap(start, ev.end)
             # (The [vvar]/[vdso] stand-ins too: zero-filled pages the program may read.)
-            uc.mem_map(ev.start, ev.end - ev.start, uc_prot(ev.perms))
+            uc.mem_map(start, ev.end - start, uc_prot(ev.perms))
+        elif ev.action == "grow":
+            pass  # inside the reservation mapped with the stack
         elif ev.action == "unmap":
             self._unmap(ev.start, ev.end)
         elif ev.action == "protect":
@@ -169,7 +181,8 @@ class ReplayMachine:
         self._hooked = True
 
     def run(self, count: int | None = None) -> None:
-        """Executes `count` more instructions (None: until the run ends).
+        """Executes `count` more steps (None: until the run ends), numbered as the recorder
+        numbers them (one per instruction the CPU single-steps).
 
         Raises:
             ReplayError: the replay did not follow the recording (only without an observer,
@@ -178,14 +191,25 @@ class ReplayMachine:
         if count == 0 or self.ending is not None:
             return
         self.install_hooks()
+        if count is not None:
+            # Counted as the recorder counts steps (not Unicorn's `count`, which counts
+            # QEMU's extra entry into a finished rep instruction).
+            self._step_counter().reset(count)
+        elif self._stepper is not None:
+            self._stepper.reset(0)
         rip = self.uc.reg_read(x.UC_X86_REG_RIP)
         try:
-            self.uc.emu_start(rip, 0xFFFF_FFFF_FFFF_FFFF, count=count or 0)
+            self.uc.emu_start(rip, 0xFFFF_FFFF_FFFF_FFFF)
         except UcError as exc:
             if self.ending is None and self.error is None:
                 self._fault_from_error(exc)
         if self.error is not None:
             raise self.error
+
+    def _step_counter(self) -> StepCounter:
+        if self._stepper is None:
+            self._stepper = StepCounter(self.uc)
+        return self._stepper
 
     # -- hooks --------------------------------------------------------------------------
     def _on_syscall(self, uc: Uc, _user) -> None:
@@ -250,8 +274,12 @@ class ReplayMachine:
     def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
                            _user) -> bool:
         kind = _ACCESS.get(access, "access")
-        rip = address if kind == "execute" else uc.reg_read(x.UC_X86_REG_RIP)
-        if kind != "execute":
+        if kind == "execute":
+            rip = address = full_rip(uc, address)
+        else:
+            rip = uc.reg_read(x.UC_X86_REG_RIP)
+            # As the recorder: the full address, from the operands (the hook has 52 bits).
+            address = data_fault(code_at(uc, rip), rip, register_reader(uc), address).address
             self._on_data_fault()
         self.ending = Ending("fault", fault={"step": self._step_of(access in _FETCH),
                                              "rip": rip, "address": address, "access": kind})

@@ -300,7 +300,8 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
     initial_rsp = int(files.meta.initial["rsp"])
     # One step past the recorded end: a replay that should have stopped and did not is caught.
     limit = recorded_steps if truncated else recorded_steps + 1
-    events = EventStream(machine.uc, accesses, rsp, initial_rsp, limit, None)
+    stack = _initial_stack(inputs)
+    events = EventStream(machine.uc, accesses, rsp, initial_rsp, limit, None, stack=stack)
     events_ref.append(events)
     try:
         machine.run()
@@ -310,12 +311,15 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
     result = VerifyResult(instructions=instructions, accesses=accesses.rows, rsp_changes=rsp.rows,
                           syscalls=observer.count)
     rips, counts = events.exec_counts()
+    growth = [(g.step, g.start) for g in events.take_growth()] if stack else []
     limit_hit = events.stopped_by_limit
-    privileged = events.privileged_stop
-    if privileged is not None and machine.ending is None:
-        # The native hooks stop before a privileged instruction (#GP in user mode).
-        machine.ending = Ending("fault", fault={"step": instructions, "rip": privileged,
-                                                "address": None, "access": None})
+    native = events.native_stop
+    if native is not None and machine.ending is None:
+        # The native hooks stop before an instruction that faults where Unicorn would run
+        # it (privileged, undefined, int1, a misaligned SSE operand).
+        access = None if native.address is None else ("write" if native.is_write else "read")
+        machine.ending = Ending("fault", fault={"step": instructions, "rip": native.rip,
+                                                "address": native.address, "access": access})
     error = events.error
     events.close()
     candidates = [d for d in (accesses.divergence, rsp.divergence, observer.divergence) if d]
@@ -325,6 +329,10 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
         accesses.check_exhausted()
         rsp.check_exhausted()
         candidates = [d for d in (accesses.divergence, rsp.divergence) if d]
+    if not candidates and stack:
+        grown = _compare_growth(inputs, growth, files.complete)
+        if grown is not None:
+            candidates.append(grown)
     if not candidates:
         ending = _compare_ending(files, machine, instructions, limit_hit)
         if ending is not None:
@@ -338,6 +346,32 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
     if candidates:
         result.divergence = min(candidates, key=lambda d: (d.step is None, d.step or 0))
     return result
+
+
+def _initial_stack(inputs: RecordedInputs) -> tuple[int, int] | None:
+    """(floor, start) of the stack VMA at entry, for the native hooks to see it grow."""
+    start = next((e.start for e in inputs.initial_regions
+                  if e.action == "map" and e.kind == "stack"), None)
+    if start is None or inputs.stack_floor is None:
+        return None
+    return inputs.stack_floor, start
+
+
+def _compare_growth(inputs: RecordedInputs, replayed: list[tuple[int, int]],
+                    complete: bool) -> Divergence | None:
+    """The stack growths of the replay against the recorded `grow` events (a killed
+    recording may have lost its last ones)."""
+    recorded = [(e.step, e.start) for e in inputs.initial_regions + inputs.region_events
+                if e.action == "grow"]
+    if recorded == replayed or (not complete and replayed[:len(recorded)] == recorded):
+        return None
+    k = next((i for i, (a, b) in enumerate(zip(recorded, replayed)) if a != b),
+             min(len(recorded), len(replayed)))
+    step = (recorded[k] if k < len(recorded) else replayed[k])[0]
+    show = lambda g: "none" if g is None else f"down to {g[1]:#x} at step {g[0]:,}"  # noqa: E731
+    return Divergence(step, None, "regions", f"stack growth {k + 1}: recorded "
+                      f"{show(recorded[k] if k < len(recorded) else None)}, replayed "
+                      f"{show(replayed[k] if k < len(replayed) else None)}")
 
 
 def _compare_ending(files: TraceFiles, machine: ReplayMachine, instructions: int,

@@ -12,6 +12,7 @@ import stat
 import struct
 from pathlib import Path
 
+from tracer.address_space import PROT_READ, PROT_WRITE
 from tracer.syscalls.context import (
     GuestFault, OpenFile, SocketFile, StdinFile, SyscallContext,
 )
@@ -44,7 +45,12 @@ def sys_write(ctx: SyscallContext, fd: int, buf: int, count: int, *_: int) -> in
         return -ENOTCONN
     if target not in ("stdout", "stderr"):
         return -EBADF
-    count = ctx.limit_io(min(count, MAX_IO))
+    count = min(count, MAX_IO)
+    # Linux faults on the buffer before any byte moves: check it before the size limit may
+    # cut the count (a garbage length must give EFAULT, not stop the run at the limit).
+    if not ctx.space.is_mapped(buf, count, PROT_READ):
+        return -EFAULT
+    count = ctx.limit_io(count)
     try:
         data = ctx.read_guest(buf, count)
     except GuestFault:
@@ -59,7 +65,10 @@ def sys_read(ctx: SyscallContext, fd: int, buf: int, count: int, *_: int) -> int
         return -ENOTCONN
     if not isinstance(source, (OpenFile, StdinFile)):
         return -EBADF
-    count = ctx.limit_io(min(count, MAX_IO, len(source.data) - source.position))
+    count = min(count, MAX_IO, len(source.data) - source.position)
+    if count > 0 and not ctx.space.is_mapped(buf, count, PROT_WRITE):
+        return -EFAULT
+    count = ctx.limit_io(count)
     data = source.data[source.position:source.position + max(count, 0)]
     try:
         ctx.write_guest(buf, data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+from tracer.address_space import PROT_WRITE
 from tracer.syscalls.context import GuestFault, SyscallContext
 from tracer.syscalls.errno import EFAULT, EINVAL
 
@@ -60,7 +61,10 @@ def sys_nanosleep(ctx: SyscallContext, req: int, rem: int, *_: int) -> int:
 def sys_getrandom(ctx: SyscallContext, buf: int, count: int, flags: int, *_: int) -> int:
     if flags & ~0x7:
         return -EINVAL
-    count = ctx.limit_io(min(count, 33554431))
+    count = min(count, 33554431)
+    if count and not ctx.space.is_mapped(buf, count, PROT_WRITE):
+        return -EFAULT  # checked before the size limit may cut the count
+    count = ctx.limit_io(count)
     try:
         ctx.write_guest(buf, ctx.random(count))
     except GuestFault:
