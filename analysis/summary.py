@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow.compute as pc
@@ -126,18 +126,18 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
     end = meta.end
     syscalls = [{"step": r["step"], "name": r["name"], "args": r["args"], "ret": r["ret"]}
                 for r in trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()]
-    brk_end = (end.get("brk") or {}).get("end") or _brk_from_syscalls(trace)
+    brk_end = end.brk_end if end is not None else _brk_from_syscalls(trace)
     instructions = trace.instructions  # counted from the events if the run was cut short
     return TraceSummary(
         format_version=meta.format_version,
-        program=meta.program.get("path", ""),
+        program=meta.program.path,
         complete=trace.complete,
-        exit_code=end.get("exit_code"),
-        signal=end.get("signal"),
-        fault=end.get("fault"),
-        stop_reason=end.get("stop_reason") or "incomplete (the recording was interrupted)",
-        error=end.get("error"),
-        truncated=bool(end.get("truncated")) or not trace.complete,
+        exit_code=end.exit_code if end else None,
+        signal=end.signal if end else None,
+        fault=asdict(end.fault) if end and end.fault else None,
+        stop_reason=end.stop_reason if end else "incomplete (the recording was interrupted)",
+        error=end.error if end else None,
+        truncated=(end is not None and end.truncated) or not trace.complete,
         stdout=_decode(trace, 1),
         stderr=_decode(trace, 2),
         instructions=int(instructions),

@@ -13,11 +13,13 @@ import duckdb
 import pyarrow as pa
 
 from tracer.format import TraceFiles
+from tracer.format.regular import read_host_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MEMORY_LIMIT = "900MB"
+MAX_SOURCE_BYTES = 64 << 20
 
 
 class Trace:
@@ -102,29 +104,24 @@ class Trace:
 
     @property
     def initial_rsp(self) -> int:
-        return int(self.meta.initial["rsp"])
+        return self.meta.initial.rsp
 
     @property
     def initial_brk(self) -> int:
-        return int(self.meta.initial["brk"])
+        return self.meta.initial.brk
 
     @cached_property
     def instructions(self) -> int:
         """Steps executed; for a killed recording (no `end` in meta.json), one past the
         last step any event table reached."""
-        recorded = self.meta.end.get("instructions")
-        if recorded is not None:
-            return int(recorded)
+        if self.meta.end is not None:
+            return self.meta.end.instructions
         last = 0
         for name in ("accesses", "rsp", "syscalls"):
             for batch in self.reader(name, ["step"]):
                 if batch.num_rows:
                     last = max(last, int(batch.column("step")[-1].as_py()) + 1)
         return last
-
-    @property
-    def elf_path(self) -> Path:
-        return self.path / "program.elf"
 
     def source_text(self) -> str | None:
         """The assembly source, if the file recorded is still where it was and unchanged.
@@ -133,16 +130,12 @@ class Trace:
         gives None rather than a listing that no longer matches the run.
         """
         program = self.meta.program
-        expected = program.get("source_sha256")
-        if program.get("kind") != "asm" or not expected:
+        expected = program.source_sha256
+        if program.kind != "asm" or not expected or not program.path:
             return None
-        for candidate in (Path(program.get("path", "")), self.path / program.get("name", "")):
-            try:
-                data = candidate.read_bytes()
-            except OSError:
-                continue
-            if hashlib.sha256(data).hexdigest() == expected:
-                return data.decode(errors="replace")
+        data = read_host_file(Path(program.path), MAX_SOURCE_BYTES)
+        if data is not None and hashlib.sha256(data).hexdigest() == expected:
+            return data.decode(errors="replace")
         return None
 
 

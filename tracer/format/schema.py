@@ -8,8 +8,11 @@ from __future__ import annotations
 import pyarrow as pa
 
 FORMAT_NAME = "vmtrace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = "meta.json"
+PROGRAM_FILE = "program.elf"
+# One line per batch flushed to any table file, appended after the batch reached the disk.
+CHECKSUMS_FILE = "checksums.txt"
 
 SOURCES = ["explicit", "implicit", "kernel"]
 RSP_CAUSES = ["push", "pop", "call", "ret", "leave", "enter", "arith", "mov", "other"]
@@ -120,6 +123,17 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 
+# Written before the program's first instruction: a killed recording that lacks one of
+# them stopped before the run began. The other tables of a killed recording may be absent
+# (nothing reached the disk), which reads as empty.
+STARTUP_TABLES = ("symbols", "lines", "memory_image", "inputs", "regions")
+
+
 def file_name(table: str) -> str:
     """The file that holds `table` inside a trace directory."""
     return f"{table}.arrows"
+
+
+TABLE_FILES = {file_name(t): t for t in TABLES}
+# Every file a trace directory may hold; a complete trace holds all of them.
+TRACE_FILES = frozenset({META_FILE, PROGRAM_FILE, CHECKSUMS_FILE, *TABLE_FILES})

@@ -60,7 +60,7 @@ def plot(
     figs = build_figure(t, chart, allocator)
     # --show opens the same offline page (plotly's own renderers may fetch plotly.js).
     out = html or default_output(trace, f"{chart.value}.html")
-    out.write_text(render_figures(figs, f"{t.meta.program.get('name', '')}: {chart.value}"),
+    out.write_text(render_figures(figs, f"{t.meta.program.name}: {chart.value}"),
                    encoding="utf-8")
     console.print(f"{chart.value} chart written to [bold]{out}[/]")
     if show:
