@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from tracer.errors import TracerError
+from vmtrace.terminal import SafeDecoder, safe
 
 # soft_wrap: a file:line warning or a trace path must stay on one line (editors and
 # copy-paste depend on it), whatever the terminal width.
@@ -42,9 +42,19 @@ class ProgressLine:
             self._live.stop()
 
 
+_DECODERS: dict[int, SafeDecoder] = {}
+
+
 def _echo(fd: int, data: bytes) -> None:
+    """The program's output as it runs: its exact bytes into a file or pipe, but on a
+    terminal with control sequences shown escaped (the program is not trusted to drive
+    the user's terminal)."""
     stream = sys.stdout if fd == 1 else sys.stderr
     stream.flush()
+    if stream.isatty():
+        stream.write(_DECODERS.setdefault(fd, SafeDecoder()).text(data))
+        stream.flush()
+        return
     stream.buffer.write(data)
     stream.buffer.flush()
 
@@ -97,7 +107,7 @@ def record(
     finally:
         line.close()
     for warning in result.warnings:
-        console.print(f"[yellow]nasm:[/] {escape(warning)}")
+        console.print(f"[yellow]nasm:[/] {safe(warning)}")
     console.print(_ending(result))
     console.print(f"trace written to [bold]{result.trace}[/] "
                   f"({result.instructions:,} instructions, {result.accesses:,} memory accesses)")
@@ -111,11 +121,11 @@ def _ending(result) -> str:
     if result.fault is not None:
         f = result.fault
         where = f"step {f.step:,}, RIP {f.rip:#x}"
-        return f"[red]the program was killed by {f.signal}[/]: {escape(f.cause)} ({where})"
+        return f"[red]the program was killed by {f.signal}[/]: {safe(f.cause)} ({where})"
     if result.stop_reason == "max-steps":
         return "[yellow]stopped at the --max-steps limit; the trace is marked truncated[/]"
     if result.stop_reason == "max-trace-size":
         return "[yellow]stopped at the --max-trace-mb limit; the trace is marked truncated[/]"
     if result.error:
-        return f"[red]recording stopped:[/] {escape(result.error)}"
+        return f"[red]recording stopped:[/] {safe(result.error)}"
     return f"recording stopped ({result.stop_reason})"
