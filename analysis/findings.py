@@ -21,6 +21,7 @@ from analysis.trace import Trace
 
 RED_ZONE = 128
 MAX_HEAP_WORDS = 8 << 20  # first-touch tracking covers the first 64 MiB of the heap
+MAX_STACK_WORDS = 8 << 20  # and the top 64 MiB of the stack (Linux's default is 8 MiB)
 _NEVER = np.uint64(2**64 - 1)
 MAX_PER_KIND = 10
 _WARNING = re.compile(r":(\d+):\s*warning:\s*(.*)$")
@@ -410,7 +411,7 @@ class StackHeapScanner:
     def __init__(self, trace: Trace, heap: HeapTimeline):
         self.initial_rsp = ir = trace.initial_rsp
         initial = trace.meta.initial
-        self.floor = initial.stack_top - initial.stack_limit
+        self.floor = max(initial.stack_top - initial.stack_limit, ir - MAX_STACK_WORDS * 8, 0)
         self.heap_lo = heap.initial_brk
         heap_hi = max([heap.initial_brk, *heap.brk["end"].tolist()])
         self.heap_hi = min(heap_hi, heap.initial_brk + MAX_HEAP_WORDS * 8)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from tracer.format import TraceFiles
+from tracer.format import TraceFiles, TraceFormatError
 from tracer.format.regular import read_host_file
 
 if TYPE_CHECKING:
@@ -61,14 +61,31 @@ class Trace:
         # A memory cap makes DuckDB spill big sorts and joins to disk instead of growing.
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
                                      "preserve_insertion_order": False})
+        refused: list[TraceFormatError] = []
+
+        def kept(name: str, columns: list[str]):
+            # A batch that does not decode is refused inside DuckDB's scan, which reports
+            # it as its own error: keep ours, to raise it instead.
+            try:
+                yield from self.files.batches(name, columns)
+            except TraceFormatError as exc:
+                refused.append(exc)
+                raise
+
         try:
             for name, columns in tables.items():
-                con.register(name, self.reader(name, columns))
+                schema = self.reader(name, columns).schema
+                con.register(name, pa.RecordBatchReader.from_batches(schema,
+                                                                     kept(name, columns)))
             for name, table in (params or {}).items():
                 con.register(name, table)
             for name, sub in (materialize or {}).items():
                 con.execute(f"CREATE TEMP TABLE {name} AS {sub}")
             return con.sql(query).to_arrow_table()
+        except duckdb.Error:
+            if refused:
+                raise refused[0] from None
+            raise
         finally:
             con.close()
 

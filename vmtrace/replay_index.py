@@ -15,6 +15,7 @@ from typing import Callable
 from analysis.trace import Trace
 from analysis.write_index import WriteIndex, build_write_index
 from tracer.format.cache import cache_dir, is_real_dir, prune_stale, remove
+from tracer.format.schema import TABLES
 from tracer.replay.keyframes import DEFAULT_EVERY, UNICORN_VERSION, Keyframes, build_keyframes
 
 INDEX_VERSION = 2
@@ -94,6 +95,9 @@ def open_index(trace: Trace, on_build: Callable[[], None] | None = None) -> Repl
     directory = cache_dir(trace.files)
     info = _valid(directory)
     if info is None:
+        # Damage is refused before the note, so that it is the one line the user sees (the
+        # build and the query read nearly every table anyway; each is checked once).
+        trace.files.check_tables(*TABLES)
         if on_build is not None:
             on_build()
         info = build_index(trace)

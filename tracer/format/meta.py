@@ -220,11 +220,15 @@ def _initial(value: Any) -> InitialState:
                                                 f"{_show(pair)}")
         pairs.append((_int(pair[0], f"initial.auxv[{n}][0]"),
                       _int(pair[1], f"initial.auxv[{n}][1]")))
-    return InitialState(
+    state = InitialState(
         **{k: _int(_key(i, k, "initial"), f"initial.{k}")
            for k in ("rip", "rsp", "brk", "stack_top", "stack_limit")},
         registers=_registers(_key(i, "registers", "initial"), "initial.registers"),
         auxv=tuple(pairs))
+    if not state.stack_top - state.stack_limit <= state.rsp <= state.stack_top:
+        raise _Invalid("initial.rsp", "is not inside the stack (stack_top - stack_limit to "
+                                      "stack_top)")
+    return state
 
 
 def _fault(value: Any) -> FaultInfo | None:

@@ -131,6 +131,25 @@ class TraceFiles:
         self._checked[name] = data[:length] if length else None
         return self._checked[name]
 
+    def _table_bytes(self, table: str) -> memoryview | None:
+        """`_checked_bytes`, refusing the absence of a table every run writes first."""
+        data = self._checked_bytes(table)
+        if data is None and table in STARTUP_TABLES:
+            raise TraceFormatError(
+                f"{self.path} was recorded by a run killed before the program started: "
+                f"it has no {file_name(table)} (record the program again)")
+        return data
+
+    def check_tables(self, *tables: str) -> None:
+        """Checks the named tables' bytes now (each is checked once; reading it later
+        costs nothing more), e.g. before announcing a long pass over them.
+
+        Raises:
+            TraceFormatError: one of them is damaged or cut.
+        """
+        for table in tables:
+            self._table_bytes(table)
+
     def verify(self) -> None:
         """Checks every file of the trace against its checksums: each table's batches
         against the journal, program.elf against meta.json, and, for a complete trace, the
@@ -139,8 +158,7 @@ class TraceFiles:
         Raises:
             TraceFormatError: a file is missing, cut, or has other contents.
         """
-        for table in TABLES:
-            self._checked_bytes(table)
+        self.check_tables(*TABLES)
         self.program_bytes()
 
     def program_bytes(self) -> bytes | None:
@@ -173,13 +191,9 @@ class TraceFiles:
                 batches do not decode; or a killed recording stopped before writing a table
                 that every run has.
         """
-        data = self._checked_bytes(table)
+        data = self._table_bytes(table)
         path = self.path / file_name(table)
         if data is None:
-            if table in STARTUP_TABLES:
-                raise TraceFormatError(
-                    f"{self.path} was recorded by a run killed before the program started: "
-                    f"it has no {path.name} (record the program again)")
             return
         expected = TABLES[table]
         try:
@@ -221,7 +235,7 @@ class TraceFiles:
         schema = TABLES[table]
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
-        self._checked_bytes(table)  # refuse damage here, not inside DuckDB's scan
+        self._table_bytes(table)  # refuse damage here, not inside DuckDB's scan
         return pa.RecordBatchReader.from_batches(schema, self.batches(table, columns))
 
     def content_hash(self) -> str:
