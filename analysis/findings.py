@@ -21,6 +21,7 @@ from analysis.trace import Trace
 
 RED_ZONE = 128
 MAX_HEAP_WORDS = 8 << 20  # first-touch tracking covers the first 64 MiB of the heap
+MAX_STACK_WORDS = 8 << 20  # and the top 64 MiB of the stack (Linux's default is 8 MiB)
 _NEVER = np.uint64(2**64 - 1)
 MAX_PER_KIND = 10
 _WARNING = re.compile(r":(\d+):\s*warning:\s*(.*)$")
@@ -305,7 +306,7 @@ def rsp_findings(trace: Trace, sym: Symbolizer, stack: StackDepth) -> list[Findi
             f"crash with a general protection fault. Adjust with sub rsp, 8 (or an extra push)",
             r["n"]))
     end = trace.meta.end
-    if end.get("stop_reason") == "exit" and stack.final_depth != 0:
+    if end is not None and end.stop_reason == "exit" and stack.final_depth != 0:
         per_cause = trace.sql("SELECT cause::VARCHAR AS cause, count(*) AS n FROM rsp "
                               "GROUP BY 1", {"rsp": ["cause"]}).to_pydict()
         counts = dict(zip(per_cause["cause"], per_cause["n"]))
@@ -410,7 +411,7 @@ class StackHeapScanner:
     def __init__(self, trace: Trace, heap: HeapTimeline):
         self.initial_rsp = ir = trace.initial_rsp
         initial = trace.meta.initial
-        self.floor = int(initial.get("stack_top", ir)) - int(initial.get("stack_limit", 0))
+        self.floor = max(initial.stack_top - initial.stack_limit, ir - MAX_STACK_WORDS * 8, 0)
         self.heap_lo = heap.initial_brk
         heap_hi = max([heap.initial_brk, *heap.brk["end"].tolist()])
         self.heap_hi = min(heap_hi, heap.initial_brk + MAX_HEAP_WORDS * 8)
@@ -494,12 +495,11 @@ class StackHeapScanner:
 
 def fault_finding(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Finding]:
     """The fault that ended the run, explained against the memory map at that step."""
-    fault = trace.meta.end.get("fault")
-    if not fault:
+    fault = trace.meta.end.fault if trace.meta.end is not None else None
+    if fault is None:
         return []
-    step, rip, addr = fault.get("step"), fault.get("rip"), fault.get("address")
-    access = fault.get("access")
-    msg = f"The program was killed by {fault.get('signal')}: {fault.get('cause')}."
+    step, rip, addr, access = fault.step, fault.rip, fault.address, fault.access
+    msg = f"The program was killed by {fault.signal}: {fault.cause}."
     if addr is not None:
         regions = map_at(trace.regions, step)
         inside = [r for r in regions if r.start <= addr < r.end]
@@ -545,7 +545,7 @@ class FindingScanners:
         self.trace = trace
         self.heap = heap
         self.sym = Symbolizer(trace.symbols, trace.lines)
-        self.sections = read_sections(trace.elf_path)
+        self.sections = read_sections(trace.files.program_bytes())
         self.wide = WideAccessScanner(data_items(self.sym, self.sections))
         self.memory = StackHeapScanner(trace, heap)
         self.consumers = [self.wide, self.memory]

@@ -5,10 +5,15 @@ of `.data` need the byte-exact section ends, which only the ELF section headers 
 
 from __future__ import annotations
 
+import io
+import struct
 from dataclasses import dataclass
-from pathlib import Path
 
+from elftools.common.exceptions import ELFError
+from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
+
+from tracer.format import TraceFormatError
 
 _SHF_ALLOC = 0x2
 
@@ -21,14 +26,27 @@ class Section:
     zeroed: bool  # SHT_NOBITS (.bss): no bytes in the file, zero at start
 
 
-def read_sections(elf_path: Path) -> list[Section]:
-    """The allocated sections of an ELF file, in address order (empty if it is absent)."""
-    if not elf_path.exists():
+def read_sections(elf: bytes | None) -> list[Section]:
+    """The allocated sections of an ELF file, in address order.
+
+    Args:
+        elf: the bytes of the trace's program.elf (`TraceFiles.program_bytes`), or None
+            (a killed recording may have none): no sections.
+
+    Raises:
+        TraceFormatError: the bytes are not an ELF file pyelftools can read.
+    """
+    if elf is None:
         return []
-    with open(elf_path, "rb") as f:
-        elf = ELFFile(f)
+    try:
+        parsed = ELFFile(io.BytesIO(elf))
         out = [Section(s.name, s["sh_addr"], s["sh_addr"] + s["sh_size"],
                        s["sh_type"] == "SHT_NOBITS")
-               for s in elf.iter_sections()
+               for s in parsed.iter_sections()
                if s["sh_flags"] & _SHF_ALLOC and s["sh_size"] > 0]
+    except (ELFError, ConstructError, struct.error, ValueError, KeyError, IndexError,
+            EOFError, AttributeError, TypeError) as exc:
+        # program.elf matched meta.json's checksum, so meta.json named a broken ELF.
+        raise TraceFormatError(f"the trace's program.elf cannot be read as an ELF file "
+                            f"({exc})") from None
     return sorted(out, key=lambda s: s.start)

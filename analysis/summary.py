@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow.compute as pc
@@ -83,11 +84,76 @@ def max_stack_depth(trace: Trace) -> int:
     return trace.initial_rsp - lowest
 
 
+def output_chunks(trace: Trace, fd: int) -> Iterator[bytes]:
+    """What the program wrote to `fd`, in order, one table batch at a time (bounded
+    memory, whatever the output's size)."""
+    for batch in trace.files.batches("output", ["fd", "data"]):
+        data = pc.filter(batch.column("data"), pc.equal(batch.column("fd"), fd))
+        if len(data):
+            yield b"".join(data.to_pylist())
+
+
 def _decode(trace: Trace, fd: int) -> str:
-    out = trace.output
-    data = b"".join(d for f, d in zip(out.column("fd").to_pylist(),
-                                      out.column("data").to_pylist()) if f == fd)
-    return data.decode(errors="backslashreplace")
+    return b"".join(output_chunks(trace, fd)).decode(errors="backslashreplace")
+
+
+@dataclass(frozen=True)
+class OutputExcerpt:
+    """The start and end of a program's output, and how much lies between them."""
+
+    head: bytes
+    tail: bytes
+    total_bytes: int
+    total_lines: int        # newlines, plus one for an unterminated last line
+    omitted_bytes: int
+    omitted_lines: int      # newlines between head and tail
+
+
+def output_excerpt(trace: Trace, fd: int = 1, lines: int = 20, max_bytes: int = 4096
+                   ) -> OutputExcerpt:
+    """The first and last `lines` lines (each end at most `max_bytes`) of the output on
+    `fd`, read in one bounded pass: a 100 MB output costs a scan, not 100 MB of memory.
+
+    Args:
+        trace: an open trace.
+        fd: 1 for stdout, 2 for stderr.
+        lines: lines to keep at each end.
+        max_bytes: bytes to keep at each end at most (one long line is cut).
+    """
+    head = bytearray()
+    tail = bytearray()
+    head_done = False
+    total = newlines = 0
+    last = b""
+    for chunk in output_chunks(trace, fd):
+        total += len(chunk)
+        newlines += chunk.count(b"\n")
+        last = chunk[-1:]
+        if not head_done:
+            room = max_bytes - len(head)
+            cut, seen = 0, head.count(b"\n")
+            while seen < lines and cut < min(len(chunk), room):
+                nl = chunk.find(b"\n", cut, room)
+                if nl < 0:
+                    cut = min(len(chunk), room)
+                    break
+                cut, seen = nl + 1, seen + 1
+            head += chunk[:cut]
+            chunk = chunk[cut:]
+            head_done = seen >= lines or len(head) >= max_bytes
+            if not chunk:
+                continue
+        tail += chunk
+        if len(tail) > 2 * max_bytes:
+            del tail[:-max_bytes]
+    tail = tail[-max_bytes:]
+    ends = [i for i in range(len(tail) - 1) if tail[i] == 0x0A]  # not a final newline
+    if len(ends) >= lines:
+        tail = tail[ends[-lines] + 1:]
+    total_lines = newlines + (1 if total and last != b"\n" else 0)
+    omitted = total - len(head) - len(tail)
+    omitted_lines = newlines - head.count(b"\n") - tail.count(b"\n")
+    return OutputExcerpt(bytes(head), bytes(tail), total, total_lines, omitted, omitted_lines)
 
 
 def _brk_from_syscalls(trace: Trace) -> int:
@@ -114,32 +180,34 @@ def access_counts_from(totals: list[dict]) -> AccessCounts:
 
 
 def summarize(trace: Trace, accesses: AccessCounts | None = None,
-              stack_depth: int | None = None) -> TraceSummary:
+              stack_depth: int | None = None, with_output: bool = True) -> TraceSummary:
     """What `trace info` shows.
 
     Args:
         trace: an open trace.
         accesses: counts already computed (skips a pass over the accesses table).
         stack_depth: the maximum stack depth already computed (skips a pass over rsp).
+        with_output: False leaves `stdout` and `stderr` empty (a caller that shows an
+            `output_excerpt` need not hold a huge output in memory).
     """
     meta = trace.meta
     end = meta.end
     syscalls = [{"step": r["step"], "name": r["name"], "args": r["args"], "ret": r["ret"]}
                 for r in trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()]
-    brk_end = (end.get("brk") or {}).get("end") or _brk_from_syscalls(trace)
+    brk_end = end.brk_end if end is not None else _brk_from_syscalls(trace)
     instructions = trace.instructions  # counted from the events if the run was cut short
     return TraceSummary(
         format_version=meta.format_version,
-        program=meta.program.get("path", ""),
+        program=meta.program.path,
         complete=trace.complete,
-        exit_code=end.get("exit_code"),
-        signal=end.get("signal"),
-        fault=end.get("fault"),
-        stop_reason=end.get("stop_reason") or "incomplete (the recording was interrupted)",
-        error=end.get("error"),
-        truncated=bool(end.get("truncated")) or not trace.complete,
-        stdout=_decode(trace, 1),
-        stderr=_decode(trace, 2),
+        exit_code=end.exit_code if end else None,
+        signal=end.signal if end else None,
+        fault=asdict(end.fault) if end and end.fault else None,
+        stop_reason=end.stop_reason if end else "incomplete (the recording was interrupted)",
+        error=end.error if end else None,
+        truncated=(end is not None and end.truncated) or not trace.complete,
+        stdout=_decode(trace, 1) if with_output else "",
+        stderr=_decode(trace, 2) if with_output else "",
         instructions=int(instructions),
         accesses=accesses if accesses is not None else access_counts(trace),
         syscalls=syscalls,

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from tracer.format import TraceFiles
+from tracer.format import TraceFiles, TraceFormatError
+from tracer.format.regular import read_host_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MEMORY_LIMIT = "900MB"
+MAX_SOURCE_BYTES = 64 << 20
 
 
 class Trace:
@@ -59,14 +61,31 @@ class Trace:
         # A memory cap makes DuckDB spill big sorts and joins to disk instead of growing.
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
                                      "preserve_insertion_order": False})
+        refused: list[TraceFormatError] = []
+
+        def kept(name: str, columns: list[str]):
+            # A batch that does not decode is refused inside DuckDB's scan, which reports
+            # it as its own error: keep ours, to raise it instead.
+            try:
+                yield from self.files.batches(name, columns)
+            except TraceFormatError as exc:
+                refused.append(exc)
+                raise
+
         try:
             for name, columns in tables.items():
-                con.register(name, self.reader(name, columns))
+                schema = self.reader(name, columns).schema
+                con.register(name, pa.RecordBatchReader.from_batches(schema,
+                                                                     kept(name, columns)))
             for name, table in (params or {}).items():
                 con.register(name, table)
             for name, sub in (materialize or {}).items():
                 con.execute(f"CREATE TEMP TABLE {name} AS {sub}")
             return con.sql(query).to_arrow_table()
+        except duckdb.Error:
+            if refused:
+                raise refused[0] from None
+            raise
         finally:
             con.close()
 
@@ -102,29 +121,24 @@ class Trace:
 
     @property
     def initial_rsp(self) -> int:
-        return int(self.meta.initial["rsp"])
+        return self.meta.initial.rsp
 
     @property
     def initial_brk(self) -> int:
-        return int(self.meta.initial["brk"])
+        return self.meta.initial.brk
 
     @cached_property
     def instructions(self) -> int:
         """Steps executed; for a killed recording (no `end` in meta.json), one past the
         last step any event table reached."""
-        recorded = self.meta.end.get("instructions")
-        if recorded is not None:
-            return int(recorded)
+        if self.meta.end is not None:
+            return self.meta.end.instructions
         last = 0
         for name in ("accesses", "rsp", "syscalls"):
             for batch in self.reader(name, ["step"]):
                 if batch.num_rows:
                     last = max(last, int(batch.column("step")[-1].as_py()) + 1)
         return last
-
-    @property
-    def elf_path(self) -> Path:
-        return self.path / "program.elf"
 
     def source_text(self) -> str | None:
         """The assembly source, if the file recorded is still where it was and unchanged.
@@ -133,16 +147,12 @@ class Trace:
         gives None rather than a listing that no longer matches the run.
         """
         program = self.meta.program
-        expected = program.get("source_sha256")
-        if program.get("kind") != "asm" or not expected:
+        expected = program.source_sha256
+        if program.kind != "asm" or not expected or not program.path:
             return None
-        for candidate in (Path(program.get("path", "")), self.path / program.get("name", "")):
-            try:
-                data = candidate.read_bytes()
-            except OSError:
-                continue
-            if hashlib.sha256(data).hexdigest() == expected:
-                return data.decode(errors="replace")
+        data = read_host_file(Path(program.path), MAX_SOURCE_BYTES)
+        if data is not None and hashlib.sha256(data).hexdigest() == expected:
+            return data.decode(errors="replace")
         return None
 
 

@@ -111,5 +111,5 @@ def vmmap(trace: Trace, lowest_rsp: int | None = None) -> VmMap:
         trace: an open trace.
         lowest_rsp: the deepest RSP of the run (default: the initial RSP).
     """
-    return vmmap_from(trace.regions, trace.initial_brk, int(trace.meta.initial["stack_top"]),
+    return vmmap_from(trace.regions, trace.initial_brk, trace.meta.initial.stack_top,
                       trace.initial_rsp if lowest_rsp is None else lowest_rsp)

@@ -26,8 +26,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracer.format.schema import RSP_CAUSES, SOURCES  # noqa: E402
-from tracer.format.writer import TableWriter, write_meta  # noqa: E402
+from tracer.format.schema import CHECKSUMS_FILE, RSP_CAUSES, SOURCES  # noqa: E402
+from tracer.format.writer import TableWriter, file_checksums, write_meta  # noqa: E402
 
 BATCH = 1 << 20
 
@@ -41,6 +41,10 @@ def synthesize(trace: Path, events: int) -> None:
     addr_of = {s["name"]: s["addr"] for s in symbols}
     buffer, table = addr_of["buffer"], addr_of["table"]
     steps_total = events  # about one access per instruction
+    # The new tables get new checksum lines; the recorded ones' lines go.
+    journal = trace / CHECKSUMS_FILE
+    journal.write_text("".join(line for line in journal.read_text().splitlines(True)
+                               if not line.startswith(("accesses.arrows ", "rsp.arrows "))))
     acc = TableWriter(trace, "accesses")
     sources = pa.array(SOURCES)
     for lo in range(0, events, BATCH):
@@ -75,6 +79,7 @@ def synthesize(trace: Path, events: int) -> None:
     meta["end"]["instructions"] = steps_total
     meta["end"]["accesses"] = events
     meta["end"]["rsp_changes"] = n_rsp
+    meta["files"] = file_checksums(trace)
     write_meta(trace, {k: v for k, v in meta.items() if k not in ("format", "format_version")})
 
 

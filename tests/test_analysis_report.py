@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis_tables import recorded
+from analysis_tables import recorded, simulate_kill
 from conftest import EXAMPLES, PROGRAMS, ROOT, record, trace_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -181,17 +181,11 @@ def test_report_reads_the_accesses_table_once(tmp_path, monkeypatch):
 
 
 def test_report_of_an_interrupted_recording(tmp_path):
-    import json
-
     from analysis import open_trace
     from analysis.html import render_report
     from analysis.report import build_report
 
-    trace = recorded(EXAMPLES / "recursion.asm", tmp_path / "r")
-    meta = json.loads((trace / "meta.json").read_text())
-    meta.update(complete=False, end=None)  # as a SIGKILLed recorder leaves it
-    (trace / "meta.json").write_text(json.dumps(meta))
-    (trace / "exec_counts.arrows").unlink()
+    trace = simulate_kill(recorded(EXAMPLES / "recursion.asm", tmp_path / "r"))
     t = open_trace(trace)
     assert t.instructions == 59  # one past the last step with an event (the exit syscall)
     data = build_report(t)
@@ -200,16 +194,11 @@ def test_report_of_an_interrupted_recording(tmp_path):
 
 
 def test_killed_recording_with_a_cut_last_batch_still_reports(tmp_path):
-    import json
-
     from analysis import open_trace
     from analysis.report import build_report
 
-    trace = recorded(EXAMPLES / "mmap_munmap.asm", tmp_path / "m")
-    meta = json.loads((trace / "meta.json").read_text())
-    meta.update(complete=False, end=None)
-    (trace / "meta.json").write_text(json.dumps(meta))
-    path = trace / "accesses.arrows"
-    path.write_bytes(path.read_bytes()[:-100])  # the batch being written when it died
+    # the batch being written when it died
+    trace = simulate_kill(recorded(EXAMPLES / "mmap_munmap.asm", tmp_path / "m"),
+                          cut={"accesses.arrows": 100})
     data = build_report(open_trace(trace))
     assert not data.summary.complete

@@ -56,7 +56,7 @@ def test_who_wrote_matches_a_brute_force_scan(traces, name):
     index = open_index(trace)
     reader = MemoryReader(trace, index.writes)
     rows = trace.table("accesses").to_pylist()
-    n = trace.meta.end["instructions"]
+    n = trace.meta.end.instructions
     written = sorted({r["addr"] + k for r in rows if r["is_write"] for k in range(r["size"])})
     rng = random.Random(6)
     addrs = rng.sample(written, min(40, len(written))) + [written[0] - 1, written[-1] + 1]
@@ -163,7 +163,7 @@ def test_memory_moved_by_mremap_keeps_its_bytes_and_writers(traces):
     reader = MemoryReader(trace, open_index(trace).writes)
     calls = {r["name"]: r for r in trace.syscalls.to_pylist()}
     old, new, step = calls["mremap"]["args"][0], calls["mremap"]["ret"], calls["mremap"]["step"]
-    end = trace.meta.end["instructions"]
+    end = trace.meta.end.instructions
     view = reader.read(new, 16, end)
     assert view.data == bytes([0x5A] * 7 + [0x11] + [0x5A] * 8)
     assert reader.read(new + 4096, 8, end).data == bytes(8)  # grown part: zeros
@@ -248,7 +248,7 @@ def test_next_write_matches_a_brute_force_scan(traces):
     trace = open_trace(traces["replay_read"])
     index = open_index(trace)
     rows = trace.table("accesses").to_pylist()
-    n = trace.meta.end["instructions"]
+    n = trace.meta.end.instructions
     addrs = sorted({r["addr"] + k for r in rows if r["is_write"] for k in range(r["size"])})
     for addr in addrs:
         for step in range(0, n + 1, 3):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tracer.errors import OutputError
-from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TRACE_FILES
+from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, RECORDING_FILES
 
 # NAME.recording-PID: a recording in progress (its directory is flock'ed), or one that was
 # killed (not locked any more). NAME.replaced-PID: the previous trace, during the swap only.
@@ -174,7 +174,7 @@ def _replaceable(path: Path, shown: Path) -> str:
         raise OutputError(f"cannot read {shown}: {exc.strerror}; choose another -o") from None
     if not names:
         return "empty"
-    foreign = [n for n in names if n not in TRACE_FILES or not _regular(path / n)]
+    foreign = [n for n in names if n not in RECORDING_FILES or not _regular(path / n)]
     version = None if META_FILE in foreign else _meta_version(path / META_FILE)
     if version is None:
         if foreign:
@@ -248,7 +248,7 @@ def _remove_trace(directory: Path) -> None:
     """Deletes a trace moved aside, file by file from the allow-list: if anything else
     appeared in it meanwhile, the directory stays (under its .replaced- name)."""
     for name in os.listdir(directory):
-        if name in TRACE_FILES and _regular(directory / name):
+        if name in RECORDING_FILES and _regular(directory / name):
             os.unlink(directory / name)
     try:
         os.rmdir(directory)

@@ -6,7 +6,6 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from vmtrace.commands import info as info_command
 from vmtrace.commands import plot as plot_command
@@ -37,16 +36,22 @@ app.command("explore")(explore_command.explore)
 err_console = Console(stderr=True, highlight=False)
 
 
-def main() -> None:
-    """Runs the CLI; user-facing errors become one line on stderr and exit status 2."""
+def main(argv: list[str] | None = None) -> None:
+    """Runs the CLI; user-facing errors become one line on stderr and exit status 2.
+
+    Args:
+        argv: the arguments (default: the command line's); tests pass their own.
+    """
     from analysis.errors import AnalysisError
     from tracer.errors import TracerError
     from tracer.format import TraceFormatError
+    from vmtrace.terminal import safe
 
     try:
-        app(prog_name="trace")  # standalone: typer itself reports usage errors
+        app(args=argv, prog_name="trace")  # standalone: typer itself reports usage errors
     except (TracerError, TraceFormatError, AnalysisError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        # safe(): the message may quote the trace or the program (one line, no escapes).
+        err_console.print(f"[bold red]error:[/] {safe(exc)}", soft_wrap=True)
         sys.exit(2)
 
 

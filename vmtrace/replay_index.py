@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Callable
 
 from analysis.trace import Trace
 from analysis.write_index import WriteIndex, build_write_index
-from tracer.format.cache import cache_dir, prune_stale
+from tracer.format.cache import cache_dir, is_real_dir, prune_stale, remove
+from tracer.format.schema import TABLES
 from tracer.replay.keyframes import DEFAULT_EVERY, UNICORN_VERSION, Keyframes, build_keyframes
 
 INDEX_VERSION = 2
@@ -31,12 +32,26 @@ class ReplayIndex:
     writes: WriteIndex
 
 
+def _only_regular_files(directory: Path) -> bool:
+    """True for a real directory holding regular files only: the index is read through
+    plain paths, so a link or FIFO planted there must make it count as missing."""
+    if not is_real_dir(directory):
+        return False
+    try:
+        return all(stat.S_ISREG(os.lstat(p).st_mode) for p in directory.iterdir())
+    except OSError:
+        return False
+
+
 def _valid(directory: Path) -> dict | None:
+    if not _only_regular_files(directory):
+        return None
     try:
         info = json.loads((directory / _INFO).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    if info.get("version") != INDEX_VERSION or info.get("unicorn") != UNICORN_VERSION:
+    if not isinstance(info, dict) or info.get("version") != INDEX_VERSION \
+            or info.get("unicorn") != UNICORN_VERSION:
         return None
     return info
 
@@ -50,7 +65,7 @@ def build_index(trace: Trace, every: int = DEFAULT_EVERY, directory: Path | None
     """
     target = directory or cache_dir(trace.files)
     tmp = target.with_name(target.name + f".building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove(tmp)
     tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     kf = build_keyframes(trace.files, tmp, every)
@@ -62,12 +77,12 @@ def build_index(trace: Trace, every: int = DEFAULT_EVERY, directory: Path | None
             "keyframe_seconds": round(t1 - t0, 3), "write_index_seconds": round(t2 - t1, 3),
             "bytes": size}
     (tmp / _INFO).write_text(json.dumps(info, indent=2))
-    shutil.rmtree(target, ignore_errors=True)
+    remove(target)
     try:
         os.replace(tmp, target)
     except OSError:
         # Another process built the same index meanwhile: theirs is as good as ours.
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove(tmp)
         if _valid(target) is None:
             raise
     if directory is None:
@@ -80,6 +95,9 @@ def open_index(trace: Trace, on_build: Callable[[], None] | None = None) -> Repl
     directory = cache_dir(trace.files)
     info = _valid(directory)
     if info is None:
+        # Damage is refused before the note, so that it is the one line the user sees (the
+        # build and the query read nearly every table anyway; each is checked once).
+        trace.files.check_tables(*TABLES)
         if on_build is not None:
             on_build()
         info = build_index(trace)

@@ -1,151 +1,226 @@
 """Reads a trace directory and refuses, with a sentence, anything that is not a whole
-vmtrace trace of a version we understand. Imports pyarrow only."""
+vmtrace trace of a version we understand: meta.json is validated before use, every file
+is a regular file inside the directory, and every byte a reader gets was checked against
+the checksums written with it. Imports pyarrow only."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
-from tracer.format.checksum import sha256_file, update_from_file
-from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES, file_name
+from tracer.format.errors import TraceFormatError
+from tracer.format.journal import (
+    MAX_JOURNAL_BYTES, JournalEntry, parse_journal, verified_length,
+)
+from tracer.format.meta import MAX_META_BYTES, TraceMeta, parse_meta
+from tracer.format.regular import map_regular, open_directory, open_regular, read_regular
+from tracer.format.schema import (
+    CHECKSUMS_FILE, FORMAT_VERSION, META_FILE, PROGRAM_FILE, STARTUP_TABLES, TABLES,
+    TRACE_FILES, file_name,
+)
 
+__all__ = ["TraceFiles", "TraceFormatError", "TraceMeta"]
 
-class TraceFormatError(Exception):
-    """The directory is not a readable vmtrace trace; the message says why."""
-
-
-@dataclass(frozen=True)
-class TraceMeta:
-    """meta.json as a typed record; `raw` keeps every key for tools that want more."""
-
-    format_version: int
-    complete: bool
-    program: dict[str, Any]
-    argv: list[str]
-    env: list[str]
-    warnings: list[str]
-    initial: dict[str, Any]
-    end: dict[str, Any]
-    raw: dict[str, Any] = field(repr=False)
-
-
-def _read_meta(directory: Path) -> TraceMeta:
-    path = directory / META_FILE
-    if not directory.is_dir():
-        raise TraceFormatError(f"{directory} is not a trace directory (no such directory)")
-    if not path.exists():
-        raise TraceFormatError(f"{directory} is not a vmtrace trace: it has no {META_FILE}")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TraceFormatError(f"{path} is corrupt: it is not valid JSON ({exc})") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
-        raise TraceFormatError(f"{path} does not describe a vmtrace trace")
-    version = raw.get("format_version")
-    # Version 1 numbered steps otherwise (an extra step after each rep instruction): its
-    # steps would not replay, so it is refused like a newer one.
-    if not isinstance(version, int) or version != FORMAT_VERSION:
-        raise TraceFormatError(
-            f"{directory} uses trace format version {version!r}; this vmtrace reads version "
-            f"{FORMAT_VERSION} (upgrade vmtrace, or record the program again)"
-        )
-    return TraceMeta(
-        format_version=version,
-        complete=bool(raw.get("complete")),
-        program=raw.get("program", {}),
-        argv=raw.get("argv", []),
-        env=raw.get("env", []),
-        warnings=raw.get("warnings", []),
-        initial=raw.get("initial", {}),
-        end=raw.get("end") or {},
-        raw=raw,
-    )
+MAX_PROGRAM_BYTES = 1 << 30
 
 
 class TraceFiles:
     """The files of one recording. Opening it never writes to it.
 
-    A trace whose recording was killed (`complete` false in meta.json) is still readable:
-    every batch that reached the disk is returned, and `complete` tells the caller.
+    Opening checks meta.json and, for a complete trace, that every file is there with the
+    size the recording wrote. Each table's bytes are checked against the checksum journal
+    the first time the table is read; `verify` checks every file at once.
+
+    A trace whose recording was killed (`complete` false) is still readable: every batch
+    the journal vouches for is returned, the unjournaled rest of a file (the batch being
+    written when the process died) is left out, and `complete` tells the caller.
     """
 
     def __init__(self, directory: str | Path):
         self.path = Path(directory)
-        self.meta = _read_meta(self.path)
+        self._dir_fd = open_directory(self.path)
+        weakref.finalize(self, os.close, self._dir_fd)
+        data = read_regular(self._dir_fd, META_FILE, self.path, MAX_META_BYTES)
+        if data is None:
+            raise TraceFormatError(f"{self.path} is not a vmtrace trace: it has no {META_FILE}")
+        self.meta: TraceMeta = parse_meta(data, self.path / META_FILE)
         self.truncated_tables: set[str] = set()
+        self._journal: dict[str, list[JournalEntry]] | None = None
+        self._checked: dict[str, memoryview | None] = {}
+        self._check_presence()
 
     @property
     def complete(self) -> bool:
         return self.meta.complete
 
-    def verify(self) -> None:
-        """Checks every table file against the size and SHA-256 written when the recording
-        completed (Arrow IPC itself carries no checksum).
+    # -- opening and checking files -------------------------------------------------------
+    def _open(self, name: str) -> int | None:
+        return open_regular(self._dir_fd, name, self.path)
+
+    def _check_presence(self) -> None:
+        """Every file of a complete trace is there with its recorded size; in any trace,
+        each trace file present is a regular file (stat only: nothing is hashed here)."""
+        expected = self.meta.files or {}
+        if self.complete:
+            missing = sorted(TRACE_FILES - {META_FILE} - set(expected))
+            if missing:
+                raise TraceFormatError(f"{self.path / META_FILE} is damaged: its `files` does "
+                                       f"not list {', '.join(missing)}")
+        for name in sorted(TRACE_FILES - {META_FILE}):
+            fd = self._open(name)
+            if fd is None:
+                if name in expected:
+                    raise TraceFormatError(f"{self.path} is damaged: {name} is missing")
+                continue
+            size = os.fstat(fd).st_size
+            os.close(fd)
+            if name in expected and size != expected[name].bytes:
+                raise TraceFormatError(
+                    f"{self.path / name} is corrupt or truncated: it has {size:,} bytes, the "
+                    f"recording wrote {expected[name].bytes:,}")
+
+    def _whole_file(self, name: str, limit: int) -> bytes | None:
+        """A small file's bytes, checked against `files` when the trace is complete."""
+        data = read_regular(self._dir_fd, name, self.path, limit)
+        expected = (self.meta.files or {}).get(name)
+        if data is not None and expected is not None and (
+                len(data) != expected.bytes
+                or hashlib.sha256(data).hexdigest() != expected.sha256):
+            raise TraceFormatError(f"{self.path / name} is corrupt: its bytes changed since "
+                                   "the recording wrote them (checksum mismatch)")
+        return data
+
+    def _entries(self, name: str) -> list[JournalEntry]:
+        if self._journal is None:
+            data = self._whole_file(CHECKSUMS_FILE, MAX_JOURNAL_BYTES)
+            self._journal = parse_journal(data or b"", self.complete,
+                                          self.path / CHECKSUMS_FILE)
+        return self._journal.get(name, [])
+
+    def _checked_bytes(self, table: str) -> memoryview | None:
+        """The checked bytes of a table's file (None when it is absent or nothing of it is
+        journaled, which only a killed recording leaves)."""
+        name = file_name(table)
+        if name in self._checked:
+            return self._checked[name]
+        path = self.path / name
+        fd = self._open(name)
+        if fd is None:
+            if self.complete:
+                raise TraceFormatError(f"{self.path} is damaged: {name} is missing")
+            self._checked[name] = None
+            return None
+        try:
+            data = map_regular(fd)
+        finally:
+            os.close(fd)
+        entries = self._entries(name)
+        length = verified_length(entries, data, path)
+        if length < len(data):
+            if self.complete:
+                raise TraceFormatError(
+                    f"{path} is damaged: bytes {length:,} to {len(data):,} are not covered "
+                    f"by {CHECKSUMS_FILE} (a complete recording covers every byte)")
+            # A killed recording: the batch being written when it died.
+            self.truncated_tables.add(table)
+        self._checked[name] = data[:length] if length else None
+        return self._checked[name]
+
+    def _table_bytes(self, table: str) -> memoryview | None:
+        """`_checked_bytes`, refusing the absence of a table every run writes first."""
+        data = self._checked_bytes(table)
+        if data is None and table in STARTUP_TABLES:
+            raise TraceFormatError(
+                f"{self.path} was recorded by a run killed before the program started: "
+                f"it has no {file_name(table)} (record the program again)")
+        return data
+
+    def check_tables(self, *tables: str) -> None:
+        """Checks the named tables' bytes now (each is checked once; reading it later
+        costs nothing more), e.g. before announcing a long pass over them.
 
         Raises:
-            TraceFormatError: a file is missing, has another size, or other contents.
+            TraceFormatError: one of them is damaged or cut.
         """
-        if not self.complete:
-            return  # checksums are written when a recording completes
-        for name, expected in (self.meta.raw.get("files") or {}).items():
-            path = self.path / name
-            if not path.exists():
-                raise TraceFormatError(f"{self.path} is damaged: {name} is missing")
-            if path.stat().st_size != expected["bytes"]:
-                raise TraceFormatError(
-                    f"{path} is corrupt or truncated: it has {path.stat().st_size} bytes, "
-                    f"the recording wrote {expected['bytes']}")
-            if sha256_file(path) != expected["sha256"]:
-                raise TraceFormatError(f"{path} is corrupt: its bytes changed since the "
-                                       "recording wrote them (checksum mismatch)")
+        for table in tables:
+            self._table_bytes(table)
 
+    def verify(self) -> None:
+        """Checks every file of the trace against its checksums: each table's batches
+        against the journal, program.elf against meta.json, and, for a complete trace, the
+        journal and every file's size against `files`.
+
+        Raises:
+            TraceFormatError: a file is missing, cut, or has other contents.
+        """
+        self.check_tables(*TABLES)
+        self.program_bytes()
+
+    def program_bytes(self) -> bytes | None:
+        """program.elf, checked against the SHA-256 meta.json recorded for it (None when a
+        killed recording has none).
+
+        Raises:
+            TraceFormatError: it is not the program that was recorded.
+        """
+        data = self._whole_file(PROGRAM_FILE, MAX_PROGRAM_BYTES)
+        if data is None:
+            if self.complete:
+                raise TraceFormatError(f"{self.path} is damaged: {PROGRAM_FILE} is missing")
+            return None
+        if hashlib.sha256(data).hexdigest() != self.meta.program.elf_sha256:
+            raise TraceFormatError(f"{self.path / PROGRAM_FILE} is not the program that was "
+                                   "recorded: its SHA-256 differs from meta.json's")
+        return data
+
+    # -- tables ---------------------------------------------------------------------------
     def has(self, table: str) -> bool:
-        return (self.path / file_name(table)).exists()
+        """Whether the table has any checked bytes (a killed recording may lack some)."""
+        return self._checked_bytes(table) is not None
 
     def batches(self, table: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-        """Yields the table's record batches in order.
+        """Yields the table's record batches in order, from checked bytes only.
 
         Raises:
-            TraceFormatError: the file is corrupt in a complete trace, or has another schema.
+            TraceFormatError: the file is damaged or cut, has another schema, or its
+                batches do not decode; or a killed recording stopped before writing a table
+                that every run has.
         """
+        data = self._table_bytes(table)
         path = self.path / file_name(table)
-        if not path.exists():
-            if self.complete:
-                raise TraceFormatError(f"{self.path} is damaged: {path.name} is missing")
+        if data is None:
             return
         expected = TABLES[table]
         try:
-            with pa.memory_map(str(path)) as source:
-                if not pa.ipc.open_stream(source).schema.equals(expected, check_metadata=False):
-                    raise TraceFormatError(f"{path} does not have the {table} schema of format "
-                                           f"version {FORMAT_VERSION}")
-                source.seek(0)
-                # Decompress only the columns asked for: a one-column pass over the accesses
-                # table is then about ten times faster.
-                options = None
-                if columns:
-                    options = pa.ipc.IpcReadOptions(included_fields=sorted(
-                        expected.get_field_index(c) for c in columns))
-                reader = pa.ipc.open_stream(source, options=options)
-                while True:
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        break
-                    yield batch.select(columns) if columns else batch
-        except (pa.ArrowInvalid, OSError) as exc:
-            # A cut stream raises ArrowIOError (an OSError: "Expected to be able to read N
-            # bytes for message body"), a garbled message header ArrowInvalid or OSError.
-            if self.complete:
-                raise TraceFormatError(f"{path} is corrupt or truncated ({exc})") from None
-            # A killed recording: the last batch was cut mid-write; what came before stands.
-            self.truncated_tables.add(table)
+            source = pa.BufferReader(pa.py_buffer(data))
+            if not pa.ipc.open_stream(source).schema.equals(expected, check_metadata=False):
+                raise TraceFormatError(f"{path} does not have the {table} schema of format "
+                                       f"version {FORMAT_VERSION}")
+            source.seek(0)
+            # Decompress only the columns asked for: a one-column pass over the accesses
+            # table is then about ten times faster.
+            options = None
+            if columns:
+                options = pa.ipc.IpcReadOptions(included_fields=sorted(
+                    expected.get_field_index(c) for c in columns))
+            reader = pa.ipc.open_stream(source, options=options)
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                # Checksums prove the bytes are the ones written, not that whoever wrote
+                # them was us: full validation keeps bad offsets away from compute kernels.
+                batch.validate(full=True)
+                yield batch.select(columns) if columns else batch
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise TraceFormatError(f"{path} is corrupt: its batches do not decode ({exc})"
+                                   ) from None
 
     def table(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """Reads a whole table (use `batches` or DuckDB for the big event tables)."""
@@ -160,12 +235,32 @@ class TraceFiles:
         schema = TABLES[table]
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
+        self._table_bytes(table)  # refuse damage here, not inside DuckDB's scan
         return pa.RecordBatchReader.from_batches(schema, self.batches(table, columns))
 
     def content_hash(self) -> str:
         """A hash of the trace's bytes: the key for caches kept beside it."""
         h = hashlib.sha256()
-        for path in sorted(self.path.glob("*.arrows")) + [self.path / META_FILE]:
-            h.update(path.name.encode())
-            update_from_file(h, path)
+        for name in sorted(TRACE_FILES):
+            fd = self._open(name)
+            if fd is None:
+                continue
+            try:
+                h.update(name.encode())
+                for block in iter(lambda: os.read(fd, 1 << 20), b""):
+                    h.update(block)
+            finally:
+                os.close(fd)
         return h.hexdigest()
+
+    def file_stats(self) -> list[list]:
+        """(name, size, mtime_ns) of each file of the trace, without following links."""
+        out = []
+        for name in sorted(TRACE_FILES):
+            fd = self._open(name)
+            if fd is None:
+                continue
+            st = os.fstat(fd)
+            os.close(fd)
+            out.append([name, st.st_size, st.st_mtime_ns])
+        return out

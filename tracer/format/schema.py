@@ -11,6 +11,8 @@ FORMAT_NAME = "vmtrace"
 FORMAT_VERSION = 2
 META_FILE = "meta.json"
 PROGRAM_FILE = "program.elf"
+# One line per batch flushed to any table file, appended after the batch reached the disk.
+CHECKSUMS_FILE = "checksums.txt"
 
 SOURCES = ["explicit", "implicit", "kernel"]
 RSP_CAUSES = ["push", "pop", "call", "ret", "leave", "enter", "arith", "mov", "other"]
@@ -123,13 +125,21 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 
+# Written before the program's first instruction: a killed recording that lacks one of
+# them stopped before the run began. The other tables of a killed recording may be absent
+# (nothing reached the disk), which reads as empty.
+STARTUP_TABLES = ("symbols", "lines", "memory_image", "inputs", "regions")
+
+
 def file_name(table: str) -> str:
     """The file that holds `table` inside a trace directory."""
     return f"{table}.arrows"
 
 
-# Every name a recording leaves in its directory (meta.json's temporary twin included: a
-# recording killed while rewriting meta.json leaves it). `trace record -o` replaces a directory
-# only if it holds nothing else, so a new kind of trace file must be added here.
-TRACE_FILES: frozenset[str] = frozenset(
-    {META_FILE, META_FILE + ".tmp", PROGRAM_FILE, *(file_name(t) for t in TABLES)})
+TABLE_FILES = {file_name(t): t for t in TABLES}
+# Every file a trace directory may hold; a complete trace holds all of them.
+TRACE_FILES = frozenset({META_FILE, PROGRAM_FILE, CHECKSUMS_FILE, *TABLE_FILES})
+# Every name a recording may leave in its directory: the trace files and meta.json's
+# temporary twin (a recording killed while rewriting meta.json leaves it). `trace record -o`
+# replaces a directory only if it holds nothing else.
+RECORDING_FILES = TRACE_FILES | {META_FILE + ".tmp"}

@@ -1,11 +1,14 @@
-"""Writes a trace directory: one Arrow IPC stream per table, batches flushed as they come.
+"""Writes a trace directory: one Arrow IPC stream per table, batches flushed as they come,
+and a checksum journal line for each batch once it is on disk.
 
 Stream files (not the footer-based file format) so that a recording killed mid-run leaves
-every batch already written readable. Imports pyarrow only.
+every batch already written readable, and provably intact (tracer/format/journal.py).
+Imports pyarrow only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,20 +18,75 @@ import pyarrow as pa
 
 from tracer.format.build import record_batch
 from tracer.format.checksum import sha256_file
-from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TABLES, file_name
+from tracer.format.journal import JournalEntry, JournalWriter
+from tracer.format.schema import (
+    CHECKSUMS_FILE, FORMAT_NAME, FORMAT_VERSION, META_FILE, PROGRAM_FILE, TABLES, file_name,
+)
 
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
+class _HashingSink:
+    """The file object the IPC writer writes into: it keeps the bytes of the batch being
+    written, hashes them, and writes them to the file when the batch is committed."""
+
+    def __init__(self, path: Path):
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._pending: list[bytes] = []
+        self._digest = hashlib.sha256()
+        self.position = 0       # bytes handed to us
+        self.committed = 0      # bytes on disk and in the journal
+        self.closed = False
+
+    def write(self, data) -> int:
+        chunk = bytes(data)
+        self._pending.append(chunk)
+        self._digest.update(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass  # bytes reach the file in `commit`, a whole batch at a time
+
+    def commit(self) -> tuple[int, str] | None:
+        """Writes the pending bytes to the file; returns (start, sha256) of them."""
+        if not self._pending:
+            return None
+        view = memoryview(b"".join(self._pending))
+        while view:
+            view = view[os.write(self._fd, view):]
+        self._pending.clear()
+        start, self.committed = self.committed, self.position
+        digest, self._digest = self._digest.hexdigest(), hashlib.sha256()
+        return start, digest
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+            self.closed = True
+
+
 class TableWriter:
-    """Appends record batches of one table to its stream file, flushing each to disk."""
+    """Appends record batches of one table to its stream file: each batch is written to the
+    file, then its journal line, so whatever a kill leaves is whole or unjournaled."""
 
     def __init__(self, directory: Path, table: str):
         self.schema = TABLES[table]
         self.path = directory / file_name(table)
-        self._sink = pa.OSFile(str(self.path), "wb")
+        self._sink = _HashingSink(self.path)
+        self._journal = JournalWriter(directory)
         self._writer = pa.ipc.new_stream(self._sink, self.schema, options=_OPTIONS)
         self.rows = 0
+
+    def _commit(self, rows: int) -> None:
+        done = self._sink.commit()
+        if done is not None:
+            start, digest = done
+            self._journal.append(JournalEntry(self.path.name, start, self._sink.committed,
+                                              rows, digest))
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows == 0:
@@ -38,15 +96,19 @@ class TableWriter:
                 self._writer.write_batch(b)
         else:
             self._writer.write_batch(batch)
-        self._sink.flush()
+        self._commit(batch.num_rows)
         self.rows += batch.num_rows
 
     def bytes_written(self) -> int:
         return self._sink.tell()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._sink.closed:
+            return
+        self._writer.close()    # the schema of an empty table, and the end-of-stream mark
+        self._commit(0)
         self._sink.close()
+        self._journal.close()
 
 
 class RowBuffer:
@@ -83,10 +145,13 @@ def write_table(directory: Path, table: str, data: dict[str, list[Any]]) -> None
 
 
 def file_checksums(directory: Path) -> dict[str, dict[str, Any]]:
-    """Size and SHA-256 of every table file: Arrow IPC has no checksums of its own, so this
-    is what lets a reader notice bytes changed inside a compressed batch."""
-    return {path.name: {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-            for path in sorted(directory.glob("*.arrows"))}
+    """Size and SHA-256 of every file of the trace but meta.json (the tables, program.elf and
+    the journal), for meta.json's `files` when the recording completes: a complete trace
+    is then checked whole, and any file missing or cut is noticed when it is opened."""
+    names = sorted({PROGRAM_FILE, CHECKSUMS_FILE, *(file_name(t) for t in TABLES)})
+    return {name: {"bytes": (directory / name).stat().st_size,
+                   "sha256": sha256_file(directory / name)}
+            for name in names if (directory / name).is_file()}
 
 
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from tracer.format import TraceFiles
+from tracer.format.meta import RunEnd
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RecordedInputs:
     region_events: list[RegionEvent]
     syscalls: list[RecordedSyscall]
     instructions: int
-    end: dict[str, Any] = field(repr=False)
+    end: RunEnd | None = field(repr=False)
     stack_floor: int | None = None  # lowest address the stack may grow to (RLIMIT_STACK)
 
     def syscall_index_at_or_after(self, step: int) -> int:
@@ -104,15 +104,11 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
         regions=tuple(by_step_regions.get(r["step"], ())),
         kernel_writes=tuple(writes.get(r["step"], ()))) for r in rows]
     end = meta.end
-    instructions = end.get("instructions")
-    if instructions is None:
-        instructions = recorded_steps(files)
-    floor = None
-    if "stack_top" in meta.initial and "stack_limit" in meta.initial:
-        floor = int(meta.initial["stack_top"]) - int(meta.initial["stack_limit"])
+    instructions = end.instructions if end is not None else recorded_steps(files)
+    floor = meta.initial.stack_top - meta.initial.stack_limit
     return RecordedInputs(
-        initial_registers=dict(meta.initial["registers"]),
-        initial_brk=int(meta.initial["brk"]),
+        initial_registers=dict(meta.initial.registers),
+        initial_brk=meta.initial.brk,
         image=image, initial_regions=initial, region_events=later, syscalls=syscalls,
         instructions=int(instructions), end=end, stack_floor=floor)
 
@@ -120,8 +116,8 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
 def recorded_steps(files: TraceFiles) -> int:
     """How many steps a trace covers: meta.json says so when the recording ended; for a
     killed recording, one past the last step any whole batch of events mentions."""
-    if files.meta.end.get("instructions") is not None:
-        return int(files.meta.end["instructions"])
+    if files.meta.end is not None:
+        return files.meta.end.instructions
     last = -1
     for table in ("accesses", "rsp", "syscalls"):
         for batch in files.batches(table, ["step"]):

@@ -284,10 +284,11 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
         TraceFormatError: the trace is not readable.
     """
     files = trace if isinstance(trace, TraceFiles) else TraceFiles(trace)
+    files.verify()  # every file, program.elf included, before a replay vouches for it
     inputs = inputs or load_inputs(files)
     end = files.meta.end
     recorded_steps = inputs.instructions
-    truncated = bool(end.get("truncated")) or not files.complete
+    truncated = (end is not None and end.truncated) or not files.complete
     events_ref: list = []
     observer = _Observer(files, events_ref)
     machine = ReplayMachine(inputs, observer=observer,
@@ -297,7 +298,7 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
     machine.load_initial()
     accesses = _ComparingSink("accesses", files.batches("accesses"), files.complete)
     rsp = _ComparingSink("rsp", files.batches("rsp"), files.complete)
-    initial_rsp = int(files.meta.initial["rsp"])
+    initial_rsp = files.meta.initial.rsp
     # One step past the recorded end: a replay that should have stopped and did not is caught.
     limit = recorded_steps if truncated else recorded_steps + 1
     stack = _initial_stack(inputs)
@@ -377,34 +378,34 @@ def _compare_growth(inputs: RecordedInputs, replayed: list[tuple[int, int]],
 def _compare_ending(files: TraceFiles, machine: ReplayMachine, instructions: int,
                     limit: str | None) -> Divergence | None:
     end = files.meta.end
-    if not end:
+    if end is None:
         return None
     ending = machine.ending
     reason = ending.stop_reason if ending else ("max-steps" if limit else "stopped")
-    recorded_reason = end.get("stop_reason")
+    recorded_reason = end.stop_reason
     if recorded_reason in TRUNCATING_STOPS and limit:
         reason = recorded_reason
     last = instructions - 1 if instructions else None
     problems = []
     if reason != recorded_reason:
         problems.append(f"the run ended by {recorded_reason}, the replay by {reason}")
-    if instructions != end.get("instructions"):
-        problems.append(f"{end.get('instructions'):,} instructions recorded, "
+    if instructions != end.instructions:
+        problems.append(f"{end.instructions:,} instructions recorded, "
                         f"{instructions:,} replayed")
-    if ending and ending.exit_code != end.get("exit_code") and reason == "exit":
-        problems.append(f"exit status recorded {end.get('exit_code')}, replayed "
+    if ending and ending.exit_code != end.exit_code and reason == "exit":
+        problems.append(f"exit status recorded {end.exit_code}, replayed "
                         f"{ending.exit_code}")
-    recorded_fault = end.get("fault")
+    recorded_fault = end.fault
     if recorded_fault and ending and ending.fault:
         for key in ("step", "rip", "address", "access"):
             if key in ("address", "access") and ending.fault[key] is None:
                 continue
-            if recorded_fault.get(key) != ending.fault[key]:
-                problems.append(f"fault {key} recorded {_fmt(recorded_fault.get(key))}, "
+            if getattr(recorded_fault, key) != ending.fault[key]:
+                problems.append(f"fault {key} recorded {_fmt(getattr(recorded_fault, key))}, "
                                 f"replayed {_fmt(ending.fault[key])}")
     if not problems:
         regs = machine.registers()
-        for name, value in (end.get("registers") or {}).items():
+        for name, value in end.registers.items():
             if regs.get(name) != value:
                 problems.append(f"final {name} recorded {value:#x}, replayed "
                                 f"{regs.get(name, 0):#x}")

@@ -8,22 +8,45 @@ from pathlib import Path
 from rich.console import Console
 
 from tracer.errors import TracerError
+from vmtrace.terminal import safe
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(TracerError):
     """A step or address the user gave does not fit the trace."""
 
 
+class _BuildNote:
+    """"building the replay index..." on a terminal while it is built, gone when done: a
+    refusal that follows stays the one line on stderr, and scripts get no note at all."""
+
+    def __init__(self, trace_path: Path):
+        self._text = (f"building the replay index of {safe(trace_path)} (once; kept beside "
+                      "the trace)...")
+        self._status = None
+
+    def show(self) -> None:
+        if err.is_terminal:
+            self._status = err.status(self._text)
+            self._status.start()
+
+    def __enter__(self) -> _BuildNote:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+
 def open_with_index(trace_path: Path):
-    """The trace and its replay index (built first, with a note on stderr, if missing)."""
+    """The trace and its replay index (built first, with a note on a terminal, if missing)."""
     from analysis import open_trace
     from vmtrace.replay_index import open_index
 
     trace = open_trace(trace_path)
-    index = open_index(trace, on_build=lambda: err.print(
-        f"building the replay index of {trace_path} (once; kept beside the trace)..."))
+    with _BuildNote(trace_path) as note:
+        index = open_index(trace, on_build=note.show)
     return trace, index
 
 

@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from vmtrace.commands._replay_common import address
+from vmtrace.terminal import safe
 
 
 def accesses(
@@ -58,7 +58,7 @@ def accesses(
         op = ("W" if r["is_write"] else "R") + ("k" if r["source"] == "kernel" else "")
         out.add_row(f"{r['step']:,}", f"{r['rip']:#x}", mark, op, f"{r['addr']:#x}",
                     str(r["size"]), value,
-                    "" if not line else escape(f"{Path(line[0]).name}:{line[1]}"))
+                    "" if not line else safe(f"{Path(line[0]).name}:{line[1]}"))
     console.print(out)
     if len(shown) < len(rows):
         console.print(f"[dim]{len(rows) - len(shown):,} more (use --limit 0)[/]")

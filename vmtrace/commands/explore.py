@@ -13,11 +13,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from vmtrace.commands._replay_common import UsageError, address, last_step, open_with_index
+from vmtrace.terminal import safe
 
 HELP = ("n/→ next  p/← back  ]/[ ±100  }/{ ±10000  g STEP go to  w ADDR watch  "
         "> next write  < previous write  q quit")
@@ -90,10 +90,10 @@ class Explorer:
         insn = st.instruction
         line = self.symbols.line(regs["rip"])
         head = (f"[bold]step {view.step:,}[/] / {self.last:,}   RIP {regs['rip']:#x} "
-                f"<{escape(self.symbols.symbolize(regs['rip']) or '?')}>  "
-                f"[cyan]{escape(insn.text) if insn else '(no instruction)'}[/]")
+                f"<{safe(self.symbols.symbolize(regs['rip']) or '?')}>  "
+                f"[cyan]{safe(insn.text) if insn else '(no instruction)'}[/]")
         if line:
-            head += f"   [dim]{escape(Path(line[0]).name)}:{line[1]}[/]"
+            head += f"   [dim]{safe(Path(line[0]).name)}:{line[1]}[/]"
         reg_table = Table(box=None, show_header=False, padding=(0, 1))
         for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
                      "r10", "r11", "r12", "r13", "r14", "r15"):
@@ -110,7 +110,7 @@ class Explorer:
             marks = " ".join(r.marks)
             style = "dim" if r.kind == "red zone" else "white"
             stack_table.add_row(f"{r.addr:#x}", value,
-                                f"[{style}]{escape(f'{r.kind} {r.meaning}'.strip())}[/]",
+                                f"[{style}]{safe(f'{r.kind} {r.meaning}'.strip())}[/]",
                                 f"[bold reverse]{marks}[/]" if marks else "")
         body = Table.grid(padding=(0, 2))
         body.add_row(Panel(reg_table, title="registers", expand=False),
@@ -122,7 +122,7 @@ class Explorer:
             by = "initial value" if w is None else f"last written at step {w.step:,}"
             parts.append(f"watch {view.watch:#x}: {mem.data.hex(' ')} ({by})")
         if view.message:
-            parts.append(f"[yellow]{escape(view.message)}[/]")
+            parts.append(f"[yellow]{safe(view.message)}[/]")
         parts.append(f"[dim]{HELP}[/]")
         return Group(*parts)
 

@@ -3,18 +3,61 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from vmtrace.terminal import SafeDecoder, safe
+
+
+def _print_output(console: Console, opened, full: bool) -> None:
+    """The program's stdout, control characters shown escaped; its first and last lines
+    only, unless `full`."""
+    from analysis.summary import output_chunks, output_excerpt
+
+    if full:
+        decoder = SafeDecoder()
+        console.print("stdout:")
+        console.file.flush()
+        out = sys.stdout
+        last = ""
+        for chunk in output_chunks(opened, 1):
+            text = decoder.text(chunk)
+            out.write(text)
+            last = text or last
+        rest = decoder.text(b"", final=True)
+        out.write(rest)
+        if (rest or last) and not (rest or last).endswith("\n"):
+            out.write("\n")
+        out.flush()
+        return
+    excerpt = output_excerpt(opened, 1)
+    if not excerpt.total_bytes:
+        return
+    if not excerpt.omitted_bytes:
+        console.print("stdout:")
+    else:
+        console.print(f"stdout ({excerpt.total_bytes:,} bytes, {excerpt.total_lines:,} "
+                      "lines; its start and end):")
+    head = SafeDecoder().text(excerpt.head, final=True)
+    console.print(head, markup=False, end="" if head.endswith("\n") or not head else "\n")
+    if excerpt.omitted_bytes:
+        console.print(f"[dim]... {excerpt.omitted_lines:,} lines ({excerpt.omitted_bytes:,} "
+                      f"bytes) not shown; trace info --full prints all of it ...[/]")
+        tail = SafeDecoder().text(excerpt.tail, final=True)
+        console.print(tail, markup=False, end="" if tail.endswith("\n") else "\n")
 
 
 def info(
     trace: Annotated[Path, typer.Argument(help="A trace directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Print all of the program's output (default: its first and last "
+        "lines).")] = False,
 ) -> None:
     """Summarise a recorded run: how it ended, its output, accesses, syscalls and map."""
     from analysis import open_trace
@@ -22,7 +65,7 @@ def info(
 
     opened = open_trace(trace)
     opened.files.verify()
-    summary = summarize(opened)
+    summary = summarize(opened, with_output=as_json)
     if as_json:
         print(json.dumps(summary.to_json(), indent=2))
         return
@@ -33,14 +76,14 @@ def info(
                       "written before is shown[/]")
     if s.signal:
         fault = s.fault or {}
-        console.print(f"[bold]{escape(s.program)}[/] was killed by [red]{s.signal}[/]: "
-                      f"{fault.get('cause', '')} at step {fault.get('step')}, "
+        console.print(f"[bold]{safe(s.program)}[/] was killed by [red]{safe(s.signal)}[/]: "
+                      f"{safe(fault.get('cause', ''))} at step {fault.get('step')}, "
                       f"RIP {fault.get('rip', 0):#x}")
     elif s.exit_code is not None:
-        console.print(f"[bold]{escape(s.program)}[/] exited with status {s.exit_code}")
+        console.print(f"[bold]{safe(s.program)}[/] exited with status {s.exit_code}")
     elif s.complete:
-        console.print(f"[bold]{escape(s.program)}[/]: stopped ({s.stop_reason})"
-                      + (f": {escape(s.error)}" if s.error else ""))
+        console.print(f"[bold]{safe(s.program)}[/]: stopped ({safe(s.stop_reason)})"
+                      + (f": {safe(s.error)}" if s.error else ""))
     if s.truncated and s.complete:
         why = ("the recording was interrupted by Ctrl-C or SIGTERM"
                if s.stop_reason == "interrupted" else "a limit stopped the run")
@@ -49,13 +92,11 @@ def info(
                   f"writes: {s.accesses.write:,}   max stack depth: {s.max_stack_depth:,} bytes")
     console.print(f"program break: {s.brk_start:#x} -> {s.brk_end:#x} "
                   f"({s.brk_end - s.brk_start:+,} bytes)")
-    by_source = ", ".join(f"{k}: {v['read']:,} r / {v['write']:,} w"
+    by_source = ", ".join(f"{safe(k)}: {v['read']:,} r / {v['write']:,} w"
                           for k, v in s.accesses.by_source.items())
     if by_source:
         console.print(f"by source: {by_source}")
-    if s.stdout:
-        console.print("stdout:")
-        console.print(s.stdout, markup=False, end="" if s.stdout.endswith("\n") else "\n")
+    _print_output(console, opened, full)
     table = Table(title="syscalls", show_lines=False)
     for col in ("step", "name", "args", "ret"):
         table.add_column(col)
@@ -63,7 +104,7 @@ def info(
         args = ", ".join(hex(a) for a in call["args"][:3])
         ret = "" if call["ret"] is None else (hex(call["ret"]) if call["ret"] > 4096
                                               else str(call["ret"]))
-        table.add_row(str(call["step"]), call["name"], args, ret)
+        table.add_row(str(call["step"]), safe(call["name"]), args, ret)
     console.print(table)
     if len(s.syscalls) > 50:
         console.print(f"... and {len(s.syscalls) - 50} more syscalls")
@@ -71,7 +112,8 @@ def info(
     for col in ("start", "end", "perms", "kind", "name"):
         regions.add_column(col)
     for r in s.regions:
-        regions.add_row(f"{r.start:#x}", f"{r.end:#x}", r.perms, r.kind, escape(r.name))
+        regions.add_row(f"{r.start:#x}", f"{r.end:#x}", safe(r.perms), safe(r.kind),
+                        safe(r.name))
     console.print(regions)
     for w in s.warnings:
-        console.print(f"[yellow]warning:[/] {escape(w)}")
+        console.print(f"[yellow]warning:[/] {safe(w)}")

@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from vmtrace.commands._replay_common import (
     address, check_step, last_step, open_with_index,
 )
+from vmtrace.terminal import safe
 
 
 def mem(
@@ -47,5 +47,5 @@ def mem(
         labels = [symbols.exact(a) for a in range(row, min(row + 16, start + length))]
         label = ", ".join(f"{n}@+{i}" for i, n in enumerate(labels) if n)
         sym = symbols.symbolize(row) or ""
-        console.print(f"{row:#014x}  {' '.join(cells):<47}  {escape(text):<16}  "
-                      f"[dim]{escape(sym)}[/] [cyan]{escape(label)}[/]", soft_wrap=True)
+        console.print(f"{row:#014x}  {' '.join(cells):<47}  {safe(text):<16}  "
+                      f"[dim]{safe(sym)}[/] [cyan]{safe(label)}[/]", soft_wrap=True)

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from vmtrace.commands.report import AllocatorOption, allocator_fragmentation, default_output
+from vmtrace.commands.report import (
+    AllocatorOption, allocator_fragmentation, default_output, write_output,
+)
 
 console = Console(stderr=True, highlight=False)
 
@@ -60,8 +62,7 @@ def plot(
     figs = build_figure(t, chart, allocator)
     # --show opens the same offline page (plotly's own renderers may fetch plotly.js).
     out = html or default_output(trace, f"{chart.value}.html")
-    out.write_text(render_figures(figs, f"{t.meta.program.get('name', '')}: {chart.value}"),
-                   encoding="utf-8")
+    write_output(out, render_figures(figs, f"{t.meta.program.name}: {chart.value}"))
     console.print(f"{chart.value} chart written to [bold]{out}[/]")
     if show:
         import webbrowser

@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from tracer.errors import TracerError
 from tracer.limits import DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB
+from vmtrace.terminal import SafeDecoder, safe
 
 # soft_wrap: a file:line warning or a trace path must stay on one line (editors and
 # copy-paste depend on it), whatever the terminal width.
@@ -43,9 +43,19 @@ class ProgressLine:
             self._live.stop()
 
 
+_DECODERS: dict[int, SafeDecoder] = {}
+
+
 def _echo(fd: int, data: bytes) -> None:
+    """The program's output as it runs: its exact bytes into a file or pipe, but on a
+    terminal with control sequences shown escaped (the program is not trusted to drive
+    the user's terminal)."""
     stream = sys.stdout if fd == 1 else sys.stderr
     stream.flush()
+    if stream.isatty():
+        stream.write(_DECODERS.setdefault(fd, SafeDecoder()).text(data))
+        stream.flush()
+        return
     stream.buffer.write(data)
     stream.buffer.flush()
 
@@ -109,7 +119,7 @@ def record(
         if "=" not in entry:
             raise TracerError(f"--env {entry!r} is not KEY=VALUE")
     for partial in partial_recordings(output or default_output(program)):
-        console.print(f"note: {escape(str(partial))} is the partial trace of a recording that "
+        console.print(f"note: {safe(str(partial))} is the partial trace of a recording that "
                       "was killed; `trace info` reads it, delete it when done")
     memory = parse_size(max_memory, "--max-memory")
     line = ProgressLine()
@@ -136,7 +146,7 @@ def record(
         finally:
             line.close()
         for warning in result.warnings:
-            console.print(f"[yellow]nasm:[/] {escape(warning)}")
+            console.print(f"[yellow]nasm:[/] {safe(warning)}")
         console.print(_ending(result, options))
         if result.memory_refusals:
             console.print(f"[yellow]note:[/] {result.memory_refusals:,} mmap/brk/mremap "
@@ -174,7 +184,7 @@ def _ending(result, options) -> str:
     if result.fault is not None:
         f = result.fault
         where = f"step {f.step:,}, RIP {f.rip:#x}"
-        return f"[red]the program was killed by {f.signal}[/]: {escape(f.cause)} ({where})"
+        return f"[red]the program was killed by {f.signal}[/]: {safe(f.cause)} ({where})"
     truncated = "the trace so far is kept, marked truncated"
     if result.stop_reason == "interrupted":
         return f"[yellow]interrupted by {result.interrupted_by or 'a stop request'} at {where}; " \
@@ -191,5 +201,5 @@ def _ending(result, options) -> str:
                 f"{options.min_free_mb:g} MiB free (--min-free-mb) at {where}; {truncated}; "
                 "free some space, or lower it with --min-free-mb N (0: no floor)[/]")
     if result.error:
-        return f"[red]recording stopped:[/] {escape(result.error)}"
+        return f"[red]recording stopped:[/] {safe(result.error)}"
     return f"recording stopped ({result.stop_reason})"

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from vmtrace.terminal import safe
 
 
 def replay(
@@ -46,6 +47,6 @@ def replay(
                       f"[cyan]trace stack {trace} STEP[/]")
         return
     d = result.divergence
-    console.print(f"[red]{escape(d.sentence())}[/]")
+    console.print(f"[red]{safe(d.sentence())}[/]")
     if verify:
         sys.exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import webbrowser
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,6 +21,28 @@ def default_output(trace: Path, suffix: str) -> Path:
     """Beside the trace directory, never inside it (reading a trace never writes to it)."""
     trace = trace.resolve()
     return trace.parent / f"{trace.name}.{suffix}"
+
+
+def write_output(out: Path, text: str) -> None:
+    """Writes `text` to `out` through a new file renamed over it: a symlink planted at the
+    default path beside a trace (which may have come from elsewhere with it) is replaced,
+    never written through.
+
+    Raises:
+        TracerError: the file cannot be written there.
+    """
+    from tracer.errors import TracerError
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TracerError(f"cannot write {out}: {exc.strerror}") from None
 
 
 def allocator_fragmentation(trace, spec_text: str | None):
@@ -49,7 +72,7 @@ def report(
     t = open_trace(trace)
     data = build_report(t, allocator_fragmentation(t, allocator))
     out = output or default_output(trace, "report.html")
-    out.write_text(render_report(data), encoding="utf-8")
+    write_output(out, render_report(data))
     size = out.stat().st_size
     console.print(f"report written to [bold]{out}[/] ({size / 1e6:.1f} MB, "
                   f"{len(data.findings)} finding{'s' if len(data.findings) != 1 else ''})")

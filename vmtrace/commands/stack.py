@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from vmtrace.commands._replay_common import check_step, open_with_index
+from vmtrace.terminal import safe
 
 _HEAD, _TAIL = 24, 96   # rows shown above and below the cut in a deep stack
 _STYLE = {"return address": "magenta", "saved rbp": "cyan", "argument": "yellow",
@@ -77,12 +77,12 @@ def stack(
         if f is not None:
             bracket = "┌" if r.addr == f.top else ("└" if r.addr == f.bottom else "│")
         if r.frame is not None and f is not None and r.addr == f.top:
-            table.add_row("", "", "", f"[bold]frame {f.index}: {escape(f.function)}[/]",
+            table.add_row("", "", "", f"[bold]frame {f.index}: {safe(f.function)}[/]",
                           "", "")
         style = _STYLE.get(r.kind, "white")
         marks = " ".join(f"[bold reverse]{m}[/]" for m in r.marks)
         value = "[dim]unmapped[/]" if r.value is None else f"{r.value:#018x}"
         written = "" if r.writer is None else f"{r.writer.step:,}"
         table.add_row(bracket, f"{r.addr:#x}", value,
-                      f"[{style}]{r.kind}[/] {escape(r.meaning)}", marks, written)
+                      f"[{style}]{r.kind}[/] {safe(r.meaning)}", marks, written)
     console.print(table)

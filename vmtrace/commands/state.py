@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from vmtrace.commands._replay_common import check_step, open_with_index
+from vmtrace.terminal import safe
 
 _ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
           "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base")
@@ -57,9 +57,9 @@ def state(
     insn = data["instruction"]
     where = ""
     if data["source"]:
-        where = f"   [dim]{escape(Path(data['source']['file']).name)}:{data['source']['line']}[/]"
-    label = f" <{escape(insn['symbol'])}>" if insn and insn["symbol"] else ""
-    text = escape(insn["text"]) if insn else "(no instruction: RIP is not mapped)"
+        where = f"   [dim]{safe(Path(data['source']['file']).name)}:{data['source']['line']}[/]"
+    label = f" <{safe(insn['symbol'])}>" if insn and insn["symbol"] else ""
+    text = safe(insn["text"]) if insn else "(no instruction: RIP is not mapped)"
     console.print(f"[bold]step {step:,}[/]  RIP {data['registers']['rip']:#x}{label}: "
                   f"[cyan]{text}[/]{where}")
     if data["ended"]:
@@ -86,8 +86,8 @@ def state(
     for col in ("start", "end", "perms", "kind", "name"):
         table.add_column(col)
     for r in data["map"]:
-        table.add_row(f"{r['start']:#x}", f"{r['end']:#x}", r["perms"], r["kind"],
-                      escape(r["name"]))
+        table.add_row(f"{r['start']:#x}", f"{r['end']:#x}", safe(r["perms"]), safe(r["kind"]),
+                      safe(r["name"]))
     console.print(table)
     console.print(f"next: [cyan]trace stack {trace} {step}[/]   "
                   f"[cyan]trace state {trace} {step + 1}[/]")

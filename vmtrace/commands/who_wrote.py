@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from vmtrace.commands._replay_common import (
     address, check_step, last_step, open_with_index,
 )
+from vmtrace.terminal import safe
 
 
 def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
@@ -66,9 +66,9 @@ def who_wrote(
         return
     who = (f"the kernel ({w['syscall'] or 'syscall'} at step {w['step']:,})"
            if w["source"] == "kernel" else f"step {w['step']:,}")
-    where = f"RIP {w['rip']:#x}" + (f" <{escape(w['symbol'])}>" if w["symbol"] else "")
+    where = f"RIP {w['rip']:#x}" + (f" <{safe(w['symbol'])}>" if w["symbol"] else "")
     if w["line"]:
-        where += f" [dim]{escape(Path(w['line']['file']).name)}:{w['line']['line']}[/]"
+        where += f" [dim]{safe(Path(w['line']['file']).name)}:{w['line']['line']}[/]"
     console.print(f"[bold]{a:#x}[/] before step {s:,} was last written by {who}, {where}")
     console.print(f"  wrote {w['size']} byte(s) at {w['addr']:#x}: {w['data'][:64]}"
                   + ("..." if len(w["data"]) > 64 else "")

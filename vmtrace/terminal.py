@@ -1,0 +1,54 @@
+"""Text the program or the trace controls, made safe to print on a terminal.
+
+A program's output, its argv, the file names it opened, its symbol names and everything in
+a trace's meta.json may hold terminal control sequences (OSC 52 writes the clipboard, others
+set the window title or clear the screen) or Rich markup (`[red]`). Everything of theirs
+goes through here before it reaches a console: control characters are shown as escapes
+(`\\x1b]52;...`), markup is made inert."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from rich.markup import escape as _escape_markup
+
+# C0 controls but \t and \n, DEL, C1 controls, and the bidirectional overrides and
+# isolates that reorder what a terminal shows ("Trojan source").
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def _shown(match: re.Match) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_lines(text: str) -> str:
+    """`text` with every control character but newline and tab shown as an escape, for
+    printing with markup off (program output)."""
+    return _CONTROL_BUT_NEWLINE.sub(_shown, text)
+
+
+def safe(text: object) -> str:
+    """`str(text)` as one line of inert Rich markup: control characters, newlines included,
+    shown as escapes, and `[` escaped."""
+    return _escape_markup(_CONTROL.sub(_shown, str(text)))
+
+
+class SafeDecoder:
+    """Decodes a byte stream chunk by chunk (a UTF-8 character may straddle two chunks)
+    into `safe_lines` text; bytes that are not UTF-8 are shown as `\\xNN`."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+
+    def text(self, data: bytes, final: bool = False) -> str:
+        return safe_lines(self._decoder.decode(data, final))
