@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_
 
 from tracer.address_space import STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace
 from tracer.build import assemble
+from tracer.compile_c import C_SUFFIXES, compile_c, compile_command
+from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import UnsupportedSyscall
 from tracer.event_stream import EventStream, Progress
@@ -33,6 +36,7 @@ from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.output import check_output, claim_output
 from tracer.registers import read_registers
 from tracer.syscalls.abi import I386, X86_64
+from tracer.syscalls.fileinfo import guest_exe_path
 from tracer.syscalls.context import (
     ExitProcess, ProcessState, StdinFile, SyscallContext,
 )
@@ -59,6 +63,10 @@ class RecordOptions:
     batch_events: int = 1 << 18
     echo: Callable[[int, bytes], None] | None = None
     progress: Callable[[Progress], None] | None = None
+    # C sources: which libc, further compiler flags, and who is told the compile command.
+    libc: str = "glibc"
+    cc_flags: tuple[str, ...] = ()
+    on_compile: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,13 @@ class RecordResult:
     truncated: bool
     error: str | None
     warnings: list[str] = field(default_factory=list)
+    build_command: str | None = None  # the compiler command, for a C source
+
+
+def _source_kind(source: Path | None) -> str:
+    if source is None:
+        return "elf"
+    return "c" if source.suffix in C_SUFFIXES else "asm"
 
 
 def default_output(program: Path) -> Path:
@@ -109,11 +124,15 @@ def record(options: RecordOptions) -> RecordResult:
     out = options.output or default_output(program_path)
     check_output(out)
     with tempfile.TemporaryDirectory(prefix="vmtrace-build-") as tmp:
-        source = None
+        source, command = None, None
         warnings: list[str] = []
         if program_path.suffix.lower() in (".asm", ".s", ".nasm"):
             built = assemble(program_path, Path(tmp), options.include)
             source, elf_path, warnings = program_path, built.elf, list(built.warnings)
+        elif program_path.suffix in C_SUFFIXES:
+            built = _compile(options, Path(tmp))
+            source, elf_path, warnings = program_path, built.elf, list(built.warnings)
+            command = built.command
         else:
             elf_path = program_path
         program = read_elf(elf_path)
@@ -121,7 +140,18 @@ def record(options: RecordOptions) -> RecordResult:
             shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
             result = _Recording(options, program, source, warnings, output.work).run()
             result.trace = output.commit()
+        result.build_command = command
         return result
+
+
+def _compile(options: RecordOptions, workdir: Path):
+    """Compiles a C source, first telling `options.on_compile` the exact command."""
+    if options.on_compile is not None:
+        exe = workdir / options.program.stem
+        options.on_compile(shlex.join(compile_command(
+            options.program, exe, options.libc, options.cc_flags, options.include)))
+    return compile_c(options.program, workdir, options.libc, options.cc_flags,
+                     options.include)
 
 
 class _Recording:
@@ -147,7 +177,7 @@ class _Recording:
             "path": str(self.source or self.program.path),
             "name": (self.source or self.program.path).name,
             "elf_sha256": self.program.sha256,
-            "kind": "asm" if self.source else "elf",
+            "kind": _source_kind(self.source),
             "entry": self.program.entry,
         }
         if self.source:
@@ -171,6 +201,7 @@ class _Recording:
         self.argv = [f"./{self.program.path.name}", *o.args]
         self.env = list(DEFAULT_ENV if o.env is None else o.env)
         uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        start_like_linux(uc)
         space = self.space = AddressSpace(uc)
         brk = load_elf(space, uc, self.program)
         space.set_initial_brk(brk)
@@ -197,6 +228,7 @@ class _Recording:
         self.process = ProcessState(stdin=StdinFile(o.stdin), allow_read=tuple(
             p.resolve() for p in o.allow_read))
         self.process.files.update({0: self.process.stdin, 1: "stdout", 2: "stderr"})
+        self.process.exe_path = guest_exe_path(self.program.path.name)
 
         accesses = TableWriter(self.out, "accesses")
         rsp = TableWriter(self.out, "rsp")
@@ -314,7 +346,7 @@ class _Recording:
             uc=uc, space=self.space, process=self.process, sink=self, step=step,
             output=self._on_output, random=self.rng.randbytes,
             now_ns=lambda: VIRTUAL_EPOCH_NS + step * NS_PER_STEP + self.process.clock_offset_ns,
-            mapped_file_data=self._on_mapped_file)
+            mapped_file_data=self._on_mapped_file, rip=rip)
         name = syscall_name(nr, abi)
         row = dict(step=step, rip=rip, nr=nr, name=name, args=list(args), abi=abi)
         try:

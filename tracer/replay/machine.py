@@ -14,6 +14,7 @@ from unicorn import (
 )
 from unicorn import x86_const as x
 
+from tracer.cpu import start_like_linux
 from tracer.interrupts import classify_interrupt
 from tracer.errors import TracerError
 from tracer.registers import GPR_NAMES
@@ -85,6 +86,7 @@ class ReplayMachine:
         self.inputs = inputs
         self.observer = observer
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        start_like_linux(self.uc)  # as the recorder: x87/SSE control state, CPUID
         self.cursor = 0
         self.heap_end = inputs.initial_brk
         self.ending: Ending | None = None

@@ -49,6 +49,14 @@ class ProcessState:
     clock_offset_ns: int = 0
     fs_base: int = 0
     gs_base: int = 0
+    # Kept for libc's start-up calls (tracer/syscalls/threads.py, signals.py, limits.py).
+    clear_child_tid: int = 0
+    robust_list: int = 0
+    rseq: tuple[int, int, int] | None = None  # (address, length, signature)
+    signal_actions: dict[int, bytes] = field(default_factory=dict)
+    signal_mask: int = 0
+    limits: dict[int, tuple[int, int]] = field(default_factory=dict)
+    exe_path: str = ""  # what readlink("/proc/self/exe") gives
 
 
 class ExitProcess(Exception):
@@ -70,6 +78,7 @@ class SyscallContext:
     random: Callable[[int], bytes]
     now_ns: Callable[[], int]
     mapped_file_data: Callable[[int, bytes], None]
+    rip: int = 0  # of the `syscall` instruction, for messages
 
     def read_guest(self, addr: int, size: int) -> bytes:
         """Reads guest memory on the kernel's behalf (recorded as a kernel read)."""

@@ -16,7 +16,7 @@ O_ACCMODE, O_RDONLY = 3, 0
 AT_FDCWD = -100
 MAX_FDS = 1024
 MAX_IO = 0x7FFFF000  # Linux caps a single read/write at this many bytes
-S_IFCHR, S_IFREG = 0o020000, 0o100000
+S_IFIFO, S_IFCHR, S_IFREG = 0o010000, 0o020000, 0o100000
 
 
 def _fd(value: int) -> int:
@@ -143,7 +143,9 @@ def sys_fstat(ctx: SyscallContext, fd: int, statbuf: int, *_: int) -> int:
     if isinstance(file, OpenFile):
         mode, size, ino = S_IFREG | 0o644, len(file.data), 2
     else:
-        mode, size, ino = S_IFCHR | 0o620, 0, 1
+        # stdin, stdout and stderr are pipes to the recorder (not a terminal): libc buffers
+        # stdout fully, as when the native program's output is captured.
+        mode, size, ino = S_IFIFO | 0o600, 0, 1
     # struct stat on x86-64: 144 bytes; fixed owner and times keep traces deterministic.
     st = struct.pack("<QQQIIIIQqqqqqqqqqqqq", 0x16, ino, 1, mode, 1000, 1000, 0, 0x8801 if
                      mode & S_IFCHR else 0, size, 4096, (size + 511) // 512,
