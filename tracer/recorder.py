@@ -38,7 +38,7 @@ from tracer.registers import read_registers
 from tracer.syscalls.abi import I386, X86_64
 from tracer.syscalls.fileinfo import guest_exe_path
 from tracer.syscalls.context import (
-    ExitProcess, ProcessState, StdinFile, SyscallContext,
+    ExitProcess, KilledBySignal, ProcessState, StdinFile, SyscallContext,
 )
 from tracer.syscalls.registry import dispatch, dispatch_i386, syscall_name
 
@@ -356,6 +356,13 @@ class _Recording:
             self.exit_code = done.code
             self.stop_reason = "exit"
             self.syscalls.add(**row, ret=None, detail=None)
+            uc.emu_stop()
+            return None
+        except KilledBySignal as killed:
+            self.fault = Fault(killed.signal, killed.cause, step, rip, None, None)
+            self.stop_reason = "fault"
+            # The syscall itself succeeded; the signal kills on the way back to user space.
+            self.syscalls.add(**row, ret=0, detail="signal")
             uc.emu_stop()
             return None
         except UnsupportedSyscall as exc:

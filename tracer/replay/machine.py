@@ -239,6 +239,11 @@ class ReplayMachine:
         else:
             for addr, data in recorded.kernel_writes:
                 uc.mem_write(addr, data)
+        if recorded.killed:  # the syscall delivered a fatal signal to the process
+            self.ending = Ending("fault", fault={"step": recorded.step, "rip": rip,
+                                                 "address": None, "access": None})
+            uc.emu_stop()
+            return
         if recorded.name == "arch_prctl" and recorded.ret == 0 \
                 and args[0] in (ARCH_SET_FS, ARCH_SET_GS):
             reg = x.UC_X86_REG_FS_BASE if args[0] == ARCH_SET_FS else x.UC_X86_REG_GS_BASE

@@ -55,6 +55,7 @@ class ProcessState:
     rseq: tuple[int, int, int] | None = None  # (address, length, signature)
     signal_actions: dict[int, bytes] = field(default_factory=dict)
     signal_mask: int = 0
+    signals_pending: int = 0
     limits: dict[int, tuple[int, int]] = field(default_factory=dict)
     exe_path: str = ""  # what readlink("/proc/self/exe") gives
 
@@ -65,6 +66,15 @@ class ExitProcess(Exception):
     def __init__(self, code: int):
         super().__init__(code)
         self.code = code
+
+
+class KilledBySignal(Exception):
+    """Raised by a syscall that delivers a fatal signal to the process itself (kill,
+    tgkill, tkill with the default action): the run ends as by a fault."""
+
+    def __init__(self, signal: str, cause: str):
+        super().__init__(cause)
+        self.signal, self.cause = signal, cause
 
 
 @dataclass
