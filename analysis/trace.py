@@ -127,14 +127,14 @@ class Trace:
         return self.path / "program.elf"
 
     def source_text(self) -> str | None:
-        """The assembly source, if the file recorded is still where it was and unchanged.
+        """The assembly or C source, if the file recorded is still where it was and unchanged.
 
         The trace stores the source's path and hash, not its text: a moved or edited file
         gives None rather than a listing that no longer matches the run.
         """
         program = self.meta.program
         expected = program.get("source_sha256")
-        if program.get("kind") != "asm" or not expected:
+        if program.get("kind") not in ("asm", "c") or not expected:
             return None
         for candidate in (Path(program.get("path", "")), self.path / program.get("name", "")):
             try:

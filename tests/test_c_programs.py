@@ -153,3 +153,53 @@ def test_a_futex_wait_nothing_can_wake_stops_the_run_with_a_sentence(tmp_path):
     info = json.loads(trace_cli("info", str(tmp_path / "t"), "--json").stdout)
     assert info["stop_reason"] == "unsupported-syscall"
     assert info["stdout"] == "waiting\n"
+
+
+@pytest.mark.parametrize("libc", LIBCS)
+def test_listing_state_and_stack_speak_c(tmp_path, libc):
+    """The listing is the C file's (musl's start files carry line information too), and
+    `trace state`/`trace stack` name C functions and lines from gcc's DWARF 5; an
+    instruction inside the C library has no line of the program."""
+    from analysis import open_trace
+    from analysis.listing import listing
+    from analysis.symbols import Symbolizer
+
+    source = PROGRAMS / "c" / "recursion.c"
+    _record(source, tmp_path / "t", "-q", "--libc", libc)
+    t = open_trace(tmp_path / "t")
+    lst = listing(t)
+    assert lst.file.endswith("recursion.c") and lst.source_available
+    row = lst.lines[lst.lines["text"].str.contains("return depth")].iloc[0]
+    assert row.line == 9 and row.executed >= 10_000  # instructions run on that line
+    middle = t.instructions // 2  # deep in the recursion
+    state = trace_cli("state", str(tmp_path / "t"), str(middle)).stdout.decode()
+    assert "<depth+" in state and "recursion.c:" in state
+    stack = json.loads(trace_cli("stack", str(tmp_path / "t"), str(middle), "--json").stdout)
+    names = [f["function"] for f in stack["frames"]]
+    assert names[0] == "depth" and "main" in names
+    sym = Symbolizer(t.symbols, t.lines)
+    assert sym.line_at(sym.by_name("printf").addr + 4) is None
+
+
+def test_fs_relative_accesses_are_recorded_at_the_thread_pointer(tmp_path):
+    """glibc's TLS (errno, the TCB, tcache pointer) is reached through %fs, whose base
+    arch_prctl(ARCH_SET_FS) set: each such access is recorded at base + offset."""
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+    from elftools.elf.elffile import ELFFile
+
+    _record(PROGRAMS / "c" / "hello.c", tmp_path / "t", "-q")
+    fs_base = json.loads((tmp_path / "t" / "meta.json").read_text())["end"]["registers"][
+        "fs_base"]
+    set_fs = next(c for c in read_table(tmp_path / "t", "syscalls").to_pylist()
+                  if c["name"] == "arch_prctl")
+    assert set_fs["args"][:2] == [0x1002, fs_base]
+    with open(tmp_path / "t" / "program.elf", "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        uses_fs = {i.address for i in Cs(CS_ARCH_X86, CS_MODE_64).disasm(
+            text.data(), text["sh_addr"]) if "fs:" in i.op_str}
+    accesses = read_table(tmp_path / "t", "accesses")
+    offsets = {addr - fs_base for rip, addr in zip(accesses["rip"].to_pylist(),
+                                                   accesses["addr"].to_pylist())
+               if rip in uses_fs}
+    assert offsets and all(-0x1000 < off < 0x1000 for off in offsets)
+    assert 0 in offsets  # the TCB's self pointer, read by THREAD_SELF
