@@ -129,8 +129,11 @@ def test_libc_questions_are_answered_as_linux_answers_them(tmp_path, libc):
         "USR2 blocked 1",
         "uname Linux x86_64",
         "pid 4242",
+        "uid 1000 gid 1000 cwd /home/user",
+        "cpus 1 yield 0",                  # sched_getaffinity: one CPU
         "clock advances 1",                # virtual time: one nanosecond per instruction
         "cpu sse4.2 1 avx 0 avx2 0",       # CPUID: what the emulator executes
+        "rdrand 0",                        # QEMU's RDRAND is host randomness: not offered
     ]
     assert trace_cli("replay", str(tmp_path / "t"), "--verify").returncode == 0
 

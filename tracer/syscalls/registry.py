@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from tracer.errors import UnsupportedSyscall
 from tracer.syscalls import (
-    fileinfo, files, limits, memory, process, signals, threads, time,
+    fileinfo, files, identity, limits, memory, process, signals, threads, time,
 )
 from tracer.syscalls.context import SyscallContext
 from tracer.syscalls.errno import ENOSYS
@@ -62,6 +62,13 @@ HANDLERS: dict[int, Handler] = {
     SYSCALL_NUMBERS["readlinkat"]: fileinfo.sys_readlinkat,
     SYSCALL_NUMBERS["ioctl"]: fileinfo.sys_ioctl,
     SYSCALL_NUMBERS["madvise"]: memory.sys_madvise,
+    SYSCALL_NUMBERS["getuid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["geteuid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["getgid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["getegid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["getcwd"]: identity.sys_getcwd,
+    SYSCALL_NUMBERS["sched_getaffinity"]: identity.sys_sched_getaffinity,
+    SYSCALL_NUMBERS["sched_yield"]: identity.sys_sched_yield,
 }
 
 

@@ -1,7 +1,10 @@
 /* The questions a C program asks libc at run time, and so the kernel: is stdout a terminal,
    where is my executable, what are my limits, signal dispositions and mask, who am I, what
    does the CPU offer. Prints one line per answer. */
+#define _GNU_SOURCE
+#include <cpuid.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +46,11 @@ int main(void) {
     uname(&u);
     printf("uname %s %s\n", u.sysname, u.machine);
     printf("pid %d\n", getpid());
+    char cwd[64];
+    printf("uid %d gid %d cwd %s\n", (int)getuid(), (int)getgid(), getcwd(cwd, sizeof cwd));
+    cpu_set_t cpus;
+    sched_getaffinity(0, sizeof cpus, &cpus);
+    printf("cpus %d yield %d\n", CPU_COUNT(&cpus), sched_yield());
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -53,5 +61,8 @@ int main(void) {
     __builtin_cpu_init();
     printf("cpu sse4.2 %d avx %d avx2 %d\n", __builtin_cpu_supports("sse4.2") != 0,
            __builtin_cpu_supports("avx") != 0, __builtin_cpu_supports("avx2") != 0);
+    unsigned eax, ebx, ecx, edx;
+    __get_cpuid(1, &eax, &ebx, &ecx, &edx);
+    printf("rdrand %d\n", (ecx >> 30) & 1);
     return 0;
 }
