@@ -7,8 +7,9 @@ Accesses made while the allocator runs (chunk headers, bins, tcache) are its own
 program's. A load that starts inside a block and runs past its end (a libc string function
 reading 16 aligned bytes around a terminator) is allowed, as Memcheck's partial-loads-ok
 allows it; a store is not. Reads of never-written bytes are checked for the program's own
-instructions (those with a source line): libc's vectorised string functions read bytes they
-then ignore."""
+instructions (those with a source line), and only reads that get no byte the program wrote:
+libc's vectorised string functions read bytes they then ignore, and a struct copy reads
+padding along with fields."""
 
 from __future__ import annotations
 
@@ -155,7 +156,9 @@ class HeapChecker:
             written = self._written[block.id]
             if write:
                 written[lo:hi] = b"\1" * (hi - lo)
-            elif user and 0 in written[lo:hi]:
+            elif user and not any(written[lo:hi]):
+                # Only a wholly unwritten value: copying a struct reads its padding along
+                # with written fields, which is no error (Memcheck reports only uses).
                 self._report("uninit", rip, step, block, (
                     f"Read of {size} byte{'s' if size != 1 else ''} at {addr:#x}, "
                     f"{lo} bytes into a {block.size}-byte block allocated at "
