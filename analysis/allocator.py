@@ -8,6 +8,7 @@ program with the emulator; a notebook may pass values from anywhere)."""
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,10 +63,20 @@ class CallSite:
 
 @dataclass(frozen=True)
 class CallValues:
-    """Registers of one call: rdi at entry, rax after return (None if it never returned)."""
+    """Registers of one call: rdi at entry, rax after return (None if it never returned).
+
+    For the C library's functions (analysis/libc_heap.py) also rsi and rdx at entry, the
+    return address the call pushed (to pair each entry with its call site even when one
+    function tail-calls another), and after the return the 8 bytes before the returned
+    pointer (glibc's chunk size field) and the 8 bytes at rdi (posix_memalign's result)."""
 
     rdi: int
     rax: int | None
+    rsi: int = 0
+    rdx: int = 0
+    return_address: int | None = None
+    header: int | None = None
+    at_rdi: int | None = None
 
 
 # (function address, return addresses of its calls) -> values per call, in execution order.
@@ -165,12 +176,12 @@ def allocator_events(trace: Trace, spec: AllocatorSpec, probe: RegisterProbe
     wanted = {addr: [s.return_address for s in sites if s.kind is kind]
               for kind, addr in targets.items()}
     values = probe(wanted)
-    queues = {kind: list(values.get(addr, [])) for kind, addr in targets.items()}
+    queues = paired_values(targets, values)
     events: list[AllocEvent] = []
     for site in sites:
-        if not queues[site.kind]:
-            break
-        v = queues[site.kind].pop(0)
+        v = take_values(queues, site)
+        if v is None:
+            continue
         if site.kind is CallKind.ALLOC:
             if v.rax is None or site.return_step is None:
                 continue
@@ -180,23 +191,64 @@ def allocator_events(trace: Trace, spec: AllocatorSpec, probe: RegisterProbe
     return sorted(events, key=lambda e: e.step)
 
 
-def _holes(live: dict[int, int], lo: int, hi: int) -> list[tuple[int, int]]:
-    holes, cursor = [], lo
-    for ptr in sorted(live):
-        if ptr > cursor:
-            holes.append((cursor, ptr))
-        cursor = max(cursor, ptr + live[ptr])
-    if hi > cursor:
-        holes.append((cursor, hi))
+def paired_values(targets: dict, values: dict[int, list[CallValues]]) -> dict:
+    """Each function's call values, queued by the return address their call pushed (a
+    probe that does not know it queues them all under None, in execution order)."""
+    queues: dict = {}
+    for kind, addr in targets.items():
+        for v in values.get(addr, []):
+            queues.setdefault((kind, v.return_address), []).append(v)
+    return queues
+
+
+def take_values(queues: dict, site: CallSite) -> CallValues | None:
+    """The next values of the call made at `site` (None when the probe has none)."""
+    for key in ((site.kind, site.return_address), (site.kind, None)):
+        if queues.get(key):
+            return queues[key].pop(0)
+    return None
+
+
+# Two freed extents this close, with no live block between them, are one hole: the bytes
+# between are the allocator's header of the second, free as soon as both blocks are.
+HEADER_GAP = 32
+
+
+def _subtract(extents: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    out = []
+    for s, e in extents:
+        if e <= lo or s >= hi:
+            out.append((s, e))
+            continue
+        if s < lo:
+            out.append((s, lo))
+        if e > hi:
+            out.append((hi, e))
+    return out
+
+
+def _holes(freed: list[tuple[int, int]], live: dict[int, int]) -> list[tuple[int, int]]:
+    """Freed extents not reused since, adjacent ones (up to a header apart) merged."""
+    starts = sorted(live)
+    holes: list[tuple[int, int]] = []
+    for s, e in sorted(freed):
+        if holes and s - holes[-1][1] <= HEADER_GAP:
+            i = bisect.bisect_left(starts, holes[-1][1])
+            if i == len(starts) or starts[i] >= s:   # no live block in between
+                holes[-1] = (holes[-1][0], max(e, holes[-1][1]))
+                continue
+        holes.append((s, e))
     return holes
 
 
 def fragmentation(events: Sequence[AllocEvent], heap_start: int) -> Fragmentation:
     """Live blocks, holes and fragmentation after each alloc/free.
 
-    The heap is `[heap_start, highest block end so far)`; a hole is a maximal range in it
-    that no live block covers (allocator headers, if any, show as small holes).
-    External fragmentation = 1 - largest hole / free bytes (0 when nothing is free).
+    The heap is `[heap_start, highest block end so far)`. A hole is memory the program
+    freed and that no block has reused since (extents a header apart merged): an
+    allocator's own headers and alignment padding are overhead, never holes, so nothing
+    is fragmented before the first free. External fragmentation = 1 - largest hole / free
+    bytes (0 when nothing is free).
 
     Args:
         events: alloc/free events in step order.
@@ -212,6 +264,7 @@ def fragmentation(events: Sequence[AllocEvent], heap_start: int) -> Fragmentatio
     rows: list[dict] = []
     problems: list[str] = []
     hi = heap_start
+    freed: list[tuple[int, int]] = []
     for ev in events:
         size = ev.size
         if ev.kind is CallKind.ALLOC:
@@ -219,6 +272,7 @@ def fragmentation(events: Sequence[AllocEvent], heap_start: int) -> Fragmentatio
                 problems.append(f"step {ev.step}: alloc({ev.size}) returned a null pointer")
                 continue
             live[ev.ptr] = ev.size
+            freed = _subtract(freed, ev.ptr, ev.ptr + ev.size)
             born[ev.ptr] = len(blocks)
             blocks.append({"ptr": ev.ptr, "size": ev.size, "alloc_step": ev.step,
                            "free_step": None})
@@ -231,8 +285,9 @@ def fragmentation(events: Sequence[AllocEvent], heap_start: int) -> Fragmentatio
                                 f"not a live block (double free or a wrong pointer)")
                 continue
             size = live.pop(ev.ptr)
+            freed.append((ev.ptr, ev.ptr + size))
             blocks[born.pop(ev.ptr)]["free_step"] = ev.step
-        holes = _holes(live, heap_start, hi)
+        holes = _holes(freed, live)
         free_bytes = sum(e - s for s, e in holes)
         largest = max((e - s for s, e in holes), default=0)
         rows.append({
@@ -242,7 +297,7 @@ def fragmentation(events: Sequence[AllocEvent], heap_start: int) -> Fragmentatio
             "largest_hole": largest,
             "external_fragmentation": (1 - largest / free_bytes) if free_bytes else 0.0,
         })
-    final = _holes(live, heap_start, hi)
+    final = _holes(freed, live)
     return Fragmentation(
         heap_start=heap_start,
         blocks=pd.DataFrame(blocks, columns=["ptr", "size", "alloc_step", "free_step"]

@@ -41,6 +41,12 @@ class FindingKind(enum.Enum):
     READ_NEVER_WRITTEN = "read of memory never written"
     WRITE_BELOW_RSP = "write below RSP"
     FAULT = "the run ended in a fault"
+    # The C library's heap (analysis/heap_check.py).
+    HEAP_OVERFLOW = "access past the end of a heap block"
+    USE_AFTER_FREE = "use after free"
+    BAD_FREE = "double or invalid free"
+    HEAP_UNINIT = "read of heap bytes never written"
+    LEAK = "heap block never freed"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from analysis.report import ReportData
 MAX_SYSCALL_ROWS = 500
 MAX_CHANGE_ROWS = 300
 MAX_OUTPUT_CHARS = 20_000
+MAX_BLOCK_ROWS = 500
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1300px;
@@ -223,6 +224,8 @@ def render_report(data: ReportData) -> str:
                         numeric={0, 3, 4, 5, 6, 7, 8, 9, 10}))
         for p in frag.problems:
             page.add(f'<p class="warning">{escape(p)}</p>')
+    if data.libc_heap is not None:
+        page.add(_libc_heap_html(data))
     page.add('<h2 id="heatmaps">Access heatmaps</h2>')
     page.figure(figures.heatmap_figure(data.heatmaps))
     page.add('<h2 id="syscalls">Syscalls</h2>')
@@ -235,6 +238,46 @@ def render_report(data: ReportData) -> str:
         page.add(f"<p>... and {len(s.syscalls) - MAX_SYSCALL_ROWS:,} more.</p>")
     page.add(_listing_html(data))
     return _document(f"vmtrace: {s.program}", "\n".join(page.parts))
+
+
+def _libc_heap_html(data: ReportData) -> str:
+    """The C library's heap: its blocks, their chunks and what became of them."""
+    heap = data.libc_heap
+    blocks = heap.blocks
+    live = [b for b in blocks if b.free_step is None]
+    chunked = [b for b in blocks if b.chunk_size is not None]
+    lib = "glibc" if heap.glibc else "the C library"
+    out = [f"<h3>{lib}'s heap (--allocator auto)</h3>"]
+    rows = [["calls into the allocator", f"{heap.calls:,}"],
+            ["blocks allocated / still live at the end", f"{len(blocks):,} / {len(live):,}"],
+            ["bytes requested / still live", f"{sum(b.size for b in blocks):,} / "
+                                             f"{sum(b.size for b in live):,}"],
+            ["blocks placed where a freed one was (reuse)",
+             f"{sum(b.reused for b in blocks):,}"],
+            ["blocks served by mmap", f"{sum(b.mmapped for b in blocks):,}"],
+            ["top of the heap (program break at the end)",
+             f"{data.summary.brk_end:#x} ({data.summary.brk_end - data.summary.brk_start:+,} "
+             "bytes)"]]
+    if chunked:
+        overhead = sum(b.overhead for b in chunked)
+        rows.append(["chunk overhead (chunk size − requested size)",
+                     f"{overhead:,} bytes over {sum(b.chunk_size for b in chunked):,} "
+                     f"({overhead / max(1, sum(b.chunk_size for b in chunked)):.1%})"])
+    out.append(_table(None, rows))
+    out.append(_table(
+        ["block", "address", "requested", "chunk", "overhead", "how", "allocated (step)",
+         "line", "freed (step)", "line", "mmap", "reused"],
+        [[b.id, f"{b.ptr:#x}", f"{b.size:,}", "" if b.chunk_size is None else
+          f"{b.chunk_size:,}", "" if b.overhead is None else f"{b.overhead:,}",
+          b.func + (f" (via {b.via})" if b.via else ""), f"{b.alloc_step:,}",
+          "" if b.alloc_line is None else b.alloc_line,
+          "live" if b.free_step is None else f"{b.free_step:,}",
+          "" if b.free_line is None else b.free_line, "yes" if b.mmapped else "",
+          "yes" if b.reused else ""] for b in blocks[:MAX_BLOCK_ROWS]],
+        numeric={0, 2, 3, 4, 6, 7, 8, 9}))
+    if len(blocks) > MAX_BLOCK_ROWS:
+        out.append(f"<p>... and {len(blocks) - MAX_BLOCK_ROWS:,} more blocks.</p>")
+    return "".join(out)
 
 
 def _listing_html(data: ReportData) -> str:

@@ -23,7 +23,7 @@ class Listing:
 
 
 def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_counts: pd.DataFrame,
-                 source: str | None) -> Listing:
+                 source: str | None, source_name: str | None = None) -> Listing:
     """Joins per-address counts onto source lines.
 
     Args:
@@ -31,9 +31,14 @@ def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_cou
         exec_counts: rip, count.
         access_counts: rip, reads, writes.
         source: the source text, or None.
+        source_name: the recorded source's file name: the line table may name other files
+            too (musl's start files carry line information), and only this one's lines
+            are listed.
     """
-    file = line_table["file"].iloc[0] if len(line_table) else ""
-    lt = line_table.sort_values("addr")
+    files = list(dict.fromkeys(line_table["file"])) if len(line_table) else []
+    file = next((f for f in files if source_name and f.rsplit("/", 1)[-1] == source_name),
+                files[0] if files else "")
+    lt = line_table[line_table["file"] == file].sort_values("addr")
     per_addr = lt[["addr", "line"]].merge(
         exec_counts.rename(columns={"rip": "addr", "count": "executed"}), on="addr", how="left"
     ).merge(access_counts.rename(columns={"rip": "addr"}), on="addr", how="left").fillna(0)
@@ -110,4 +115,4 @@ def listing(trace: Trace, counts: pd.DataFrame | None = None) -> Listing:
         scan_accesses(trace, [counter])
         counts = counter.result()
     return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(), counts,
-                        trace.source_text())
+                        trace.source_text(), trace.meta.program.get("name"))

@@ -6,13 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analysis.allocator import Fragmentation
-from analysis.findings import Finding, FindingScanners
+from analysis.findings import Finding, FindingKind, FindingScanners
 from analysis.heap import HeapTimeline, heap_timeline
+from analysis.heap_check import HeapChecker, HeapError, as_findings
 from analysis.heatmap import HeatmapBuilder, Heatmaps
+from analysis.libc_heap import LibcHeap
 from analysis.listing import Listing, RipCounter, listing
 from analysis.scan import scan_accesses
 from analysis.stack import StackDepth, stack_depth
 from analysis.summary import TraceSummary, access_counts_from, summarize
+from analysis.symbols import Symbolizer
 from analysis.trace import Trace
 from analysis.vmmap import VmMap, vmmap
 
@@ -27,14 +30,31 @@ class ReportData:
     findings: list[Finding]
     listing: Listing
     fragmentation: Fragmentation | None
+    libc_heap: LibcHeap | None = None        # --allocator auto: the C library's blocks
+    heap_errors: list[HeapError] | None = None
 
 
-def build_report(trace: Trace, fragmentation: Fragmentation | None = None) -> ReportData:
+# Findings made for hand-written assembly that say nothing about a C program's own code
+# when they come from inside its C library (leaf functions use the red zone, start-up reads
+# its fresh TLS block), or at all (exit() leaves main's frame on the stack).
+_ASM_ONLY = {FindingKind.WRITE_BELOW_RSP, FindingKind.READ_NEVER_WRITTEN,
+             FindingKind.MISALIGNED_CALL}
+
+
+def _for_c(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.kind is not FindingKind.UNBALANCED_STACK
+            and not (f.kind in _ASM_ONLY and f.line is None)]
+
+
+def build_report(trace: Trace, fragmentation: Fragmentation | None = None,
+                 libc_heap: LibcHeap | None = None) -> ReportData:
     """Runs every analysis of the report over a trace.
 
     Args:
         trace: an open trace.
         fragmentation: allocator tracking, when the user named an allocator.
+        libc_heap: the C library's allocations (`--allocator auto`): its heap errors join
+            the findings.
 
     Returns:
         The report's data: two passes over the rsp table, one over accesses.
@@ -47,10 +67,26 @@ def build_report(trace: Trace, fragmentation: Fragmentation | None = None) -> Re
     heat = HeatmapBuilder(trace, lowest_rsp=lowest)
     rips = RipCounter(trace)
     scanners = FindingScanners(trace, heap)
-    scan_accesses(trace, [heat, rips, *scanners.consumers])
+    checker = None if libc_heap is None else HeapChecker(
+        libc_heap, Symbolizer(trace.symbols, trace.lines))
+    scan_accesses(trace, [heat, rips, *scanners.consumers,
+                          *([checker] if checker is not None else [])])
     maps = heat.result()
     summary = summarize(trace, accesses=access_counts_from(maps.source_counts),
                         stack_depth=stack.deepest.depth if stack.deepest else 0)
+    found = scanners.findings(stack)
+    if trace.meta.program.get("kind") == "c":
+        found = _for_c(found)
+    errors = checker.result(trace) if checker is not None else None
+    if checker is not None:
+        # The heap checker knows the blocks (calloc's are zero by definition, the space
+        # between blocks is the allocator's): the word-level heap reads check is replaced.
+        found = [f for f in found if not (f.kind is FindingKind.READ_NEVER_WRITTEN
+                                          and "of heap memory" in f.message)]
+    if errors:
+        found = sorted([*found, *as_findings(errors)],
+                       key=lambda f: (f.step is None, f.step or 0))
     return ReportData(summary=summary, stack=stack, heap=heap, heatmaps=maps,
-                      vmmap=vmmap(trace, lowest), findings=scanners.findings(stack),
-                      listing=listing(trace, rips.result()), fragmentation=fragmentation)
+                      vmmap=vmmap(trace, lowest), findings=found,
+                      listing=listing(trace, rips.result()), fragmentation=fragmentation,
+                      libc_heap=libc_heap, heap_errors=errors)

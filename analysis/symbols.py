@@ -64,9 +64,29 @@ class Symbolizer:
         return self.symbols[i].name if i >= 0 else "?"
 
     def line_at(self, rip: int) -> SourceLine | None:
-        """The source line of the instruction at `rip`, from the DWARF line table."""
+        """The source line of the instruction at `rip`, from the DWARF line table.
+
+        None for code the table does not cover: an instruction inside a sized function
+        (a C library's, compiled without debug information) that holds no entry of the
+        table is not on the line of the last entry before it."""
         i = bisect.bisect_right(self._line_addrs, rip) - 1
-        return self._lines[i] if i >= 0 else None
+        if i < 0:
+            return None
+        entry = self._line_addrs[i]
+        here, there = self._function_symbol(rip), self._function_symbol(entry)
+        if here is not None and entry < here.addr:
+            return None
+        if there is not None and not there.addr <= rip < there.addr + there.size:
+            return None
+        return self._lines[i]
+
+    def _function_symbol(self, rip: int) -> Symbol | None:
+        """The sized function symbol covering `rip`, if any (nasm labels have no size)."""
+        i = bisect.bisect_right(self._addrs, rip) - 1
+        for sym in reversed(self.symbols[max(0, i - 8):i + 1]):
+            if sym.type == "func" and sym.size and sym.addr <= rip < sym.addr + sym.size:
+                return sym
+        return None
 
     def line_no(self, rip: int) -> int | None:
         line = self.line_at(rip)

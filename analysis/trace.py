@@ -141,14 +141,14 @@ class Trace:
         return last
 
     def source_text(self) -> str | None:
-        """The assembly source, if the file recorded is still where it was and unchanged.
+        """The assembly or C source, if the file recorded is still where it was and unchanged.
 
         The trace stores the source's path and hash, not its text: a moved or edited file
         gives None rather than a listing that no longer matches the run.
         """
         program = self.meta.program
         expected = program.source_sha256
-        if program.kind != "asm" or not expected or not program.path:
+        if program.kind not in ("asm", "c") or not expected or not program.path:
             return None
         data = read_host_file(Path(program.path), MAX_SOURCE_BYTES)
         if data is not None and hashlib.sha256(data).hexdigest() == expected:

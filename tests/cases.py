@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,17 @@ class Case:
     # Known, reported differences from Linux: (test kind, reason) pairs; the tests of that
     # kind ("ending", "syscalls", "lackey", "gdb") are strict xfails for this program.
     known_differences: tuple[tuple[str, str], ...] = ()
+    # C sources: the libc they are compiled against (`trace record --libc`).
+    libc: str | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.source.parent.name}/{self.source.stem}"
+        suffix = f"-{self.libc}" if self.libc else ""
+        return f"{self.source.parent.name}/{self.source.stem}{suffix}"
+
+    @property
+    def record_options(self) -> tuple[str, ...]:
+        return ("--libc", self.libc) if self.libc else ()
 
 
 _SPECIAL = {
@@ -53,18 +61,39 @@ _SPECIAL = {
 }
 
 
+C_PROGRAMS = PROGRAMS / "c"
+LIBCS = ("glibc", "musl")
+_SPECIAL_C = {
+    "read_stdin": {"stdin": b"first line\nsecond, longer line\n" * 40 + b"no newline"},
+    "argv": {"args": ("first arg", "-x", "")},
+}
+
+
+def c_cases() -> list[Case]:
+    """The C programs of tests/programs/c, each compiled against both libcs."""
+    return [Case(s, libc=libc, **_SPECIAL_C.get(s.stem, {}))
+            for s in sorted(C_PROGRAMS.glob("*.c")) for libc in LIBCS]
+
+
 def all_cases() -> list[Case]:
     sources = sorted(EXAMPLES.glob("*.asm")) + sorted(PROGRAMS.glob("*.asm"))
     return [_SPECIAL.get(s.stem, Case(s)) if s.parent == PROGRAMS else Case(s)
-            for s in sources]
+            for s in sources] + c_cases()
 
 
 def case_params(kind: str) -> list:
     """Every case as a pytest parameter, a strict xfail where it differs for `kind`."""
     out = []
     for case in all_cases():
+        if kind == "lackey" and case.libc == "glibc":
+            # Valgrind reports another CPU (AVX2, ...) than the emulator's CPUID, and
+            # glibc picks its string functions by CPUID at start-up: the instructions
+            # differ by design. musl does not look at CPUID.
+            continue
         marks = [pytest.mark.xfail(strict=True, reason=reason)
                  for k, reason in case.known_differences if k == kind]
+        if case.libc == "musl" and shutil.which("musl-gcc") is None:
+            marks.append(pytest.mark.skip(reason="musl-gcc is not installed (musl-tools)"))
         out.append(pytest.param(case, id=case.id, marks=marks))
     return out
 
@@ -100,6 +129,7 @@ class Prepared:
                 stdin_file.write_bytes(self.case.stdin)
                 extra += ["--stdin", str(stdin_file)]
             trace_cli("record", str(self.case.source), "-o", str(out), "-q", *extra,
+                      *self.case.record_options,
                       *(["--", *self.args] if self.args else []))
             return out
         return self._once("trace", make)
@@ -157,7 +187,7 @@ class Prepare:
                     (data / name).write_bytes(content)
                 build_dir = workdir / "build"
                 build_dir.mkdir(exist_ok=True)
-                build_native(case.source, build_dir).replace(exe)
+                build_native(case.source, build_dir, case.libc).replace(exe)
         return Prepared(case, workdir, exe, args, data)
 
 

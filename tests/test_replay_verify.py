@@ -40,7 +40,7 @@ def test_replay_reproduces_every_program(case, workdir):
     args = tuple(a.replace("{data}", str(data)) for a in case.args)
     recorded = run_record(RecordOptions(program=case.source, output=workdir / "t", args=args,
                                         stdin=case.stdin or b"some bytes from stdin, 32 or so!",
-                                        allow_read=(data,)))
+                                        allow_read=(data,), libc=case.libc or "glibc"))
     result = verify(workdir / "t")
     assert result.divergence is None, result.divergence.sentence()
     assert result.instructions == recorded.instructions

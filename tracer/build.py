@@ -27,6 +27,7 @@ class BuiltProgram:
     elf: Path
     source: Path | None
     warnings: tuple[str, ...]
+    command: str | None = None  # the compile command shown to the user (C sources)
 
 
 def _tool(name: str) -> str:

@@ -87,11 +87,13 @@ def read_elf(path: Path) -> ElfProgram:
         if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
             raise ProgramError(f"{path} is not an executable (ELF type {elf['e_type']})")
         if any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments()):
-            raise ProgramError(f"{path} is dynamically linked; vmtrace runs static executables "
-                               "(link with plain `ld`, no libc)")
+            raise ProgramError(f"{path} is dynamically linked; vmtrace runs static executables: "
+                               "link it with -static (gcc -static ...), or record the C "
+                               "source itself (trace record prog.c)")
         if elf["e_type"] == "ET_DYN":
             raise ProgramError(f"{path} is position-independent; link it with plain `ld` "
-                               "(no -pie) so it loads at its fixed addresses")
+                               "(no -pie), or gcc -static (not -static-pie), so it loads at "
+                               "its fixed addresses")
         sections = [(s.name, s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()
                     if s["sh_flags"] & 2 and s["sh_addr"]]
         segments = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from tracer.address_space import (
     DEFAULT_MAX_MEMORY, STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace,
 )
 from tracer.build import assemble
+from tracer.compile_c import C_SUFFIXES, compile_c, compile_command
+from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import UnsupportedSyscall
 from tracer.event_stream import EventStream, NativeStop, Progress
@@ -42,8 +45,9 @@ from tracer.output import check_output, claim_output
 from tracer.registers import read_registers
 from tracer.stop_request import StopRequest
 from tracer.syscalls.abi import I386, X86_64, syscall_number
+from tracer.syscalls.fileinfo import guest_exe_path
 from tracer.syscalls.context import (
-    ExitProcess, ProcessState, StdinFile, SyscallContext,
+    ExitProcess, KilledBySignal, ProcessState, StdinFile, SyscallContext,
 )
 from tracer.syscalls.registry import dispatch, dispatch_i386, syscall_name
 
@@ -75,6 +79,10 @@ class RecordOptions:
     batch_events: int = 1 << 18
     echo: Callable[[int, bytes], None] | None = None
     progress: Callable[[Progress], None] | None = None
+    # C sources: which libc, further compiler flags, and who is told the compile command.
+    libc: str = "glibc"
+    cc_flags: tuple[str, ...] = ()
+    on_compile: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,18 @@ class RecordResult:
     rip: int | None = None             # where the run stopped (the next instruction)
     interrupted_by: str | None = None  # the StopRequest's reason, e.g. "SIGINT"
     memory_refusals: int = 0           # mmap/brk/mremap calls refused by max_memory
+    build_command: str | None = None   # the compiler command, for a C source
 
 
 def _mib(value: float | None) -> float | int | None:
     """A size in MiB for meta.json: a whole number stays an int (1024, not 1024.0)."""
     return int(value) if value is not None and float(value).is_integer() else value
+
+
+def _source_kind(source: Path | None) -> str:
+    if source is None:
+        return "elf"
+    return "c" if source.suffix in C_SUFFIXES else "asm"
 
 
 def default_output(program: Path) -> Path:
@@ -133,11 +148,15 @@ def record(options: RecordOptions) -> RecordResult:
     out = options.output or default_output(program_path)
     check_output(out)
     with tempfile.TemporaryDirectory(prefix="vmtrace-build-") as tmp:
-        source = None
+        source, command = None, None
         warnings: list[str] = []
         if program_path.suffix.lower() in (".asm", ".s", ".nasm"):
             built = assemble(program_path, Path(tmp), options.include)
             source, elf_path, warnings = program_path, built.elf, list(built.warnings)
+        elif program_path.suffix in C_SUFFIXES:
+            built = _compile(options, Path(tmp))
+            source, elf_path, warnings = program_path, built.elf, list(built.warnings)
+            command = built.command
         else:
             elf_path = program_path
         program = read_elf(elf_path)
@@ -145,7 +164,18 @@ def record(options: RecordOptions) -> RecordResult:
             shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
             result = _Recording(options, program, source, warnings, output.work).run()
             result.trace = output.commit()
+        result.build_command = command
         return result
+
+
+def _compile(options: RecordOptions, workdir: Path):
+    """Compiles a C source, first telling `options.on_compile` the exact command."""
+    if options.on_compile is not None:
+        exe = workdir / options.program.stem
+        options.on_compile(shlex.join(compile_command(
+            options.program, exe, options.libc, options.cc_flags, options.include)))
+    return compile_c(options.program, workdir, options.libc, options.cc_flags,
+                     options.include)
 
 
 class _Recording:
@@ -171,7 +201,7 @@ class _Recording:
             "path": str(self.source or self.program.path),
             "name": (self.source or self.program.path).name,
             "elf_sha256": self.program.sha256,
-            "kind": "asm" if self.source else "elf",
+            "kind": _source_kind(self.source),
             "entry": self.program.entry,
         }
         if self.source:
@@ -197,6 +227,7 @@ class _Recording:
         self.argv = [f"./{self.program.path.name}", *o.args]
         self.env = list(DEFAULT_ENV if o.env is None else o.env)
         uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        start_like_linux(uc)
         space = self.space = AddressSpace(uc)
         space.max_memory = o.max_memory
         brk = load_elf(space, uc, self.program)
@@ -234,6 +265,7 @@ class _Recording:
         self.process = ProcessState(stdin=StdinFile(o.stdin), allow_read=tuple(
             p.resolve() for p in o.allow_read))
         self.process.files.update({0: self.process.stdin, 1: "stdout", 2: "stderr"})
+        self.process.exe_path = guest_exe_path(self.program.path.name)
 
         accesses = TableWriter(self.out, "accesses")
         rsp = TableWriter(self.out, "rsp")
@@ -397,7 +429,7 @@ class _Recording:
             uc=uc, space=self.space, process=self.process, sink=self, step=step,
             output=self._on_output, random=self.rng.randbytes,
             now_ns=lambda: VIRTUAL_EPOCH_NS + step * NS_PER_STEP + self.process.clock_offset_ns,
-            mapped_file_data=self._on_mapped_file, limit_io=self._limit_io)
+            mapped_file_data=self._on_mapped_file, limit_io=self._limit_io, rip=rip)
         name = syscall_name(nr, abi)
         row = dict(step=step, rip=rip, nr=nr, name=name, args=list(args), abi=abi)
         try:
@@ -407,6 +439,13 @@ class _Recording:
             self.exit_code = done.code
             self.stop_reason = "exit"
             self.syscalls.add(**row, ret=None, detail=None)
+            uc.emu_stop()
+            return None
+        except KilledBySignal as killed:
+            self.fault = Fault(killed.signal, killed.cause, step, rip, None, None)
+            self.stop_reason = "fault"
+            # The syscall itself succeeded; the signal kills on the way back to user space.
+            self.syscalls.add(**row, ret=0, detail="signal")
             uc.emu_stop()
             return None
         except UnsupportedSyscall as exc:

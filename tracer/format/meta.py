@@ -30,7 +30,7 @@ class ProgramInfo:
 
     path: str                   # as given to `trace record`
     name: str
-    kind: str                   # asm or elf
+    kind: str                   # asm, c or elf
     elf_sha256: str             # of program.elf
     source_sha256: str | None   # of the .asm, for kind asm
     entry: int
@@ -197,7 +197,7 @@ def _depth_ok(value: Any, limit: int) -> bool:
 
 def _program(value: Any) -> ProgramInfo:
     p = _obj(value, "program")
-    kind = _choice(_key(p, "kind", "program"), "program.kind", ("asm", "elf"))
+    kind = _choice(_key(p, "kind", "program"), "program.kind", ("asm", "c", "elf"))
     source = p.get("source_sha256")
     return ProgramInfo(
         path=_str(_key(p, "path", "program"), "program.path"),

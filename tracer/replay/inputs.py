@@ -39,6 +39,7 @@ class RecordedSyscall:
     abi: str            # x86_64 (`syscall`) or i386 (`int 0x80`)
     regions: tuple[RegionEvent, ...]
     kernel_writes: tuple[tuple[int, bytes], ...]
+    killed: bool = False  # it delivered a fatal signal to the process (kill, tgkill, tkill)
 
 
 @dataclass
@@ -89,7 +90,7 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
     # growth by instruction 0.
     n_initial = sum(1 for e in events if e.step == 0 and e.action != "grow")
     for row in rows:
-        if row["step"] == 0 and row["detail"] not in (None, "unsupported"):
+        if row["step"] == 0 and row["detail"] not in (None, "unsupported", "signal"):
             n_initial -= len(json.loads(row["detail"]))
     initial, later = events[:n_initial], events[n_initial:]
     by_step_regions: dict[int, list[RegionEvent]] = defaultdict(list)
@@ -102,7 +103,8 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
         step=r["step"], rip=r["rip"], nr=r["nr"], name=r["name"], args=tuple(r["args"]),
         ret=r["ret"], unsupported=r["detail"] == "unsupported", abi=r.get("abi") or "x86_64",
         regions=tuple(by_step_regions.get(r["step"], ())),
-        kernel_writes=tuple(writes.get(r["step"], ()))) for r in rows]
+        kernel_writes=tuple(writes.get(r["step"], ())),
+        killed=r["detail"] == "signal") for r in rows]
     end = meta.end
     instructions = end.instructions if end is not None else recorded_steps(files)
     floor = meta.initial.stack_top - meta.initial.stack_limit

@@ -14,6 +14,7 @@ from unicorn import (
 )
 from unicorn import x86_const as x
 
+from tracer.cpu import start_like_linux
 from tracer.interrupts import (
     classify_interrupt, code_at, data_fault, full_rip, register_reader,
 )
@@ -89,6 +90,7 @@ class ReplayMachine:
         self.inputs = inputs
         self.observer = observer
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        start_like_linux(self.uc)  # as the recorder: x87/SSE control state, CPUID
         self.cursor = 0
         self.heap_end = inputs.initial_brk
         self.ending: Ending | None = None
@@ -261,6 +263,11 @@ class ReplayMachine:
         else:
             for addr, data in recorded.kernel_writes:
                 uc.mem_write(addr, data)
+        if recorded.killed:  # the syscall delivered a fatal signal to the process
+            self.ending = Ending("fault", fault={"step": recorded.step, "rip": rip,
+                                                 "address": None, "access": None})
+            uc.emu_stop()
+            return
         if recorded.name == "arch_prctl" and recorded.ret == 0 \
                 and args[0] in (ARCH_SET_FS, ARCH_SET_GS):
             reg = x.UC_X86_REG_FS_BASE if args[0] == ARCH_SET_FS else x.UC_X86_REG_GS_BASE

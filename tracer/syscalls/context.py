@@ -57,6 +57,15 @@ class ProcessState:
     clock_offset_ns: int = 0
     fs_base: int = 0
     gs_base: int = 0
+    # Kept for libc's start-up calls (tracer/syscalls/threads.py, signals.py, limits.py).
+    clear_child_tid: int = 0
+    robust_list: int = 0
+    rseq: tuple[int, int, int] | None = None  # (address, length, signature)
+    signal_actions: dict[int, bytes] = field(default_factory=dict)
+    signal_mask: int = 0
+    signals_pending: int = 0
+    limits: dict[int, tuple[int, int]] = field(default_factory=dict)
+    exe_path: str = ""  # what readlink("/proc/self/exe") gives
 
 
 class ExitProcess(Exception):
@@ -65,6 +74,15 @@ class ExitProcess(Exception):
     def __init__(self, code: int):
         super().__init__(code)
         self.code = code
+
+
+class KilledBySignal(Exception):
+    """Raised by a syscall that delivers a fatal signal to the process itself (kill,
+    tgkill, tkill with the default action): the run ends as by a fault."""
+
+    def __init__(self, signal: str, cause: str):
+        super().__init__(cause)
+        self.signal, self.cause = signal, cause
 
 
 @dataclass
@@ -81,6 +99,7 @@ class SyscallContext:
     # How many of N bytes a read/write/getrandom may move: fewer only when the trace would
     # pass its size limit (the run then stops right after the syscall).
     limit_io: Callable[[int], int] = lambda count: count
+    rip: int = 0  # of the `syscall` instruction, for messages
 
     def read_guest(self, addr: int, size: int) -> bytes:
         """Reads guest memory on the kernel's behalf (recorded as a kernel read)."""

@@ -26,7 +26,7 @@ O_CREAT, O_EXCL, O_TRUNC = 0o100, 0o200, 0o1000
 AT_FDCWD = -100
 MAX_FDS = 1024
 MAX_IO = 0x7FFFF000  # Linux caps a single read/write at this many bytes
-S_IFCHR, S_IFREG, S_IFSOCK = 0o020000, 0o100000, 0o140000
+S_IFIFO, S_IFCHR, S_IFREG, S_IFSOCK = 0o010000, 0o020000, 0o100000, 0o140000
 AF_UNIX = 1
 SOCK_TYPE_MASK = 0xF  # the rest of socket()'s type holds SOCK_NONBLOCK and SOCK_CLOEXEC
 UNIX_SOCKET_TYPES = (1, 2, 5)  # SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
@@ -216,7 +216,9 @@ def sys_fstat(ctx: SyscallContext, fd: int, statbuf: int, *_: int) -> int:
     elif isinstance(file, SocketFile):
         mode, size, ino = S_IFSOCK | 0o777, 0, 3
     else:
-        mode, size, ino = S_IFCHR | 0o620, 0, 1
+        # stdin, stdout and stderr are pipes to the recorder (not a terminal): libc buffers
+        # stdout fully, as when the native program's output is captured.
+        mode, size, ino = S_IFIFO | 0o600, 0, 1
     # struct stat on x86-64: 144 bytes; fixed owner and times keep traces deterministic.
     st = struct.pack("<QQQIIIIQqqqqqqqqqqqq", 0x16, ino, 1, mode, 1000, 1000, 0, 0x8801 if
                      mode & S_IFCHR else 0, size, 4096, (size + 511) // 512,

@@ -146,3 +146,31 @@ _U64 = (1 << 64) - 1
 def _signed32(value: int) -> int:
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value & 0x80000000 else value
+
+
+MADV_DONTNEED = 4
+# The advice values Linux accepts on x86-64 (anything else is -EINVAL).
+_MADVICE = {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+            25, 100, 101}
+
+
+def sys_madvise(ctx: SyscallContext, addr: int, length: int, advice: int, *_: int) -> int:
+    """Advice changes nothing a program can see, except MADV_DONTNEED on private memory:
+    the next access finds zero-filled pages (recorded as the kernel writing zeros)."""
+    advice &= 0xFFFFFFFF
+    if addr & (PAGE - 1) or advice not in _MADVICE:
+        return -EINVAL
+    end = addr + page_up(length)
+    if end < addr or end > TASK_SIZE:
+        return -EINVAL
+    if end == addr:
+        return 0
+    if not ctx.space.is_mapped(addr, end - addr):
+        return -ENOMEM
+    if advice == MADV_DONTNEED:
+        for region in ctx.space.regions:
+            lo, hi = max(region.start, addr), min(region.end, end)
+            if lo < hi and "w" in region.perms:
+                ctx.uc.mem_write(lo, bytes(hi - lo))
+                ctx.mapped_file_data(lo, bytes(hi - lo))
+    return 0

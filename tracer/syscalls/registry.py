@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tracer.errors import UnsupportedSyscall
-from tracer.syscalls import files, memory, process, time
+from tracer.syscalls import (
+    fileinfo, files, identity, limits, memory, process, signals, threads, time,
+)
 from tracer.syscalls.context import SyscallContext
 from tracer.syscalls.errno import ENOSYS
 from tracer.syscalls.numbers import SYSCALL_NAMES, SYSCALL_NAMES_I386, SYSCALL_NUMBERS
@@ -44,6 +46,31 @@ HANDLERS: dict[int, Handler] = {
     SYSCALL_NUMBERS["time"]: time.sys_time,
     SYSCALL_NUMBERS["nanosleep"]: time.sys_nanosleep,
     SYSCALL_NUMBERS["getrandom"]: time.sys_getrandom,
+    # What libc (glibc, musl) start-up and stdio ask for.
+    SYSCALL_NUMBERS["set_tid_address"]: threads.sys_set_tid_address,
+    SYSCALL_NUMBERS["set_robust_list"]: threads.sys_set_robust_list,
+    SYSCALL_NUMBERS["rseq"]: threads.sys_rseq,
+    SYSCALL_NUMBERS["futex"]: threads.sys_futex,
+    SYSCALL_NUMBERS["rt_sigaction"]: signals.sys_rt_sigaction,
+    SYSCALL_NUMBERS["rt_sigprocmask"]: signals.sys_rt_sigprocmask,
+    SYSCALL_NUMBERS["kill"]: signals.sys_kill,
+    SYSCALL_NUMBERS["tgkill"]: signals.sys_tgkill,
+    SYSCALL_NUMBERS["tkill"]: signals.sys_tkill,
+    SYSCALL_NUMBERS["prlimit64"]: limits.sys_prlimit64,
+    SYSCALL_NUMBERS["getrlimit"]: limits.sys_getrlimit,
+    SYSCALL_NUMBERS["setrlimit"]: limits.sys_setrlimit,
+    SYSCALL_NUMBERS["newfstatat"]: fileinfo.sys_newfstatat,
+    SYSCALL_NUMBERS["readlink"]: fileinfo.sys_readlink,
+    SYSCALL_NUMBERS["readlinkat"]: fileinfo.sys_readlinkat,
+    SYSCALL_NUMBERS["ioctl"]: fileinfo.sys_ioctl,
+    SYSCALL_NUMBERS["madvise"]: memory.sys_madvise,
+    SYSCALL_NUMBERS["getuid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["geteuid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["getgid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["getegid"]: identity.sys_getuid,
+    SYSCALL_NUMBERS["getcwd"]: identity.sys_getcwd,
+    SYSCALL_NUMBERS["sched_getaffinity"]: identity.sys_sched_getaffinity,
+    SYSCALL_NUMBERS["sched_yield"]: identity.sys_sched_yield,
 }
 
 

@@ -61,7 +61,8 @@ def _echo(fd: int, data: bytes) -> None:
 
 
 def record(
-    program: Annotated[Path, typer.Argument(help="A NASM .asm file or a static x86-64 ELF.")],
+    program: Annotated[Path, typer.Argument(
+        help="A NASM .asm file, a C .c file, or a static x86-64 ELF.")],
     args: Annotated[Optional[list[str]], typer.Argument(
         help="Arguments for the program (put them after --).")] = None,
     output: Annotated[Optional[Path], typer.Option(
@@ -89,8 +90,15 @@ def record(
         "read-only (repeatable).")
     ] = None,
     include: Annotated[Optional[list[Path]], typer.Option(
-        "--include", help="A directory the .asm source may %include or incbin from, besides "
-        "its own (repeatable; nasm's -i). The build reads nothing else on the host.")] = None,
+        "--include", help="A directory the .asm or .c source may %include, incbin or "
+        "#include from, besides its own (repeatable; nasm's -i, gcc's -I). The build reads "
+        "nothing else on the host.")] = None,
+    libc: Annotated[str, typer.Option(
+        "--libc", help="For a .c file: glibc (gcc -static) or musl (musl-gcc -static).")
+    ] = "glibc",
+    cc_flag: Annotated[Optional[list[str]], typer.Option(
+        "--cc-flag", help="For a .c file: a further compiler flag, after -static -g -O0 "
+        "(repeatable, e.g. --cc-flag=-O2).")] = None,
     env: Annotated[Optional[list[str]], typer.Option(
         "--env", help="KEY=VALUE for the program's environment (repeatable; replaces the "
         "small default environment).")] = None,
@@ -140,13 +148,15 @@ def record(
             max_trace_mb=max_trace_mb or None, min_free_mb=min_free_mb or None,
             max_memory=memory, stop=stop, allow_read=tuple(allow_read or ()),
             include=tuple(include or ()), seed=seed,
-            echo=None if quiet else _echo, progress=line.update)
+            echo=None if quiet else _echo, progress=line.update, libc=libc,
+            cc_flags=tuple(cc_flag or ()), on_compile=_show_command)
         try:
             result = run_record(options)
         finally:
             line.close()
+        tool = "gcc" if result.build_command else "nasm"
         for warning in result.warnings:
-            console.print(f"[yellow]nasm:[/] {safe(warning)}")
+            console.print(f"[yellow]{tool}:[/] {safe(warning)}")
         console.print(_ending(result, options))
         if result.memory_refusals:
             console.print(f"[yellow]note:[/] {result.memory_refusals:,} mmap/brk/mremap "
@@ -175,6 +185,10 @@ def parse_size(text: str, option: str) -> int:
     if not value > 0 or size < (1 << 20):
         raise TracerError(f"{option} {text!r} is not a size of at least 1M, such as 4G or 512M")
     return size
+
+
+def _show_command(command: str) -> None:
+    console.print(f"compiling: {safe(command)}")
 
 
 def _ending(result, options) -> str:

@@ -13,8 +13,10 @@ from rich.console import Console
 console = Console(stderr=True, highlight=False)
 
 AllocatorOption = Annotated[Optional[str], typer.Option(
-    "--allocator", help="alloc=SYM,free=SYM: track the program's own allocator (size in rdi, "
-    "pointer in rax on return; free's pointer in rdi).")]
+    "--allocator", help="auto (the default when the program defines malloc): track the C "
+    "library's malloc, calloc, realloc, free, posix_memalign, aligned_alloc, memalign and "
+    "find heap errors; alloc=SYM,free=SYM: track the program's own allocator (size in rdi, "
+    "pointer in rax on return; free's pointer in rdi); none: no allocator tracking.")]
 
 
 def default_output(trace: Path, suffix: str) -> Path:
@@ -46,14 +48,40 @@ def write_output(out: Path, text: str) -> None:
 
 
 def allocator_fragmentation(trace, spec_text: str | None):
-    """Fragmentation from the user's allocator, or None when none was named."""
-    if not spec_text:
-        return None
+    """Fragmentation from the allocator tracked (see `allocator_tracking`), or None."""
+    return allocator_tracking(trace, spec_text)[0]
+
+
+def allocator_tracking(trace, spec_text: str | None):
+    """(fragmentation, the C library's blocks or None) for `--allocator`: the C library's
+    allocator when the program defines malloc (auto, the default), the user's functions
+    for alloc=SYM,free=SYM, nothing for `none` or a program without malloc."""
     from analysis.allocator import AllocatorSpec, allocator_events, fragmentation
+    from analysis.errors import AllocatorSpecError
+    from analysis.libc_heap import libc_functions, libc_heap
+    from analysis.symbols import Symbolizer
     from vmtrace.commands.probe import emulator_probe
 
+    if spec_text == "none":
+        return None, None
+    if spec_text in (None, "auto"):
+        functions = libc_functions(Symbolizer(trace.symbols, trace.lines))
+        if not functions:
+            if spec_text == "auto":
+                raise AllocatorSpecError("--allocator auto: the program does not define "
+                                         "malloc (name its functions: alloc=SYM,free=SYM)")
+            return None, None
+        memalign = frozenset(a for n, a in functions.items() if n == "posix_memalign")
+        heap = libc_heap(trace, emulator_probe(trace, at_rdi=memalign))
+        # Fragmentation is the brk heap's: blocks glibc serves by mmap, and musl's (all in
+        # mmap'd groups) are not in it.
+        calls = trace.table("syscalls", ["name", "ret"]).to_pydict()
+        top = max((r for n, r in zip(calls["name"], calls["ret"]) if n == "brk" and r),
+                  default=trace.initial_brk)
+        events = heap.events(trace.initial_brk, top)
+        return fragmentation(events, trace.initial_brk), heap
     events = allocator_events(trace, AllocatorSpec.parse(spec_text), emulator_probe(trace))
-    return fragmentation(events, trace.initial_brk)
+    return fragmentation(events, trace.initial_brk), None
 
 
 def report(
@@ -70,7 +98,8 @@ def report(
     from analysis.report import build_report
 
     t = open_trace(trace)
-    data = build_report(t, allocator_fragmentation(t, allocator))
+    frag, heap = allocator_tracking(t, allocator)
+    data = build_report(t, frag, heap)
     out = output or default_output(trace, "report.html")
     write_output(out, render_report(data))
     size = out.stat().st_size
