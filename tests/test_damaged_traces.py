@@ -76,14 +76,19 @@ def test_a_killed_trace_with_flipped_bytes_in_accesses_is_refused(long_trace, tm
 
 
 def test_sigkill_leaves_a_journaled_prefix_and_damage_in_it_is_refused(tmp_path):
-    out = tmp_path / "t"
-    accesses = out / "accesses.arrows"
+    target = tmp_path / "t"
     proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
-                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                             str(target), "-q"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    # A recording writes beside its -o (t.recording-PID) and is renamed into place at the
+    # end, so a killed one leaves its partial trace there.
+    out = tmp_path / f"t.recording-{proc.pid}"
+    accesses = out / "accesses.arrows"
+    deadline = time.monotonic() + 120
     try:
         while proc.poll() is None and not (accesses.exists()
                                            and accesses.stat().st_size > 300_000):
+            assert time.monotonic() < deadline, "the recording wrote nothing"
             time.sleep(0.05)
         assert proc.poll() is None, "the recording ended by itself"
         proc.send_signal(signal.SIGKILL)
