@@ -245,7 +245,7 @@ class HeapChecker:
                                  f"{bad.func}({bad.ptr:#x}) at "
                                  f"{self._where(bad.line, bad.rip)}: {bad.kind}: {detail}",
                                  bad.block))
-        if trace.meta.end and trace.meta.end.get("stop_reason") == "exit":
+        if trace.meta.end is not None and trace.meta.end.stop_reason == "exit":
             out += self._leaks()
         return sorted(out, key=lambda e: (e.step is None, e.step or 0))
 

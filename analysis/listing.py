@@ -115,4 +115,4 @@ def listing(trace: Trace, counts: pd.DataFrame | None = None) -> Listing:
         scan_accesses(trace, [counter])
         counts = counter.result()
     return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(), counts,
-                        trace.source_text(), trace.meta.program.get("name"))
+                        trace.source_text(), trace.meta.program.name)

@@ -75,7 +75,7 @@ def build_report(trace: Trace, fragmentation: Fragmentation | None = None,
     summary = summarize(trace, accesses=access_counts_from(maps.source_counts),
                         stack_depth=stack.deepest.depth if stack.deepest else 0)
     found = scanners.findings(stack)
-    if trace.meta.program.get("kind") == "c":
+    if trace.meta.program.kind == "c":
         found = _for_c(found)
     errors = checker.result(trace) if checker is not None else None
     if checker is not None:

@@ -62,7 +62,7 @@ def test_each_heap_error_is_found_at_its_line(tmp_path, program, libc):
     t, _, _, errors = _heap(_recorded(HEAP / f"{program}.c", tmp_path, libc))
     expected, ending = BUGS[program]
     assert {(e.kind, e.line, e.count) for e in errors} == expected
-    assert (t.meta.end["signal"] or t.meta.end["stop_reason"]) == ending[libc]
+    assert (t.meta.end.signal or t.meta.end.stop_reason) == ending[libc]
     assert all(e.block is not None for e in errors if e.kind != "invalid-free")
 
 
