@@ -63,7 +63,10 @@ def heap_timeline_from(regions: pa.Table, syscalls: pa.Table, initial_brk: int,
                       "requested": asked if asked else None, "returned": row["ret"],
                       "moved": bool(asked) and row["ret"] == asked})
     brk_calls = pd.DataFrame(calls, columns=["step", "rip", "requested", "returned", "moved"])
-    brk_calls = brk_calls.astype({"requested": "UInt64", "returned": "Int64"})
+    # Built as nullable integers directly: through float64 (a None beside brk(-1)) the
+    # 64-bit values would not survive.
+    brk_calls["requested"] = pd.array([c["requested"] for c in calls], dtype="UInt64")
+    brk_calls["returned"] = pd.array([c["returned"] for c in calls], dtype="Int64")
     return HeapTimeline(initial_brk=initial_brk, final_brk=brk_rows[-1]["end"],
                         brk=pd.DataFrame(brk_rows), brk_calls=brk_calls, mmaps=mmaps,
                         instructions=instructions)

@@ -62,7 +62,7 @@ def _extent(seg: Segment, lowest_rsp: int | None) -> tuple[int, int]:
     if seg.kind == "stack" and lowest_rsp is not None:
         # The 8 MiB reservation is mostly untouched: show from a page below the deepest RSP.
         lo = max(seg.start, ((lowest_rsp - 128) & ~(PAGE - 1)) - PAGE)
-        return lo, seg.end
+        return min(lo, seg.end), seg.end  # (an RSP above the stack region: nothing shown)
     return seg.start, seg.end
 
 

@@ -208,7 +208,8 @@ def access_history(trace: Trace, start: int, length: int = 1) -> pa.Table:
     for batch in trace.files.batches("accesses"):
         addr = batch.column("addr")
         last = pc.add(addr, pc.cast(batch.column("size"), pa.uint64()))
-        mask = pc.and_(pc.less(addr, end), pc.greater(last, start))
+        mask = pc.and_(pc.less(addr, pa.scalar(end, pa.uint64())),
+                       pc.greater(last, pa.scalar(start, pa.uint64())))
         if pc.any(mask).as_py():
             parts.append(batch.filter(mask))
     schema = trace.files.record_batch_reader("accesses").schema

@@ -54,7 +54,9 @@ def stack_depth(trace: Trace, max_points: int = MAX_POINTS,
     ir = trace.initial_rsp
     total = max(trace.instructions, 1)
     bucket = max(1, -(-total // max_points))
-    depth = f"({ir}::HUGEINT - new::HUGEINT)::BIGINT"
+    # Clamped: a program may set RSP to anything, and 2^64-1 is 2^64 below the start.
+    depth = (f"greatest(least({ir}::HUGEINT - new::HUGEINT, {(1 << 63) - 1}), "
+             f"{-(1 << 63)})::BIGINT")
     series = trace.sql(f"""
         SELECT min(step) AS step, min({depth}) AS depth_min, max({depth}) AS depth_max,
                arg_max(step, {depth}) AS deep_step, arg_max(rip, {depth}) AS deep_rip,

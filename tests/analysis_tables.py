@@ -65,7 +65,8 @@ def make_trace(directory: Path, *, instructions: int, accesses: list[dict] = (),
     tables = {
         "accesses": list(accesses), "rsp": list(rsp),
         "regions": base_regions() if regions is None else regions,
-        "syscalls": list(syscalls), "kernel_writes": [], "output": [],
+        "syscalls": [{"abi": "x86_64", **s} for s in syscalls], "kernel_writes": [],
+        "output": [],
         "symbols": list(symbols), "lines": list(lines),
         "memory_image": image if image is not None else [
             {"start": TEXT, "perms": "r-x", "kind": "text", "data": b"\x90" * 4096}],

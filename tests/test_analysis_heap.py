@@ -122,3 +122,17 @@ def test_vmmap_folds_many_mmaps_into_one_box():
     boxes = vm.regions[vm.regions["kind"] == "mmap"]
     assert boxes["label"].tolist() == [f"{MAX_MMAP_SLOTS + 1} mmap regions"]
     assert (boxes.iloc[0].start, boxes.iloc[0].end) == (M, M + MAX_MMAP_SLOTS * 0x2000 + 0x1000)
+
+
+def test_brk_of_minus_one_beside_brk_of_zero(tmp_path):
+    """brk(0) (no request) and brk(-1) in one run: the 64-bit request is kept exactly
+    (found by the trace fuzz test: it went through float64 and failed the report)."""
+    from analysis import open_trace
+    from analysis.heap import heap_timeline
+    from analysis_tables import BRK, make_trace
+
+    calls = [{"step": s, "rip": 0x401000, "nr": 12, "name": "brk", "args": [a] + [0] * 5,
+              "ret": BRK, "detail": None} for s, a in ((1, 0), (2, (1 << 64) - 1))]
+    heap = heap_timeline(open_trace(make_trace(tmp_path / "t", instructions=3,
+                                               syscalls=calls)))
+    assert heap.brk_calls["requested"].tolist()[1] == (1 << 64) - 1

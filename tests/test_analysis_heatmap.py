@@ -89,3 +89,12 @@ def test_heatmap_figure_stays_small_for_many_busy_segments():
     assert sum(len(t.y) * len(t.x) for t in fig.data) <= MAX_CELLS
     assert len(fig.to_json()) < 1_500_000
     assert "12 quieter segment(s)" in fig.layout.title.text
+
+
+def test_a_stack_segment_below_the_lowest_rsp_draws_no_rows():
+    """A forged map can call a region below RSP the stack (found by the trace fuzz test):
+    its extent is empty, not negative."""
+    from analysis.heatmap import _extent
+
+    lo, hi = _extent(Segment(0, "stack", "[stack]", 0x401000, 0x402000), 0x7FFF_FFFF_E000)
+    assert lo == hi == 0x402000

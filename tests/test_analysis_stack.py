@@ -78,3 +78,12 @@ def test_trace_object_offers_the_analyses(tmp_path):
     assert t.heap_timeline().final_brk == t.initial_brk
     assert t.findings() == []
     assert t.df("rsp")["cause"].tolist() == ["call", "push", "arith", "leave", "ret"]
+
+
+def test_rsp_set_to_any_value_does_not_overflow_the_depth(tmp_path):
+    """`mov rsp, -1` is legal: the depth is clamped to 64 bits instead of failing the
+    query (found by the trace fuzz test)."""
+    rows = [rsp_row(0, (1 << 64) - 1, "mov", IR, rip=TEXT), rsp_row(1, 0, "mov", rip=TEXT)]
+    s = stack_depth(open_trace(make_trace(tmp_path / "t", instructions=3, rsp=rows)))
+    assert s.series["depth_min"].min() == -(1 << 63)
+    assert s.series["depth_max"].max() == IR

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from analysis_tables import simulate_kill
+from analysis_tables import reseal, simulate_kill
 from conftest import PROGRAMS, TRACE, record
 from trace_readers import Outcome, by_subprocess, in_process
 
@@ -317,3 +317,68 @@ def test_a_symlink_planted_at_the_default_report_path_is_replaced_not_followed(t
     assert outcome.code == 0, outcome.report()
     assert victim.read_text() == "do not overwrite"
     assert not planted.is_symlink() and "<html" in planted.read_text()[:200].lower()
+
+
+# -- forged: valid streams, checksums rewritten to match -------------------------------------
+def _forge(trace: Path, table: str, change) -> None:
+    path = trace / f"{table}.arrows"
+    original = pa.ipc.open_stream(str(path)).read_all()
+    rows = change(original.to_pylist())
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, original.schema) as w:
+        w.write_table(pa.Table.from_pylist(rows, schema=original.schema))
+    reseal(trace)
+
+
+def test_forged_regions_are_refused_before_the_emulator_sees_them(trace):
+    """Before (found by the fuzz test): UcError from Unicorn."""
+    def unaligned(rows):
+        rows[1]["start"] += 3
+        return rows
+
+    _forge(trace, "regions", unaligned)
+    line = refused(in_process(["state", str(trace), "3"]))
+    assert "regions.arrows has a row with a range" in line and "forged" in line
+
+
+def test_a_forged_memory_image_is_an_inconsistent_trace_not_a_uc_error(trace):
+    def elsewhere(rows):
+        rows[0]["start"] = 0x10000000  # a page nothing maps
+        return rows
+
+    _forge(trace, "memory_image", elsewhere)
+    line = refused(in_process(["replay", str(trace), "--verify"]))
+    assert "the memory image at 0x10000000 does not fit" in line
+    assert "not a run vmtrace recorded" in line
+
+
+def test_dictionary_words_reach_readers_in_the_format_order(trace):
+    """A file whose `source` dictionary lists words in another order (or an unknown word)
+    is re-indexed (or refused): readers index SOURCES by position."""
+    from tracer.format import TraceFiles
+    from tracer.format.schema import SOURCES
+
+    path = trace / "accesses.arrows"
+    original = pa.ipc.open_stream(str(path)).read_all().combine_chunks()
+    source = original.column("source").chunk(0)
+    reordered = pa.DictionaryArray.from_arrays(
+        pa.array([2 - i for i in source.indices.to_pylist()], pa.int8()),
+        pa.array(list(reversed(SOURCES))))
+    table = original.set_column(5, original.schema.field("source"), reordered)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, original.schema) as w:
+        w.write_table(table)
+    reseal(trace)
+    read = TraceFiles(trace).table("accesses", ["source"]).column("source").combine_chunks()
+    assert read.dictionary.to_pylist() == SOURCES
+    assert read.to_pylist() == source.to_pylist()
+    _forge(trace, "accesses", lambda rows: [{**r, "source": "bogus"} for r in rows])
+    assert "has a source 'bogus'" in refused(in_process(["info", str(trace)]))
+
+
+@pytest.mark.parametrize("command", [["mem", "{t}", "0xfffffffffffffff0", "16"],
+                                     ["who-wrote", "{t}", "0xffffffffffffffff"],
+                                     ["accesses", "{t}", "0x7ffffffffff8", "16"]])
+def test_an_address_outside_user_memory_is_a_sentence(trace, command):
+    """Before (found by the fuzz test, a symbol forged to such an address; the same from
+    the command line): OverflowError in the write index."""
+    line = refused(in_process([a.replace("{t}", str(trace)) for a in command]))
+    assert "not all in user memory" in line

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from tracer.format.content import checked_batch
 from tracer.format.errors import TraceFormatError
 from tracer.format.journal import (
     MAX_JOURNAL_BYTES, JournalEntry, parse_journal, verified_length,
@@ -217,7 +218,8 @@ class TraceFiles:
                 # Checksums prove the bytes are the ones written, not that whoever wrote
                 # them was us: full validation keeps bad offsets away from compute kernels.
                 batch.validate(full=True)
-                yield batch.select(columns) if columns else batch
+                yield checked_batch(table, batch.select(columns) if columns else batch,
+                                    str(path))
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise TraceFormatError(f"{path} is corrupt: its batches do not decode ({exc})"
                                    ) from None

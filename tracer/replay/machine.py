@@ -45,6 +45,13 @@ class ReplayError(TracerError):
     """The trace cannot be replayed as asked (a step out of range, an inconsistent trace)."""
 
 
+def _inconsistent(what: str, exc: UcError) -> ReplayError:
+    # The recorder applied these same inputs to the same state: in a trace it wrote they
+    # always fit. One that does not was made or altered by someone else.
+    return ReplayError(f"the trace cannot be replayed: {what} does not fit its memory map "
+                       f"({exc}); it is not a run vmtrace recorded")
+
+
 def uc_prot(perms: str) -> int:
     """Unicorn protection bits of an `rwx` string."""
     out = UC_PROT_NONE
@@ -109,7 +116,10 @@ class ReplayMachine:
         for ev in self.inputs.initial_regions:
             self.apply_region_event(ev)
         for start, data in self.inputs.image:
-            self.uc.mem_write(start, data)
+            try:
+                self.uc.mem_write(start, data)
+            except UcError as exc:
+                raise _inconsistent(f"the memory image at {start:#x}", exc) from None
         self.write_registers(self.inputs.initial_registers)
 
     def map_regions(self, events: list[RegionEvent]) -> None:
@@ -118,7 +128,18 @@ class ReplayMachine:
             self.apply_region_event(ev)
 
     def apply_region_event(self, ev: RegionEvent) -> None:
-        """Applies one map/unmap/protect/brk/grow event to Unicorn."""
+        """Applies one map/unmap/protect/brk/grow event to Unicorn.
+
+        Raises:
+            ReplayError: the event does not fit the map (the trace is inconsistent).
+        """
+        try:
+            self._apply_region_event(ev)
+        except UcError as exc:
+            raise _inconsistent(f"the {ev.action} of [{ev.start:#x}, {ev.end:#x}) at step "
+                                f"{ev.step:,}", exc) from None
+
+    def _apply_region_event(self, ev: RegionEvent) -> None:
         uc = self.uc
         if ev.action == "brk":
             if ev.end > self.heap_end:
@@ -205,6 +226,8 @@ class ReplayMachine:
         except UcError as exc:
             if self.ending is None and self.error is None:
                 self._fault_from_error(exc)
+        if isinstance(self.error, UcError):  # from re-applying a syscall's recorded effects
+            raise _inconsistent("a syscall's recorded effect", self.error)
         if self.error is not None:
             raise self.error
 

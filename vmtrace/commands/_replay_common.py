@@ -50,18 +50,25 @@ def open_with_index(trace_path: Path):
     return trace, index
 
 
-def address(trace, text: str) -> int:
-    """An address from the command line (0x..., decimal, symbol[+offset]).
+def address(trace, text: str, length: int = 1) -> int:
+    """An address from the command line (0x..., decimal, symbol[+offset]) with `length`
+    bytes from it in user memory.
 
     Raises:
-        UsageError: neither a number nor a symbol.
+        UsageError: neither a number nor a symbol, or the range leaves user memory.
     """
+    from tracer.format.content import USER_TOP
     from vmtrace.replay_index import parse_address
 
     try:
-        return parse_address(trace, text)
+        addr = parse_address(trace, text)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if not 0 <= addr <= USER_TOP - length:
+        raise UsageError(f"{text} is {addr:#x}: {length:,} byte(s) from there are not "
+                         "all in user memory (below 0x800000000000), where nothing can be "
+                         "mapped")
+    return addr
 
 
 def last_step(trace) -> int:

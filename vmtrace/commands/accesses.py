@@ -28,7 +28,7 @@ def accesses(
     from analysis.memory import Symbols, access_history
 
     t = open_trace(trace)
-    start = address(t, addr)
+    start = address(t, addr, length)
     table = access_history(t, start, length)
     rows = table.to_pylist()
     for r in rows:

@@ -27,7 +27,7 @@ def mem(
     from analysis.memory import MemoryReader, Symbols
 
     t, index = open_with_index(trace)
-    start = address(t, addr)
+    start = address(t, addr, length)
     step = check_step(t, last_step(t) if step is None else step)
     view = MemoryReader(t, index.writes).read(start, length, step)
     if as_json:
