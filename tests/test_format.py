@@ -111,3 +111,21 @@ def test_docs_list_every_table_and_column():
         assert f"`{file_name(table)}`" in doc, table
         for name in schema.names:
             assert f"`{name}`" in doc, f"{table}.{name}"
+
+
+def test_the_stop_reasons_are_the_documented_strings():
+    """meta.json keeps the strings it always held; the doc lists each, and which truncate."""
+    import re
+
+    from conftest import ROOT
+    from tracer.ending import TRUNCATING_STOPS, StopReason
+
+    assert [s.value for s in StopReason] == [
+        "exit", "fault", "max-steps", "max-trace-size", "min-free-disk", "interrupted",
+        "unsupported-syscall", "error", "stopped"]
+    doc = (ROOT / "docs" / "trace-format.md").read_text()
+    listed = doc[doc.index("`end` holds: `stop_reason`"):doc.index("`exit_code` (int")]
+    assert set(re.findall(r"`([a-z-]+)`", listed)) - {"end", "stop_reason", "min_free_mb"} \
+        == {s.value for s in StopReason}
+    truncating = doc[doc.index("the user cut the run short:"):doc.index("the trace then holds")]
+    assert set(re.findall(r"`([a-z-]+)`", truncating)) == set(TRUNCATING_STOPS)

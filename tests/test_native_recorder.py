@@ -96,6 +96,25 @@ def test_the_flag_bits_and_fault_numbers_are_the_same_in_c_and_python():
     assert faults == {f.name: f.value for f in NativeFault}
 
 
+def test_the_stop_codes_are_the_same_in_c_and_python():
+    from tracer.event_stream import NativeStopCode
+
+    stops = {k.removeprefix("STOP_"): v for k, v in _c_defines("STOP_").items()}
+    assert stops == {s.name: s.value for s in NativeStopCode}
+
+
+def test_no_magic_stop_numbers_are_left_in_c_or_python():
+    import re
+
+    import tracer.event_stream as event_stream
+
+    source = Path(native.__file__).with_name("recorder.c").read_text()
+    assert not re.findall(r"stop_reason\s*=\s*[^;]*\b[0-9]+\b", source)
+    python = Path(event_stream.__file__).read_text()
+    assert not re.findall(r"vm_stop_reason\(self\._r\)\s*[!=<>]=?\s*[0-9]", python)
+    assert not re.findall(r"(?:reason|code) == [0-9]", python)
+
+
 @pytest.mark.parametrize("asm, expected", [
     ("movaps xmm0, [rax]", ("rax", None, 16, False)),
     ("movdqa [rbx + rcx*4 + 8], xmm1", ("rbx", "rcx", 16, True)),

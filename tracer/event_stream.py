@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 import pyarrow as pa
@@ -19,13 +20,23 @@ from unicorn import x86_const
 from tracer import native
 from tracer.classify import KERNEL, AlignedOperand, InstructionClassifier
 from tracer.format.build import array
+from tracer.ending import StopReason
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
 from tracer.interrupts import NativeFault
 from tracer.limits import TraceBudget
 
-# Why the native recorder was asked to stop when the drain thread failed (not a limit).
-_DRAIN_ERROR = "error"
+
+
+class NativeStopCode(IntEnum):
+    """Why the native hooks stopped the run (recorder.c STOP_*; tests/test_native_recorder.py
+    checks the numbers)."""
+
+    NONE = 0
+    MAX_STEPS = 1   # the max_steps given to vm_new
+    REQUESTED = 2   # request_stop: its cause says why
+    FAULT = 3       # a fault raised before the instruction ran (NativeStop)
+
 
 _SOURCES = array(SOURCES, pa.string())
 _CAUSES = array(RSP_CAUSES, pa.string())
@@ -128,7 +139,7 @@ class EventStream:
         self._classify = native.CLASSIFY_FN(classify)
         self._budget = budget
         self._stop_lock = threading.Lock()
-        self._stop_cause: str | None = None
+        self._stop_cause: StopReason | None = None
         self.error: BaseException | None = None
         handle = ctypes.c_void_p(uc._uch.value)
         cap_rsp = max(batch_events // 4, 1024)
@@ -142,7 +153,7 @@ class EventStream:
         if max_steps == 0:
             # The C side reads 0 as "no limit"; replaying a trace that stopped before its
             # first step needs a stop before it.
-            self.request_stop("max-steps")
+            self.request_stop(StopReason.MAX_STEPS)
         self._thread = threading.Thread(target=self._drain, name="vmtrace-drain", daemon=True)
         self._thread.start()
 
@@ -157,17 +168,17 @@ class EventStream:
         return self._lib.vm_steps(self._r)
 
     @property
-    def stopped_by_limit(self) -> str | None:
+    def stopped_by_limit(self) -> StopReason | None:
         """Why the native hook stopped the run: `max-steps`, or the cause given to
         `request_stop`; None when it did not stop it (or the drain thread failed)."""
-        reason = self._lib.vm_stop_reason(self._r)
-        if reason == 1:
-            return "max-steps"
-        if reason == 2 and self._stop_cause != _DRAIN_ERROR:
+        code = self._lib.vm_stop_reason(self._r)
+        if code == NativeStopCode.MAX_STEPS:
+            return StopReason.MAX_STEPS
+        if code == NativeStopCode.REQUESTED and self._stop_cause != StopReason.ERROR:
             return self._stop_cause
         return None
 
-    def request_stop(self, cause: str) -> None:
+    def request_stop(self, cause: StopReason) -> None:
         """Stops the run before its next instruction; any thread may call it, the first
         cause is the one reported."""
         with self._stop_lock:
@@ -178,7 +189,7 @@ class EventStream:
     @property
     def native_stop(self) -> NativeStop | None:
         """The fault the run stopped before (privileged, undefined, int1, misaligned)."""
-        if self._lib.vm_stop_reason(self._r) != 3:
+        if self._lib.vm_stop_reason(self._r) != NativeStopCode.FAULT:
             return None
         fault = NativeFault(self._lib.vm_stop_fault(self._r))
         address = (self._lib.vm_stop_address(self._r) if fault == NativeFault.MISALIGNED
@@ -260,7 +271,7 @@ class EventStream:
                         seconds=time.monotonic() - self._started))
         except BaseException as exc:  # surfaced by the recorder after the run
             self.error = exc
-            self.request_stop(_DRAIN_ERROR)
+            self.request_stop(StopReason.ERROR)  # not a limit: `error` is raised instead
             # Keep draining so the emulator thread never blocks on a full queue.
             while (chunk_ptr := self._lib.vm_take(self._r)):
                 self._lib.vm_chunk_free(chunk_ptr)

@@ -1,11 +1,13 @@
 """What bounds a recording's trace on disk: its size, every file counted, and the free space
-left on the disk that holds it. The stop reasons a limit gives are named here."""
+left on the disk that holds it."""
 
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
+
+from tracer.ending import StopReason
 
 # A runaway loop reaches 1 GiB in about a minute at the slowest (a store loop compresses to
 # ~13 MB/s) and in seconds when it makes the kernel write (getrandom, read); 1 GiB holds
@@ -15,9 +17,6 @@ DEFAULT_MAX_TRACE_MB = 1024.0
 DEFAULT_MIN_FREE_MB = 512.0
 # Free space is checked again each time the trace has grown by this much.
 DISK_CHECK_EVERY = 4 << 20
-
-MAX_TRACE_SIZE = "max-trace-size"
-MIN_FREE_DISK = "min-free-disk"
 
 
 def mb_to_bytes(mb: float | None) -> int | None:
@@ -52,7 +51,7 @@ class TraceBudget:
             return None
         return max(0, self.max_bytes - self.total)
 
-    def report(self, part: str, nbytes: int) -> str | None:
+    def report(self, part: str, nbytes: int) -> StopReason | None:
         """Records that `part` of the trace now holds `nbytes`.
 
         Returns:
@@ -63,12 +62,12 @@ class TraceBudget:
             self._parts[part] = nbytes
             total = self.total
             if self.max_bytes is not None and total >= self.max_bytes:
-                return MAX_TRACE_SIZE
+                return StopReason.MAX_TRACE_SIZE
             if self.min_free_bytes is None or total < self._next_disk_check:
                 return None
             self._next_disk_check = total + DISK_CHECK_EVERY
         if self.free_bytes() < self.min_free_bytes:
-            return MIN_FREE_DISK
+            return StopReason.MIN_FREE_DISK
         return None
 
     def free_bytes(self) -> int:

@@ -30,7 +30,8 @@ from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import UnsupportedSyscall
 from tracer.event_stream import EventStream, NativeStop, Progress
-from tracer.format.schema import PROGRAM_FILE, TRUNCATING_STOPS
+from tracer.ending import TRUNCATING_STOPS, StopReason
+from tracer.format.schema import PROGRAM_FILE
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
@@ -38,7 +39,7 @@ from tracer.interrupts import (
     classify_interrupt, code_at, data_fault, full_rip, native_fault_signal, register_reader,
 )
 from tracer.limits import (
-    DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB, MAX_TRACE_SIZE, TraceBudget, mb_to_bytes,
+    DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB, TraceBudget, mb_to_bytes,
 )
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.output import check_output, claim_output
@@ -53,7 +54,6 @@ from tracer.syscalls.registry import dispatch, dispatch_i386, syscall_name
 
 VIRTUAL_EPOCH_NS = 1_700_000_000 * 1_000_000_000
 NS_PER_STEP = 1  # the virtual clock advances one nanosecond per instruction
-INTERRUPTED = "interrupted"  # the stop reason when the user (a StopRequest) stopped the run
 # Rows of kernel_writes and output hold whole buffers: flush them once this many bytes wait,
 # so that a loop of 32 MiB getrandom calls never piles its buffers up in memory.
 FLUSH_DATA_BYTES = 1 << 20
@@ -100,7 +100,7 @@ class Fault:
 @dataclass
 class RecordResult:
     trace: Path
-    stop_reason: str
+    stop_reason: StopReason
     exit_code: int | None
     signal: str | None
     fault: Fault | None
@@ -192,7 +192,7 @@ class _Recording:
         self.fault: Fault | None = None
         self.exit_code: int | None = None
         self.error: str | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
 
     # -- set-up -------------------------------------------------------------------------
     def _meta(self, end: dict | None) -> dict:
@@ -288,7 +288,7 @@ class _Recording:
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         # Left before `finish`/`close`: the request never reaches a freed native recorder.
-        listening = (o.stop.subscribed(lambda: self.events.request_stop(INTERRUPTED))
+        listening = (o.stop.subscribed(lambda: self.events.request_stop(StopReason.INTERRUPTED))
                      if o.stop is not None else nullcontext())
         with listening:
             try:
@@ -307,7 +307,7 @@ class _Recording:
             self._native_fault(native)
         if self.stop_reason is None:
             # emu_start returned with no exit, fault or limit: nothing is left to run.
-            self.stop_reason = "stopped"
+            self.stop_reason = StopReason.STOPPED
         if self.events.error is not None:
             raise self.events.error
         return self._close(accesses, rsp)
@@ -377,7 +377,7 @@ class _Recording:
         written = sum(w.bytes_written() for w in self._table_writers.values())
         cause = self.budget.report("tables", written + self._pending_data)
         if cause is None and self._io_cut:
-            cause = MAX_TRACE_SIZE
+            cause = StopReason.MAX_TRACE_SIZE
         if cause is not None:
             self.events.request_stop(cause)
 
@@ -398,7 +398,7 @@ class _Recording:
             self._syscall(uc)
         except BaseException as exc:  # an error inside a hook: stop, report at one place
             self.error = f"internal error while emulating a syscall: {exc!r}"
-            self.stop_reason = "error"
+            self.stop_reason = StopReason.ERROR
             self._exception = exc
             uc.emu_stop()
 
@@ -437,20 +437,20 @@ class _Recording:
             result = run(ctx, nr, args, rip)
         except ExitProcess as done:
             self.exit_code = done.code
-            self.stop_reason = "exit"
+            self.stop_reason = StopReason.EXIT
             self.syscalls.add(**row, ret=None, detail=None)
             uc.emu_stop()
             return None
         except KilledBySignal as killed:
             self.fault = Fault(killed.signal, killed.cause, step, rip, None, None)
-            self.stop_reason = "fault"
+            self.stop_reason = StopReason.FAULT
             # The syscall itself succeeded; the signal kills on the way back to user space.
             self.syscalls.add(**row, ret=0, detail="signal")
             uc.emu_stop()
             return None
         except UnsupportedSyscall as exc:
             self.error = str(exc)
-            self.stop_reason = "unsupported-syscall"
+            self.stop_reason = StopReason.UNSUPPORTED_SYSCALL
             self.syscalls.add(**row, ret=None, detail="unsupported")
             uc.emu_stop()
             return None
@@ -505,7 +505,7 @@ class _Recording:
         else:
             self.events.discard_current()
         self.fault = Fault(signal, cause.strip(), step, rip, address, kind)
-        self.stop_reason = "fault"
+        self.stop_reason = StopReason.FAULT
         return False
 
     def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
@@ -513,7 +513,7 @@ class _Recording:
             self._interrupt(uc, intno)
         except BaseException as exc:
             self.error = f"internal error while handling interrupt {intno}: {exc!r}"
-            self.stop_reason = "error"
+            self.stop_reason = StopReason.ERROR
             uc.emu_stop()
 
     def _interrupt(self, uc: Uc, intno: int) -> None:
@@ -522,7 +522,7 @@ class _Recording:
             self._syscall_i386(uc, what.rip)
             return
         self.fault = Fault(what.signal, what.cause, self.events.step, what.rip, None, None)
-        self.stop_reason = "fault"
+        self.stop_reason = StopReason.FAULT
         uc.emu_stop()
 
     def _native_fault(self, stop: NativeStop) -> None:
@@ -546,7 +546,7 @@ class _Recording:
         access = None if stop.address is None else ("write" if stop.is_write else "read")
         self.fault = Fault(said.signal, said.cause, self.events.instructions, stop.rip,
                            stop.address, access)
-        self.stop_reason = "fault"
+        self.stop_reason = StopReason.FAULT
 
     def _fault_from_error(self, exc: UcError) -> None:
         rip = self.uc.reg_read(UC_X86_REG_RIP)
@@ -555,7 +555,7 @@ class _Recording:
             self.fault = Fault("SIGILL", "invalid opcode", self.events.step, rip, None, None)
         else:
             self.fault = Fault("SIGSEGV", message, self.events.step, rip, None, None)
-        self.stop_reason = "fault"
+        self.stop_reason = StopReason.FAULT
 
     # -- closing ------------------------------------------------------------------------
     def _close(self, accesses: TableWriter, rsp: TableWriter) -> RecordResult:
@@ -593,5 +593,5 @@ class _Recording:
                             truncated=truncated, error=self.error, warnings=self.warnings,
                             rip=end["registers"].get("rip"),
                             interrupted_by=(stop.reason if stop is not None
-                                            and self.stop_reason == INTERRUPTED else None),
+                                            and self.stop_reason == StopReason.INTERRUPTED else None),
                             memory_refusals=self.space.memory_refusals)

@@ -46,6 +46,12 @@ typedef struct chunk {
  * classified (self-modifying code), so classify it again before using its flags. */
 #define F_STALE (1u << 31)
 
+/* Why the hooks stopped the run (vm_stop_reason; tracer/event_stream.py NativeStopCode). */
+#define STOP_NONE 0
+#define STOP_MAX_STEPS 1
+#define STOP_REQUESTED 2 /* vm_request_stop: a limit or the user; Python knows which */
+#define STOP_FAULT 3     /* a fault the hooks raise before the instruction (FAULT_*) */
+
 /* Faults the recorder raises itself, before the instruction runs (vm_stop_fault); the
  * Python names are tracer.interrupts.NativeFault. */
 #define FAULT_NONE 0
@@ -156,9 +162,9 @@ typedef struct recorder {
     uint64_t last_rsp;
     uint64_t max_steps;     /* 0 = unlimited */
     volatile int stop_requested;
-    int stop_reason;        /* 0 none, 1 max steps, 2 external request, 3 a fault we raise */
+    int stop_reason;        /* STOP_* */
     uint64_t stop_rip;
-    int stop_fault;         /* FAULT_* when stop_reason is 3 */
+    int stop_fault;         /* FAULT_* when stop_reason is STOP_FAULT */
     uint64_t stop_address;  /* the misaligned operand's address (FAULT_MISALIGNED) */
     int stop_write;         /* ... and whether the instruction would have stored to it */
     /* Linux's [stack] VMA is [stack_start, top) and grows down on touch, page by page, as
@@ -373,7 +379,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
     if ((r->cur_flags & F_REP_STRING) && address == r->cur_rip && rep_exhausted(uc, r->cur_flags))
         return;
     if ((r->max_steps && r->step >= r->max_steps) || r->stop_requested) {
-        r->stop_reason = r->stop_requested ? 2 : 1;
+        r->stop_reason = r->stop_requested ? STOP_REQUESTED : STOP_MAX_STEPS;
         uc_emu_stop(uc);
         return;
     }
@@ -388,7 +394,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
         if (fault != FAULT_NONE) {
             /* Stop before it executes: the fault is precise, the instruction does nothing,
              * and Linux delivers the signal (tracer/interrupts.py says which). */
-            r->stop_reason = 3;
+            r->stop_reason = STOP_FAULT;
             r->stop_fault = fault;
             r->stop_rip = address;
             r->cur_flags = 0;

@@ -19,6 +19,7 @@ from tracer.interrupts import (
     classify_interrupt, code_at, data_fault, full_rip, register_reader,
 )
 from tracer.errors import TracerError
+from tracer.ending import StopReason
 from tracer.replay.step_counter import StepCounter
 from tracer.registers import GPR_NAMES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
@@ -68,7 +69,7 @@ def uc_prot(perms: str) -> int:
 class Ending:
     """How the replayed run stopped, in the terms of meta.json's `end`."""
 
-    stop_reason: str            # exit, fault, unsupported-syscall, stopped
+    stop_reason: StopReason     # exit, fault, unsupported-syscall, stopped
     exit_code: int | None = None
     fault: dict | None = None   # step, rip, address, access
 
@@ -256,7 +257,7 @@ class ReplayMachine:
         self.cursor += 1
         if self.observer is not None:
             if not self.observer.on_syscall(self, recorded, rip, nr, args, abi):
-                self.ending = Ending("stopped")
+                self.ending = Ending(StopReason.STOPPED)
                 uc.emu_stop()
                 return
         elif recorded is None or recorded.nr != nr or recorded.abi != abi:
@@ -264,11 +265,11 @@ class ReplayMachine:
                               f"has {'none' if recorded is None else recorded.name}; run "
                               "`trace replay --verify` to find where it diverged")
         if nr in _EXIT[abi]:
-            self.ending = Ending("exit", exit_code=args[0] & 0xFF)
+            self.ending = Ending(StopReason.EXIT, exit_code=args[0] & 0xFF)
             uc.emu_stop()
             return
         if recorded.unsupported:
-            self.ending = Ending("unsupported-syscall")
+            self.ending = Ending(StopReason.UNSUPPORTED_SYSCALL)
             uc.emu_stop()
             return
         moved = None
@@ -287,7 +288,7 @@ class ReplayMachine:
             for addr, data in recorded.kernel_writes:
                 uc.mem_write(addr, data)
         if recorded.killed:  # the syscall delivered a fatal signal to the process
-            self.ending = Ending("fault", fault={"step": recorded.step, "rip": rip,
+            self.ending = Ending(StopReason.FAULT, fault={"step": recorded.step, "rip": rip,
                                                  "address": None, "access": None})
             uc.emu_stop()
             return
@@ -311,7 +312,7 @@ class ReplayMachine:
             # As the recorder: the full address, from the operands (the hook has 52 bits).
             address = data_fault(code_at(uc, rip), rip, register_reader(uc), address).address
             self._on_data_fault()
-        self.ending = Ending("fault", fault={"step": self._step_of(access in _FETCH),
+        self.ending = Ending(StopReason.FAULT, fault={"step": self._step_of(access in _FETCH),
                                              "rip": rip, "address": address, "access": kind})
         return False
 
@@ -327,12 +328,12 @@ class ReplayMachine:
         if what.i386_syscall:
             self._syscall(uc, "i386", what.rip)
             return
-        self.ending = Ending("fault", fault={"step": self._step_of(False), "rip": what.rip,
+        self.ending = Ending(StopReason.FAULT, fault={"step": self._step_of(False), "rip": what.rip,
                                              "address": None, "access": None})
         uc.emu_stop()
 
     def _fault_from_error(self, exc: UcError) -> None:
-        self.ending = Ending("fault", fault={
+        self.ending = Ending(StopReason.FAULT, fault={
             "step": self._step_of(False), "rip": self.uc.reg_read(x.UC_X86_REG_RIP),
             "address": None, "access": None})
 

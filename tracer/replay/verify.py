@@ -16,7 +16,8 @@ from unicorn.x86_const import UC_X86_REG_RSP
 
 from tracer.event_stream import EventStream
 from tracer.format import TraceFiles
-from tracer.format.schema import SOURCES, TABLES, TRUNCATING_STOPS
+from tracer.ending import TRUNCATING_STOPS, StopReason
+from tracer.format.schema import SOURCES, TABLES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.machine import Ending, ReplayMachine
 
@@ -319,7 +320,7 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
         # The native hooks stop before an instruction that faults where Unicorn would run
         # it (privileged, undefined, int1, a misaligned SSE operand).
         access = None if native.address is None else ("write" if native.is_write else "read")
-        machine.ending = Ending("fault", fault={"step": instructions, "rip": native.rip,
+        machine.ending = Ending(StopReason.FAULT, fault={"step": instructions, "rip": native.rip,
                                                 "address": native.address, "access": access})
     error = events.error
     events.close()
@@ -381,7 +382,8 @@ def _compare_ending(files: TraceFiles, machine: ReplayMachine, instructions: int
     if end is None:
         return None
     ending = machine.ending
-    reason = ending.stop_reason if ending else ("max-steps" if limit else "stopped")
+    reason = ending.stop_reason if ending else (StopReason.MAX_STEPS if limit
+                                                else StopReason.STOPPED)
     recorded_reason = end.stop_reason
     if recorded_reason in TRUNCATING_STOPS and limit:
         reason = recorded_reason
@@ -392,7 +394,7 @@ def _compare_ending(files: TraceFiles, machine: ReplayMachine, instructions: int
     if instructions != end.instructions:
         problems.append(f"{end.instructions:,} instructions recorded, "
                         f"{instructions:,} replayed")
-    if ending and ending.exit_code != end.exit_code and reason == "exit":
+    if ending and ending.exit_code != end.exit_code and reason == StopReason.EXIT:
         problems.append(f"exit status recorded {end.exit_code}, replayed "
                         f"{ending.exit_code}")
     recorded_fault = end.fault

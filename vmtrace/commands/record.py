@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from tracer.ending import StopReason
 from tracer.errors import TracerError
 from tracer.limits import DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB
 from vmtrace.terminal import SafeDecoder, safe
@@ -193,24 +194,24 @@ def _show_command(command: str) -> None:
 
 def _ending(result, options) -> str:
     where = f"step {result.instructions:,}, RIP {result.rip or 0:#x}"
-    if result.stop_reason == "exit":
+    if result.stop_reason == StopReason.EXIT:
         return f"the program exited with status {result.exit_code}"
     if result.fault is not None:
         f = result.fault
         where = f"step {f.step:,}, RIP {f.rip:#x}"
         return f"[red]the program was killed by {f.signal}[/]: {safe(f.cause)} ({where})"
     truncated = "the trace so far is kept, marked truncated"
-    if result.stop_reason == "interrupted":
+    if result.stop_reason == StopReason.INTERRUPTED:
         return f"[yellow]interrupted by {result.interrupted_by or 'a stop request'} at {where}; " \
                f"{truncated}[/]"
-    if result.stop_reason == "max-steps":
+    if result.stop_reason == StopReason.MAX_STEPS:
         return (f"[yellow]stopped at the --max-steps limit ({options.max_steps:,} instructions)"
                 f" at {where}; {truncated}; raise it with --max-steps N[/]")
-    if result.stop_reason == "max-trace-size":
+    if result.stop_reason == StopReason.MAX_TRACE_SIZE:
         return (f"[yellow]stopped at the trace size limit (--max-trace-mb "
                 f"{options.max_trace_mb:g}) at {where}; {truncated}; raise it with "
                 "--max-trace-mb N (0: no limit)[/]")
-    if result.stop_reason == "min-free-disk":
+    if result.stop_reason == StopReason.MIN_FREE_DISK:
         return (f"[yellow]stopped: the disk holding the trace has less than "
                 f"{options.min_free_mb:g} MiB free (--min-free-mb) at {where}; {truncated}; "
                 "free some space, or lower it with --min-free-mb N (0: no floor)[/]")
