@@ -24,6 +24,23 @@ class StopReason(StrEnum):
     STOPPED = "stopped"                          # nothing was left to run
 
 
+@dataclass(frozen=True)
+class Fault:
+    """`end.fault`: the guest fault that ended the run, and the signal Linux delivers for it.
+
+    The recorder fills every field. The replay (tracer/replay/machine.py) leaves `signal`
+    and `cause` None where working them out would need more than the engine holds (a memory
+    fault's cause names the region's kind); `trace replay --verify` compares the rest.
+    """
+
+    signal: str | None
+    cause: str | None
+    step: int
+    rip: int
+    address: int | None
+    access: str | None          # read, write, execute
+
+
 # The stops that cut the run short: the trace holds a prefix of it (`end.truncated`).
 TRUNCATING_STOPS = (StopReason.MAX_STEPS, StopReason.MAX_TRACE_SIZE, StopReason.MIN_FREE_DISK,
                     StopReason.INTERRUPTED)

@@ -100,6 +100,14 @@ def native_fault_signal(fault: NativeFault, text: str, address: int | None = Non
                              f"{need}aligned memory operand; the address{where} is not")
 
 
+def error_signal(message: str) -> NativeFaultSignal:
+    """The signal for an instruction Unicorn's emu_start refused with a UcError (`message`)
+    that no hook classified: an invalid opcode, or else a fault we name by the error."""
+    if "INSN_INVALID" in message or "Invalid instruction" in message:
+        return NativeFaultSignal("SIGILL", "invalid opcode")
+    return NativeFaultSignal("SIGSEGV", message)
+
+
 def is_canonical(address: int) -> bool:
     """True when bits 63..47 of a 64-bit address are all equal (48-bit virtual addresses)."""
     top = address >> 47

@@ -30,13 +30,15 @@ from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import UnsupportedSyscall
 from tracer.event_stream import EventStream, NativeStop, Progress
-from tracer.ending import TRUNCATING_STOPS, StopReason
+from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
 from tracer.format.schema import PROGRAM_FILE
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
+from tracer.hook_errors import HookErrors
 from tracer.interrupts import (
-    classify_interrupt, code_at, data_fault, full_rip, native_fault_signal, register_reader,
+    classify_interrupt, code_at, data_fault, error_signal, full_rip, native_fault_signal,
+    register_reader,
 )
 from tracer.limits import (
     DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB, TraceBudget, mb_to_bytes,
@@ -85,18 +87,6 @@ class RecordOptions:
     on_compile: Callable[[str], None] | None = None
 
 
-@dataclass(frozen=True)
-class Fault:
-    """How a guest fault ended the run (the signal Linux would deliver)."""
-
-    signal: str
-    cause: str
-    step: int
-    rip: int
-    address: int | None
-    access: str | None
-
-
 @dataclass
 class RecordResult:
     trace: Path
@@ -143,6 +133,8 @@ def record(options: RecordOptions) -> RecordResult:
     Raises:
         TracerError: the program cannot be built or loaded, or the output directory cannot
             receive a trace (nothing is recorded, and the output directory is unchanged).
+        BaseException: whatever a hook raised (a syscall handler's bug, say), once the
+            trace up to it is complete, ending in `error` (tracer/hook_errors.py).
     """
     program_path = options.program
     out = options.output or default_output(program_path)
@@ -162,9 +154,14 @@ def record(options: RecordOptions) -> RecordResult:
         program = read_elf(elf_path)
         with claim_output(out) as output:
             shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
-            result = _Recording(options, program, source, warnings, output.work).run()
+            recording = _Recording(options, program, source, warnings, output.work)
+            result = recording.run()
             result.trace = output.commit()
         result.build_command = command
+        failed = recording.hook_errors.first
+        if failed is not None:
+            failed.exception.add_note(f"{failed.sentence()}; the trace up to it is {result.trace}")
+            raise failed.exception
         return result
 
 
@@ -193,6 +190,7 @@ class _Recording:
         self.exit_code: int | None = None
         self.error: str | None = None
         self.stop_reason: StopReason | None = None
+        self.hook_errors = HookErrors()
 
     # -- set-up -------------------------------------------------------------------------
     def _meta(self, end: dict | None) -> dict:
@@ -294,11 +292,16 @@ class _Recording:
             try:
                 uc.emu_start(loaded.entry, 0xFFFF_FFFF_FFFF_FFFF)
             except UcError as exc:
-                if self.fault is None and self.stop_reason is None:
+                if (self.fault is None and self.stop_reason is None
+                        and self.hook_errors.first is None):
                     self._fault_from_error(exc)
             finally:
                 self.events.finish(uc.reg_read(UC_X86_REG_RSP))
                 self._flush_stack_growth()
+        failed = self.hook_errors.first
+        if failed is not None:  # the trace ends here; record() raises the exception
+            self.stop_reason = StopReason.ERROR
+            self.error = failed.sentence()
         limit = self.events.stopped_by_limit
         if self.stop_reason is None and limit is not None:
             self.stop_reason = limit
@@ -394,13 +397,7 @@ class _Recording:
 
     # -- hooks (Python runs here once per syscall or fault, never per access) -----------
     def _on_syscall(self, uc: Uc, _user) -> None:
-        try:
-            self._syscall(uc)
-        except BaseException as exc:  # an error inside a hook: stop, report at one place
-            self.error = f"internal error while emulating a syscall: {exc!r}"
-            self.stop_reason = StopReason.ERROR
-            self._exception = exc
-            uc.emu_stop()
+        self.hook_errors.run(uc, "emulating a syscall", lambda: self._syscall(uc))
 
     def _syscall(self, uc: Uc) -> None:
         nr = syscall_number(uc.reg_read(X86_64.number))
@@ -509,12 +506,8 @@ class _Recording:
         return False
 
     def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
-        try:
-            self._interrupt(uc, intno)
-        except BaseException as exc:
-            self.error = f"internal error while handling interrupt {intno}: {exc!r}"
-            self.stop_reason = StopReason.ERROR
-            uc.emu_stop()
+        self.hook_errors.run(uc, f"handling interrupt {intno}",
+                             lambda: self._interrupt(uc, intno))
 
     def _interrupt(self, uc: Uc, intno: int) -> None:
         what = classify_interrupt(uc, intno)
@@ -549,12 +542,9 @@ class _Recording:
         self.stop_reason = StopReason.FAULT
 
     def _fault_from_error(self, exc: UcError) -> None:
-        rip = self.uc.reg_read(UC_X86_REG_RIP)
-        message = str(exc)
-        if "INSN_INVALID" in message or "Invalid instruction" in message:
-            self.fault = Fault("SIGILL", "invalid opcode", self.events.step, rip, None, None)
-        else:
-            self.fault = Fault("SIGSEGV", message, self.events.step, rip, None, None)
+        said = error_signal(str(exc))
+        self.fault = Fault(said.signal, said.cause, self.events.step,
+                           self.uc.reg_read(UC_X86_REG_RIP), None, None)
         self.stop_reason = StopReason.FAULT
 
     # -- closing ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from tracer.ending import Fault
 from tracer.format.errors import TraceFormatError
 from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TRACE_FILES
 
@@ -50,25 +51,13 @@ class InitialState:
 
 
 @dataclass(frozen=True)
-class FaultInfo:
-    """`end.fault`: the fault that killed the program."""
-
-    signal: str
-    cause: str
-    step: int
-    rip: int
-    address: int | None
-    access: str | None          # read, write, execute
-
-
-@dataclass(frozen=True)
 class RunEnd:
     """`end`: how the run ended (absent from a killed recording)."""
 
     stop_reason: str
     exit_code: int | None
     signal: str | None
-    fault: FaultInfo | None
+    fault: Fault | None
     instructions: int
     accesses: int
     rsp_changes: int
@@ -231,11 +220,11 @@ def _initial(value: Any) -> InitialState:
     return state
 
 
-def _fault(value: Any) -> FaultInfo | None:
+def _fault(value: Any) -> Fault | None:
     if value is None:
         return None
     f = _obj(value, "end.fault")
-    return FaultInfo(
+    return Fault(
         signal=_str(_key(f, "signal", "end.fault"), "end.fault.signal"),
         cause=_str(_key(f, "cause", "end.fault"), "end.fault.cause"),
         step=_int(_key(f, "step", "end.fault"), "end.fault.step"),

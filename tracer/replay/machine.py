@@ -16,10 +16,11 @@ from unicorn import x86_const as x
 
 from tracer.cpu import start_like_linux
 from tracer.interrupts import (
-    classify_interrupt, code_at, data_fault, full_rip, register_reader,
+    classify_interrupt, code_at, data_fault, error_signal, full_rip, register_reader,
 )
 from tracer.errors import TracerError
-from tracer.ending import StopReason
+from tracer.ending import Fault, StopReason
+from tracer.hook_errors import HookErrors
 from tracer.replay.step_counter import StepCounter
 from tracer.registers import GPR_NAMES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
@@ -71,7 +72,7 @@ class Ending:
 
     stop_reason: StopReason     # exit, fault, unsupported-syscall, stopped
     exit_code: int | None = None
-    fault: dict | None = None   # step, rip, address, access
+    fault: Fault | None = None
 
 
 class SyscallObserver(Protocol):
@@ -102,7 +103,7 @@ class ReplayMachine:
         self.cursor = 0
         self.heap_end = inputs.initial_brk
         self.ending: Ending | None = None
-        self.error: BaseException | None = None
+        self.hook_errors = HookErrors()
         # Where a fault happened, in steps; the verifier passes the event stream's counter.
         self._step_of = step_of or (lambda fetch: None)
         # As the recorder: a faulting load or store leaves no access rows (the verifier
@@ -211,6 +212,7 @@ class ReplayMachine:
         Raises:
             ReplayError: the replay did not follow the recording (only without an observer,
                 which reports such divergences itself).
+            BaseException: whatever a hook raised (tracer/hook_errors.py).
         """
         if count == 0 or self.ending is not None:
             return
@@ -225,12 +227,14 @@ class ReplayMachine:
         try:
             self.uc.emu_start(rip, 0xFFFF_FFFF_FFFF_FFFF)
         except UcError as exc:
-            if self.ending is None and self.error is None:
+            if self.ending is None and self.hook_errors.first is None:
                 self._fault_from_error(exc)
-        if isinstance(self.error, UcError):  # from re-applying a syscall's recorded effects
-            raise _inconsistent("a syscall's recorded effect", self.error)
-        if self.error is not None:
-            raise self.error
+        failed = self.hook_errors.first
+        if failed is not None and isinstance(failed.exception, UcError):
+            # From re-applying a syscall's recorded effects.
+            raise _inconsistent("a syscall's recorded effect", failed.exception)
+        if failed is not None:
+            raise failed.exception
 
     def _step_counter(self) -> StepCounter:
         if self._stepper is None:
@@ -239,11 +243,7 @@ class ReplayMachine:
 
     # -- hooks --------------------------------------------------------------------------
     def _on_syscall(self, uc: Uc, _user) -> None:
-        try:
-            self._syscall(uc)
-        except BaseException as exc:  # surfaced by run(), never lost inside the engine
-            self.error = exc
-            uc.emu_stop()
+        self.hook_errors.run(uc, "replaying a syscall", lambda: self._syscall(uc))
 
     def _syscall(self, uc: Uc, abi: str = "x86_64", rip: int | None = None) -> None:
         if rip is None:
@@ -288,8 +288,8 @@ class ReplayMachine:
             for addr, data in recorded.kernel_writes:
                 uc.mem_write(addr, data)
         if recorded.killed:  # the syscall delivered a fatal signal to the process
-            self.ending = Ending(StopReason.FAULT, fault={"step": recorded.step, "rip": rip,
-                                                 "address": None, "access": None})
+            self.ending = Ending(StopReason.FAULT,
+                                 fault=Fault(None, None, recorded.step, rip, None, None))
             uc.emu_stop()
             return
         if recorded.name == "arch_prctl" and recorded.ret == 0 \
@@ -312,28 +312,26 @@ class ReplayMachine:
             # As the recorder: the full address, from the operands (the hook has 52 bits).
             address = data_fault(code_at(uc, rip), rip, register_reader(uc), address).address
             self._on_data_fault()
-        self.ending = Ending(StopReason.FAULT, fault={"step": self._step_of(access in _FETCH),
-                                             "rip": rip, "address": address, "access": kind})
+        self.ending = Ending(StopReason.FAULT, fault=Fault(
+            None, None, self._step_of(access in _FETCH), rip, address, kind))
         return False
 
     def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
-        try:
-            self._interrupt(uc, intno)
-        except BaseException as exc:  # surfaced by run()
-            self.error = exc
-            uc.emu_stop()
+        self.hook_errors.run(uc, f"replaying interrupt {intno}",
+                             lambda: self._interrupt(uc, intno))
 
     def _interrupt(self, uc: Uc, intno: int) -> None:
         what = classify_interrupt(uc, intno)  # as the recorder
         if what.i386_syscall:
             self._syscall(uc, "i386", what.rip)
             return
-        self.ending = Ending(StopReason.FAULT, fault={"step": self._step_of(False), "rip": what.rip,
-                                             "address": None, "access": None})
+        self.ending = Ending(StopReason.FAULT, fault=Fault(
+            what.signal, what.cause, self._step_of(False), what.rip, None, None))
         uc.emu_stop()
 
     def _fault_from_error(self, exc: UcError) -> None:
-        self.ending = Ending(StopReason.FAULT, fault={
-            "step": self._step_of(False), "rip": self.uc.reg_read(x.UC_X86_REG_RIP),
-            "address": None, "access": None})
+        said = error_signal(str(exc))
+        self.ending = Ending(StopReason.FAULT, fault=Fault(
+            said.signal, said.cause, self._step_of(False), self.uc.reg_read(x.UC_X86_REG_RIP),
+            None, None))
 

@@ -16,7 +16,7 @@ from unicorn.x86_const import UC_X86_REG_RSP
 
 from tracer.event_stream import EventStream
 from tracer.format import TraceFiles
-from tracer.ending import TRUNCATING_STOPS, StopReason
+from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
 from tracer.format.schema import SOURCES, TABLES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.machine import Ending, ReplayMachine
@@ -320,8 +320,8 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
         # The native hooks stop before an instruction that faults where Unicorn would run
         # it (privileged, undefined, int1, a misaligned SSE operand).
         access = None if native.address is None else ("write" if native.is_write else "read")
-        machine.ending = Ending(StopReason.FAULT, fault={"step": instructions, "rip": native.rip,
-                                                "address": native.address, "access": access})
+        machine.ending = Ending(StopReason.FAULT, fault=Fault(
+            None, None, instructions, native.rip, native.address, access))
     error = events.error
     events.close()
     candidates = [d for d in (accesses.divergence, rsp.divergence, observer.divergence) if d]
@@ -400,11 +400,12 @@ def _compare_ending(files: TraceFiles, machine: ReplayMachine, instructions: int
     recorded_fault = end.fault
     if recorded_fault and ending and ending.fault:
         for key in ("step", "rip", "address", "access"):
-            if key in ("address", "access") and ending.fault[key] is None:
+            replayed = getattr(ending.fault, key)
+            if key in ("address", "access") and replayed is None:
                 continue
-            if getattr(recorded_fault, key) != ending.fault[key]:
+            if getattr(recorded_fault, key) != replayed:
                 problems.append(f"fault {key} recorded {_fmt(getattr(recorded_fault, key))}, "
-                                f"replayed {_fmt(ending.fault[key])}")
+                                f"replayed {_fmt(replayed)}")
     if not problems:
         regs = machine.registers()
         for name, value in end.registers.items():
