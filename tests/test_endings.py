@@ -67,3 +67,31 @@ def test_a_replay_hook_exception_is_raised_as_itself(tmp_path, monkeypatch):
     with pytest.raises(Boom) as raised:
         _replayed(tmp_path / "t")
     assert raised.value is boom
+
+
+def test_the_syscall_abi_and_the_fault_kinds_have_one_copy():
+    """The replay reads syscalls and faults with the recorder's tables (tracer/syscalls/abi.py,
+    numbers.py, interrupts.memory_fault), not copies of its own."""
+    import ast
+
+    from conftest import ROOT
+
+    defined: dict[str, list[str]] = {}
+    uses_access_types = set()
+    for path in sorted((ROOT / "tracer").rglob("*.py")):
+        source = path.read_text()
+        rel = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef):
+                defined.setdefault(node.name, []).append(rel)
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name):
+                            defined.setdefault(name.id, []).append(rel)
+        if "UC_MEM_FETCH_PROT" in source:
+            uses_access_types.add(rel)
+    for name in ("ARCH_SET_FS", "ARCH_SET_GS", "EXIT_SYSCALLS", "uc_prot", "syscall_number"):
+        assert len(defined.get(name, [])) == 1, (name, defined.get(name))
+    assert not {"_ARG_REGS", "_EXIT", "_ACCESS", "_FETCH"} & set(defined)
+    assert uses_access_types == {"tracer/interrupts.py"}

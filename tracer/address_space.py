@@ -44,6 +44,11 @@ def prot_from_text(perms: str) -> int:
             | (PROT_EXEC if "x" in perms else 0))
 
 
+def uc_prot(perms: str) -> int:
+    """Unicorn protection bits of an `rwx` string."""
+    return _uc_prot(prot_from_text(perms))
+
+
 def _uc_prot(prot: int) -> int:
     out = UC_PROT_NONE
     if prot & PROT_READ:

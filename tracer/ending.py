@@ -28,9 +28,10 @@ class StopReason(StrEnum):
 class Fault:
     """`end.fault`: the guest fault that ended the run, and the signal Linux delivers for it.
 
-    The recorder fills every field. The replay (tracer/replay/machine.py) leaves `signal`
-    and `cause` None where working them out would need more than the engine holds (a memory
-    fault's cause names the region's kind); `trace replay --verify` compares the rest.
+    The recorder fills every field. The replay (tracer/replay/machine.py) leaves `cause`
+    None where wording it needs more than the engine holds (a memory fault's cause names the
+    region's kind), and `signal` where it did not classify the fault itself;
+    `trace replay --verify` compares step, RIP, address and access.
     """
 
     signal: str | None

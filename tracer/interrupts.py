@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from unicorn import Uc
+from unicorn import (
+    UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
+    UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, Uc,
+)
 
 _EXCEPTIONS = {
     0: ("SIGFPE", "divide error"),
@@ -203,6 +206,43 @@ def full_rip(uc: Uc, reported: int) -> int:
 
     rip = uc.reg_read(UC_X86_REG_RIP)
     return rip if (rip - reported) & _KEPT == 0 else reported
+
+
+# Unicorn's invalid-memory access types: (what the access was, was the page unmapped).
+_INVALID_ACCESS = {
+    UC_MEM_READ_UNMAPPED: ("read", True), UC_MEM_WRITE_UNMAPPED: ("write", True),
+    UC_MEM_FETCH_UNMAPPED: ("execute", True), UC_MEM_READ_PROT: ("read", False),
+    UC_MEM_WRITE_PROT: ("write", False), UC_MEM_FETCH_PROT: ("execute", False),
+}
+
+
+@dataclass(frozen=True)
+class MemoryFault:
+    """A load, store or fetch Unicorn's invalid-memory hook reported, as the CPU saw it."""
+
+    access: str       # read, write, execute ("access" for a type Unicorn may add)
+    unmapped: bool    # no page there (else the page forbids the access)
+    rip: int          # the faulting instruction; for a fetch, the address fetched
+    address: int      # all 64 bits of the address
+    non_canonical: NativeFaultSignal | None  # #GP/#SS for a non-canonical data address
+
+    @property
+    def fetch(self) -> bool:
+        return self.access == "execute"
+
+
+def memory_fault(uc: Uc, access: int, reported: int) -> MemoryFault:
+    """Classifies an invalid access in Unicorn's UC_HOOK_MEM_INVALID hook (`access` its
+    type, `reported` the address it got)."""
+    kind, unmapped = _INVALID_ACCESS.get(access, ("access", False))
+    if kind == "execute":
+        address = full_rip(uc, reported)
+        return MemoryFault(kind, unmapped, address, address, None)
+    from unicorn.x86_const import UC_X86_REG_RIP
+
+    rip = uc.reg_read(UC_X86_REG_RIP)
+    where = data_fault(code_at(uc, rip), rip, register_reader(uc), reported)
+    return MemoryFault(kind, unmapped, rip, where.address, where.non_canonical_signal())
 
 
 def code_at(uc: Uc, rip: int) -> bytes:

@@ -15,9 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from unicorn import (
-    UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MEM_FETCH_PROT,
-    UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT,
-    UC_MEM_WRITE_UNMAPPED, UC_MODE_64, Uc, UcError,
+    UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_64, Uc, UcError,
 )
 from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_RIP, UC_X86_REG_RSP
 
@@ -37,8 +35,7 @@ from tracer.format.writer import (
 )
 from tracer.hook_errors import HookErrors
 from tracer.interrupts import (
-    classify_interrupt, code_at, data_fault, error_signal, full_rip, native_fault_signal,
-    register_reader,
+    classify_interrupt, code_at, error_signal, memory_fault, native_fault_signal,
 )
 from tracer.limits import (
     DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB, TraceBudget, mb_to_bytes,
@@ -47,7 +44,7 @@ from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.output import check_output, claim_output
 from tracer.registers import read_registers
 from tracer.stop_request import StopRequest
-from tracer.syscalls.abi import I386, X86_64, syscall_number
+from tracer.syscalls.abi import I386, X86_64, SyscallAbi
 from tracer.syscalls.fileinfo import guest_exe_path
 from tracer.syscalls.context import (
     ExitProcess, KilledBySignal, ProcessState, StdinFile, SyscallContext,
@@ -399,23 +396,14 @@ class _Recording:
     def _on_syscall(self, uc: Uc, _user) -> None:
         self.hook_errors.run(uc, "emulating a syscall", lambda: self._syscall(uc))
 
-    def _syscall(self, uc: Uc) -> None:
-        nr = syscall_number(uc.reg_read(X86_64.number))
-        args = tuple(uc.reg_read(r) for r in X86_64.args)
-        # In Unicorn's syscall hook RIP still points at the 2-byte `syscall` instruction.
-        rip = uc.reg_read(UC_X86_REG_RIP)
-        result = self._run_syscall(uc, "x86_64", nr, args, rip)
+    def _syscall(self, uc: Uc, abi: SyscallAbi = X86_64, rip: int | None = None) -> None:
+        if rip is None:
+            # In Unicorn's syscall hook RIP still points at the 2-byte `syscall` instruction.
+            rip = uc.reg_read(UC_X86_REG_RIP)
+        nr, args = abi.read_call(uc)
+        result = self._run_syscall(uc, abi.name, nr, args, rip)
         if result is not None:
-            uc.reg_write(X86_64.result, result & 0xFFFF_FFFF_FFFF_FFFF)
-            uc.reg_write(X86_64.clobbered_rip, rip + 2)
-            uc.reg_write(X86_64.clobbered_flags, uc.reg_read(UC_X86_REG_EFLAGS))
-
-    def _syscall_i386(self, uc: Uc, rip: int) -> None:
-        nr = syscall_number(uc.reg_read(I386.number))
-        args = tuple(uc.reg_read(r) & 0xFFFFFFFF for r in I386.args)
-        result = self._run_syscall(uc, "i386", nr, args, rip)
-        if result is not None:
-            uc.reg_write(I386.result, result & 0xFFFF_FFFF_FFFF_FFFF)
+            abi.write_result(uc, result, rip)
 
     def _run_syscall(self, uc: Uc, abi: str, nr: int, args: tuple[int, ...],
                      rip: int) -> int | None:
@@ -467,26 +455,16 @@ class _Recording:
 
     def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
                            _user) -> bool:
-        rip = uc.reg_read(UC_X86_REG_RIP)
-        kind = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
-                UC_MEM_FETCH_UNMAPPED: "execute", UC_MEM_READ_PROT: "read",
-                UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "execute"}.get(access, "access")
-        unmapped = access in (UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED)
+        fault = memory_fault(uc, access, address)
+        kind, address = fault.access, fault.address
         stack_floor = STACK_TOP - STACK_LIMIT
         signal = "SIGSEGV"
-        said = None
-        if kind == "execute":
-            address = full_rip(uc, address)
-        else:
-            where = data_fault(code_at(uc, rip), rip, register_reader(uc), address)
-            address = where.address
-            said = where.non_canonical_signal()
         region = self.space.region_at(address)
-        if said is not None:
-            signal, cause = said.signal, said.cause
-        elif unmapped and stack_floor - STACK_GUARD_GAP <= address < stack_floor:
+        if fault.non_canonical is not None:
+            signal, cause = fault.non_canonical.signal, fault.non_canonical.cause
+        elif fault.unmapped and stack_floor - STACK_GUARD_GAP <= address < stack_floor:
             cause = "stack overflow: the stack grew past its 8 MiB limit"
-        elif unmapped:
+        elif fault.unmapped:
             cause = f"{kind} of unmapped address {address:#x}"
         elif kind == "write":
             what = region.kind if region else "read-only"
@@ -495,13 +473,10 @@ class _Recording:
             cause = f"execute of non-executable memory ({region.kind if region else ''})"
         else:
             cause = f"{kind} of memory without read permission"
-        step = self.events.step if access not in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT) \
-            else self.events.instructions
-        if kind == "execute":
-            rip = address
-        else:
+        step = self.events.instructions if fault.fetch else self.events.step
+        if not fault.fetch:
             self.events.discard_current()
-        self.fault = Fault(signal, cause.strip(), step, rip, address, kind)
+        self.fault = Fault(signal, cause.strip(), step, fault.rip, address, kind)
         self.stop_reason = StopReason.FAULT
         return False
 
@@ -512,7 +487,7 @@ class _Recording:
     def _interrupt(self, uc: Uc, intno: int) -> None:
         what = classify_interrupt(uc, intno)
         if what.i386_syscall:
-            self._syscall_i386(uc, what.rip)
+            self._syscall(uc, I386, what.rip)
             return
         self.fault = Fault(what.signal, what.cause, self.events.step, what.rip, None, None)
         self.stop_reason = StopReason.FAULT
@@ -582,6 +557,7 @@ class _Recording:
                             instructions=instructions, accesses=n_accesses,
                             truncated=truncated, error=self.error, warnings=self.warnings,
                             rip=end["registers"].get("rip"),
-                            interrupted_by=(stop.reason if stop is not None
-                                            and self.stop_reason == StopReason.INTERRUPTED else None),
+                            interrupted_by=(stop.reason if stop is not None and
+                                            self.stop_reason == StopReason.INTERRUPTED
+                                            else None),
                             memory_refusals=self.space.memory_refusals)

@@ -7,40 +7,24 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from unicorn import (
-    UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MEM_FETCH_PROT,
-    UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT,
-    UC_MEM_WRITE_UNMAPPED, UC_MODE_64, UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ,
-    UC_PROT_WRITE, Uc, UcError,
+    UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_64, Uc, UcError,
 )
 from unicorn import x86_const as x
 
+from tracer.address_space import uc_prot
 from tracer.cpu import start_like_linux
-from tracer.interrupts import (
-    classify_interrupt, code_at, data_fault, error_signal, full_rip, register_reader,
-)
+from tracer.interrupts import classify_interrupt, error_signal, memory_fault
 from tracer.errors import TracerError
 from tracer.ending import Fault, StopReason
 from tracer.hook_errors import HookErrors
 from tracer.replay.step_counter import StepCounter
 from tracer.registers import GPR_NAMES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
-from tracer.syscalls.abi import syscall_number
+from tracer.syscalls.abi import I386, X86_64, SyscallAbi
+from tracer.syscalls.numbers import ARCH_SET_FS, ARCH_SET_GS, EXIT_SYSCALLS
 
 PAGE = 0x1000
 _REG_IDS = {name: getattr(x, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
-_ARG_REGS = {
-    "x86_64": (x.UC_X86_REG_RDI, x.UC_X86_REG_RSI, x.UC_X86_REG_RDX, x.UC_X86_REG_R10,
-               x.UC_X86_REG_R8, x.UC_X86_REG_R9),
-    # `int 0x80` from a 64-bit process: i386 registers, arguments truncated to 32 bits.
-    "i386": (x.UC_X86_REG_RBX, x.UC_X86_REG_RCX, x.UC_X86_REG_RDX, x.UC_X86_REG_RSI,
-             x.UC_X86_REG_RDI, x.UC_X86_REG_RBP),
-}
-_EXIT = {"x86_64": {60, 231}, "i386": {1, 252}}
-ARCH_SET_GS, ARCH_SET_FS = 0x1001, 0x1002
-_ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
-           UC_MEM_FETCH_UNMAPPED: "execute", UC_MEM_READ_PROT: "read",
-           UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "execute"}
-_FETCH = (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT)
 
 
 class ReplayError(TracerError):
@@ -52,18 +36,6 @@ def _inconsistent(what: str, exc: UcError) -> ReplayError:
     # always fit. One that does not was made or altered by someone else.
     return ReplayError(f"the trace cannot be replayed: {what} does not fit its memory map "
                        f"({exc}); it is not a run vmtrace recorded")
-
-
-def uc_prot(perms: str) -> int:
-    """Unicorn protection bits of an `rwx` string."""
-    out = UC_PROT_NONE
-    if "r" in perms:
-        out |= UC_PROT_READ
-    if "w" in perms:
-        out |= UC_PROT_WRITE
-    if "x" in perms:
-        out |= UC_PROT_EXEC
-    return out
 
 
 @dataclass(frozen=True)
@@ -245,26 +217,23 @@ class ReplayMachine:
     def _on_syscall(self, uc: Uc, _user) -> None:
         self.hook_errors.run(uc, "replaying a syscall", lambda: self._syscall(uc))
 
-    def _syscall(self, uc: Uc, abi: str = "x86_64", rip: int | None = None) -> None:
+    def _syscall(self, uc: Uc, abi: SyscallAbi = X86_64, rip: int | None = None) -> None:
         if rip is None:
             rip = uc.reg_read(x.UC_X86_REG_RIP)  # still the `syscall` instruction (Unicorn)
-        nr = syscall_number(uc.reg_read(x.UC_X86_REG_RAX))
-        args = tuple(uc.reg_read(r) for r in _ARG_REGS[abi])
-        if abi == "i386":
-            args = tuple(a & 0xFFFFFFFF for a in args)
+        nr, args = abi.read_call(uc)
         recorded = (self.inputs.syscalls[self.cursor]
                     if self.cursor < len(self.inputs.syscalls) else None)
         self.cursor += 1
         if self.observer is not None:
-            if not self.observer.on_syscall(self, recorded, rip, nr, args, abi):
+            if not self.observer.on_syscall(self, recorded, rip, nr, args, abi.name):
                 self.ending = Ending(StopReason.STOPPED)
                 uc.emu_stop()
                 return
-        elif recorded is None or recorded.nr != nr or recorded.abi != abi:
+        elif recorded is None or recorded.nr != nr or recorded.abi != abi.name:
             raise ReplayError(f"the replay made syscall {nr} at RIP {rip:#x} where the trace "
                               f"has {'none' if recorded is None else recorded.name}; run "
                               "`trace replay --verify` to find where it diverged")
-        if nr in _EXIT[abi]:
+        if abi.name_of(nr) in EXIT_SYSCALLS:
             self.ending = Ending(StopReason.EXIT, exit_code=args[0] & 0xFF)
             uc.emu_stop()
             return
@@ -296,24 +265,16 @@ class ReplayMachine:
                 and args[0] in (ARCH_SET_FS, ARCH_SET_GS):
             reg = x.UC_X86_REG_FS_BASE if args[0] == ARCH_SET_FS else x.UC_X86_REG_GS_BASE
             uc.reg_write(reg, args[1])
-        ret = recorded.ret if recorded.ret is not None else 0
-        uc.reg_write(x.UC_X86_REG_RAX, ret & 0xFFFF_FFFF_FFFF_FFFF)
-        if abi == "x86_64":  # `syscall` itself loads RCX and R11; `int 0x80` does not
-            uc.reg_write(x.UC_X86_REG_RCX, rip + 2)
-            uc.reg_write(x.UC_X86_REG_R11, uc.reg_read(x.UC_X86_REG_EFLAGS))
+        abi.write_result(uc, recorded.ret if recorded.ret is not None else 0, rip)
 
     def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
                            _user) -> bool:
-        kind = _ACCESS.get(access, "access")
-        if kind == "execute":
-            rip = address = full_rip(uc, address)
-        else:
-            rip = uc.reg_read(x.UC_X86_REG_RIP)
-            # As the recorder: the full address, from the operands (the hook has 52 bits).
-            address = data_fault(code_at(uc, rip), rip, register_reader(uc), address).address
+        fault = memory_fault(uc, access, address)  # as the recorder: all 64 address bits
+        if not fault.fetch:
             self._on_data_fault()
+        signal = fault.non_canonical.signal if fault.non_canonical else "SIGSEGV"
         self.ending = Ending(StopReason.FAULT, fault=Fault(
-            None, None, self._step_of(access in _FETCH), rip, address, kind))
+            signal, None, self._step_of(fault.fetch), fault.rip, fault.address, fault.access))
         return False
 
     def _on_interrupt(self, uc: Uc, intno: int, _user) -> None:
@@ -323,7 +284,7 @@ class ReplayMachine:
     def _interrupt(self, uc: Uc, intno: int) -> None:
         what = classify_interrupt(uc, intno)  # as the recorder
         if what.i386_syscall:
-            self._syscall(uc, "i386", what.rip)
+            self._syscall(uc, I386, what.rip)
             return
         self.ending = Ending(StopReason.FAULT, fault=Fault(
             what.signal, what.cause, self._step_of(False), what.rip, None, None))

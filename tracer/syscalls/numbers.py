@@ -1,5 +1,11 @@
 """Linux syscall numbers: the x86-64 table (asm/unistd_64.h) and, for `int 0x80`, the i386
-table (asm/unistd_32.h). One copy of each."""
+table (asm/unistd_32.h). One copy of each; and the few argument codes both the emulation
+and the replay read."""
+
+# The calls that end the process (either table names them so).
+EXIT_SYSCALLS = ("exit", "exit_group")
+# arch_prctl codes (asm/prctl.h).
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 
 SYSCALL_NAMES: dict[int, str] = {
     0: "read",

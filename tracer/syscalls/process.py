@@ -6,8 +6,7 @@ from unicorn.x86_const import UC_X86_REG_FS_BASE, UC_X86_REG_GS_BASE
 
 from tracer.syscalls.context import ExitProcess, GuestFault, SyscallContext
 from tracer.syscalls.errno import EFAULT, EINVAL
-
-ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+from tracer.syscalls.numbers import ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS
 
 
 def sys_exit(ctx: SyscallContext, code: int, *_: int) -> int:

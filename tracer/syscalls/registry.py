@@ -11,6 +11,7 @@ from tracer.errors import UnsupportedSyscall
 from tracer.syscalls import (
     fileinfo, files, identity, limits, memory, process, signals, threads, time,
 )
+from tracer.syscalls.abi import ABIS
 from tracer.syscalls.context import SyscallContext
 from tracer.syscalls.errno import ENOSYS
 from tracer.syscalls.numbers import SYSCALL_NAMES, SYSCALL_NAMES_I386, SYSCALL_NUMBERS
@@ -82,8 +83,7 @@ _I386_SAME_ABI = {"read", "write", "open", "openat", "close", "brk", "munmap", "
 
 
 def syscall_name(nr: int, abi: str = "x86_64") -> str:
-    table = SYSCALL_NAMES if abi == "x86_64" else SYSCALL_NAMES_I386
-    return table.get(nr, f"syscall_{nr}")
+    return ABIS[abi].name_of(nr)
 
 
 def dispatch(ctx: SyscallContext, nr: int, args: tuple[int, ...], rip: int) -> int:
