@@ -9,8 +9,12 @@ __all__ = ["Trace", "open_trace"]
 def __getattr__(name: str):
     # Loaded on first use: `trace record` imports analysis.errors only, and should not pay
     # for pyarrow/duckdb set-up it does not need before the run starts.
-    if name in __all__:
-        from analysis import trace
+    if name == "Trace":
+        from analysis.trace import Trace
 
-        return getattr(trace, name)
+        return Trace
+    if name == "open_trace":
+        from analysis.notebook import open_trace
+
+        return open_trace
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")

@@ -1,6 +1,7 @@
-"""`open_trace`: a recorded trace as tables, for notebooks and for every analysis module.
+"""`Trace`: a recorded trace as tables, the thin handle every analysis module reads.
 
-Imports `tracer.format` only (never the emulator)."""
+Imports `tracer.format` only (never the emulator), and no analysis module: the analyses
+import it (the notebook methods live in analysis/notebook.py)."""
 
 from __future__ import annotations
 
@@ -155,61 +156,7 @@ class Trace:
             return data.decode(errors="replace")
         return None
 
-
-    # The analyses as methods, for notebooks: `t = open_trace(...); t.stack_depth()`.
-    # Imported on call: the analysis modules import this one.
-
     def df(self, name: str, columns: list[str] | None = None) -> "pd.DataFrame":
         """A small table as pandas (the event tables can be huge: prefer `sql` for them)."""
         return self.table(name, columns).to_pandas()
 
-    def stack_depth(self, **options):
-        from analysis.stack import stack_depth
-
-        return stack_depth(self, **options)
-
-    def heap_timeline(self):
-        from analysis.heap import heap_timeline
-
-        return heap_timeline(self)
-
-    def heatmaps(self, **options):
-        from analysis.heatmap import heatmaps
-
-        return heatmaps(self, **options)
-
-    def vmmap(self):
-        from analysis.vmmap import vmmap
-
-        return vmmap(self)
-
-    def findings(self):
-        from analysis.findings import findings
-
-        return findings(self, self.stack_depth(), self.heap_timeline())
-
-    def listing(self):
-        from analysis.listing import listing
-
-        return listing(self)
-
-    def fragmentation(self, events):
-        """Fragmentation from alloc/free events (see `analysis.allocator`)."""
-        from analysis.allocator import fragmentation
-
-        return fragmentation(events, self.initial_brk)
-
-
-def open_trace(path: str | Path) -> Trace:
-    """Opens a trace directory for reading (never writes to it).
-
-    Args:
-        path: the trace directory written by `trace record`.
-
-    Returns:
-        The trace; its analyses are the functions of the `analysis` modules.
-
-    Raises:
-        TraceFormatError: not a vmtrace trace, a newer format, or corrupt.
-    """
-    return Trace(path)

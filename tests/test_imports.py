@@ -54,3 +54,93 @@ def test_a_whole_recording_does_not_load_pandas():
 def test_the_format_package_imports_pyarrow_only():
     loaded = _loaded_after("import tracer.format")
     assert not loaded & {"unicorn", "capstone", "elftools", "pandas", "duckdb", "plotly"}
+
+
+# -- no import cycles --------------------------------------------------------------------
+def _module_name(path, root) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(tree, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The project modules a module imports, at its top or inside functions (lazily);
+    imports under `if TYPE_CHECKING:` never run and do not count."""
+    import ast
+
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(n) for child in node.body for n in ast.walk(child))
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            # `from pkg import mod` imports the module pkg.mod; `from mod import name`, mod.
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                     for a in node.names]
+        else:
+            continue
+        out.update(name for name in names if name in known and name != module)
+    return out
+
+
+def _import_graph(*packages: str) -> dict[str, set[str]]:
+    import ast
+
+    files = {}
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            files[_module_name(path, ROOT)] = path
+    known = set(files)
+    return {name: _imported(ast.parse(path.read_text()), name, path.name == "__init__.py",
+                            known)
+            for name, path in files.items()}
+
+
+def _a_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of the graph as the list of its modules (first repeated last)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_lazy_import_cycle():
+    graph = _import_graph("analysis")
+    graph["analysis.summary"] = graph["analysis.summary"] | {"analysis.findings"}
+    graph["analysis.findings"] = graph["analysis.findings"] | {"analysis.summary"}
+    assert _a_cycle(graph) is not None
+    import ast
+
+    tree = ast.parse("def f():\n    from analysis import heap\n")
+    assert _imported(tree, "analysis.trace", False, {"analysis.heap"}) == {"analysis.heap"}
+
+
+@pytest.mark.parametrize("package", ["analysis", "tracer", "vmtrace"])
+def test_no_import_cycle(package):
+    cycle = _a_cycle(_import_graph(package))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
