@@ -56,17 +56,6 @@ class RecordedInputs:
     end: RunEnd | None = field(repr=False)
     stack_floor: int | None = None  # lowest address the stack may grow to (RLIMIT_STACK)
 
-    def syscall_index_at_or_after(self, step: int) -> int:
-        """Index of the first recorded syscall whose step is >= `step`."""
-        lo, hi = 0, len(self.syscalls)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.syscalls[mid].step < step:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-
     def regions_before(self, step: int) -> list[RegionEvent]:
         """The region events in effect before instruction `step` executes (the initial map
         plus the changes of every syscall at an earlier step)."""
