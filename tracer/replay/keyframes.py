@@ -18,7 +18,8 @@ from unicorn.unicorn_py3.unicorn import UcContext
 
 from tracer.format import TraceFiles
 from tracer.replay.inputs import RecordedInputs, load_inputs
-from tracer.replay.machine import PAGE, ReplayError, ReplayMachine
+from tracer.format.regions import PAGE
+from tracer.replay.machine import ReplayError, ReplayMachine
 
 KEYFRAMES_FILE = "keyframes.arrow"
 PAGES_FILE = "pages.arrow"
@@ -141,7 +142,6 @@ def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
     context.__setstate__((frame["context"], len(frame["context"]), UC_ARCH_X86, UC_MODE_64))
     machine.uc.context_restore(context)
     machine.cursor = frame["cursor"]
-    machine.heap_end = frame["heap_end"]
     machine.run(step - frame["step"])
     return machine
 
