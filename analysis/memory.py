@@ -1,18 +1,18 @@
 """Memory at any step, rebuilt from the trace alone: the initial image, then every recorded
 write (CPU stores with their values, the kernel's bytes) up to the step, on the map of that
-step. Also: who wrote a byte, an address's whole access history, symbols and source lines.
+step. Also: who wrote a byte, an address's whole access history, the symbolizer at a step.
 
 Step convention: the state "at step N" is the state before instruction N executes, so it
 includes the effects of steps 0..N-1 (a syscall's kernel writes belong to its step)."""
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from functools import cached_property
 
 import pyarrow as pa
 
+from analysis.symbols import Symbolizer
 from analysis.trace import Trace
 from analysis.write_index import Write, WriteIndex
 from tracer.format.regions import (
@@ -131,45 +131,6 @@ def access_history(trace: Trace, start: int, length: int = 1) -> pa.Table:
     return pa.Table.from_batches(parts, schema=schema)
 
 
-class Symbols:
-    """Address -> symbol+offset and source line, from the trace's symbols and lines."""
-
-    def __init__(self, trace: Trace):
-        syms = [s for s in trace.symbols.to_pylist() if s["name"] and s["type"] != "file"]
-        syms.sort(key=lambda s: (s["addr"], s["name"].startswith(".")))
-        self._addrs = [s["addr"] for s in syms]
-        self._syms = syms
-        lines = sorted(trace.lines.to_pylist(), key=lambda r: r["addr"])
-        self._line_addrs = [r["addr"] for r in lines]
-        self._lines = lines
-
-    def symbolize(self, addr: int) -> str | None:
-        """`name+0xoff` of the nearest symbol at or below `addr` in the same section."""
-        i = bisect.bisect_right(self._addrs, addr) - 1
-        if i < 0:
-            return None
-        # Prefer a global name over a local label at the same address.
-        cands = [s for s in self._syms if s["addr"] == self._addrs[i]]
-        s = cands[-1] if cands else self._syms[i]
-        for c in cands:
-            if not c["name"].startswith("."):
-                s = c
-        if s["size"] and addr >= s["addr"] + s["size"] and s["type"] == "object":
-            return None
-        off = addr - s["addr"]
-        if off > 0x10000:
-            return None
-        return s["name"] if off == 0 else f"{s['name']}+{off:#x}"
-
-    def exact(self, addr: int) -> str | None:
-        """The name of a symbol that starts exactly at `addr`, if any."""
-        names = [s["name"] for s in self._syms if s["addr"] == addr]
-        return names[0] if names else None
-
-    def line(self, rip: int) -> tuple[str, int] | None:
-        """(file, line) of the instruction at `rip`, from the DWARF line table."""
-        i = bisect.bisect_right(self._line_addrs, rip) - 1
-        if i < 0:
-            return None
-        row = self._lines[i]
-        return row["file"], row["line"]
+def symbolizer_at(trace: Trace, step: int) -> Symbolizer:
+    """The trace's symbolizer, naming heap, stack and mmap addresses by the map at `step`."""
+    return Symbolizer(trace.symbols, trace.lines, segments_at(trace, step), trace.initial_brk)

@@ -25,7 +25,8 @@ def accesses(
 ) -> None:
     """List the full access history of [ADDR, ADDR+LEN): reads, writes, kernel accesses."""
     from analysis import open_trace
-    from analysis.memory import Symbols, access_history
+    from analysis.memory import access_history
+    from analysis.symbols import Symbolizer
 
     t = open_trace(trace)
     start = address(t, addr, length)
@@ -41,7 +42,7 @@ def accesses(
         print(json.dumps({"addr": start, "length": length, "accesses": rows,
                           "previous": prev, "next": nxt}, indent=2))
         return
-    symbols = Symbols(t)
+    symbols = Symbolizer(t.symbols, t.lines)
     console = Console(highlight=False)
     console.print(f"[bold]{len(rows):,} accesses[/] to [{start:#x}, {start + length:#x})")
     out = Table(box=None, padding=(0, 1))
@@ -52,13 +53,13 @@ def accesses(
         i = rows.index(nxt)
         shown = rows[max(i - limit // 2, 0):i + limit // 2]
     for r in shown:
-        line = symbols.line(r["rip"]) if r["source"] != "kernel" else None
+        line = symbols.line_at(r["rip"]) if r["source"] != "kernel" else None
         mark = "►" if r is nxt else ("◄" if r is prev else "")
         value = "" if r["value"] is None else f"{r['value']:#x}"
         op = ("W" if r["is_write"] else "R") + ("k" if r["source"] == "kernel" else "")
         out.add_row(f"{r['step']:,}", f"{r['rip']:#x}", mark, op, f"{r['addr']:#x}",
                     str(r["size"]), value,
-                    "" if not line else safe(f"{Path(line[0]).name}:{line[1]}"))
+                    "" if not line else safe(f"{Path(line.file).name}:{line.line}"))
     console.print(out)
     if len(shown) < len(rows):
         console.print(f"[dim]{len(rows) - len(shown):,} more (use --limit 0)[/]")

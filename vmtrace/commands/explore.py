@@ -34,13 +34,14 @@ class Explorer:
     """Turns commands into new views and views into screens. Holds the trace, not a step."""
 
     def __init__(self, trace_path: Path):
-        from analysis.memory import MemoryReader, Symbols
+        from analysis.memory import MemoryReader
+        from analysis.symbols import Symbolizer
         from tracer.replay.inputs import load_inputs
 
         self.path = trace_path
         self.trace, self.index = open_with_index(trace_path)
         self.last = last_step(self.trace)
-        self.symbols = Symbols(self.trace)
+        self.symbols = Symbolizer(self.trace.symbols, self.trace.lines)
         self.reader = MemoryReader(self.trace, self.index.writes)
         self.inputs = load_inputs(self.trace.files)
 
@@ -88,12 +89,12 @@ class Explorer:
         st = machine_state(self.trace.files, view.step, self.index.keyframes, self.inputs)
         regs = st.registers
         insn = st.instruction
-        line = self.symbols.line(regs["rip"])
+        line = self.symbols.line_at(regs["rip"])
         head = (f"[bold]step {view.step:,}[/] / {self.last:,}   RIP {regs['rip']:#x} "
-                f"<{safe(self.symbols.symbolize(regs['rip']) or '?')}>  "
+                f"<{safe(self.symbols.name(regs['rip']) or '?')}>  "
                 f"[cyan]{safe(insn.text) if insn else '(no instruction)'}[/]")
         if line:
-            head += f"   [dim]{safe(Path(line[0]).name)}:{line[1]}[/]"
+            head += f"   [dim]{safe(Path(line.file).name)}:{line.line}[/]"
         reg_table = Table(box=None, show_header=False, padding=(0, 1))
         for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
                      "r10", "r11", "r12", "r13", "r14", "r15"):

@@ -24,7 +24,7 @@ def mem(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show LEN bytes of memory at ADDR before instruction STEP executes."""
-    from analysis.memory import MemoryReader, Symbols
+    from analysis.memory import MemoryReader, symbolizer_at
 
     t, index = open_with_index(trace)
     start = address(t, addr, length)
@@ -34,7 +34,7 @@ def mem(
         print(json.dumps({"addr": start, "step": step, "hex": view.data.hex(),
                           "mapped": list(view.mapped)}))
         return
-    symbols = Symbols(t)
+    symbols = symbolizer_at(t, step)
     console = Console(highlight=False)
     console.print(f"[bold]memory at {start:#x}[/] ({length} bytes) before step {step:,}")
     for off in range(0, length, 16):
@@ -46,6 +46,6 @@ def mem(
                        for j, b in enumerate(view.data[off:off + 16]))
         labels = [symbols.exact(a) for a in range(row, min(row + 16, start + length))]
         label = ", ".join(f"{n}@+{i}" for i, n in enumerate(labels) if n)
-        sym = symbols.symbolize(row) or ""
+        sym = symbols.name(row) or ""
         console.print(f"{row:#014x}  {' '.join(cells):<47}  {safe(text):<16}  "
                       f"[dim]{safe(sym)}[/] [cyan]{safe(label)}[/]", soft_wrap=True)

@@ -19,14 +19,14 @@ _STYLE = {"return address": "magenta", "saved rbp": "cyan", "argument": "yellow"
 
 
 def stack_data(trace_path: Path, step: int):
-    from analysis.memory import MemoryReader, Symbols
+    from analysis.memory import MemoryReader, symbolizer_at
     from analysis.stack_picture import stack_picture
     from tracer.replay.state import machine_state
 
     trace, index = open_with_index(trace_path)
     check_step(trace, step)
     regs = machine_state(trace.files, step, index.keyframes).registers
-    symbols = Symbols(trace)
+    symbols = symbolizer_at(trace, step)
     reader = MemoryReader(trace, index.writes)
     return stack_picture(reader, symbols, step, regs["rsp"], regs["rbp"], regs["rip"]), symbols
 

@@ -19,15 +19,15 @@ _ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r
 
 def state_data(trace_path: Path, step: int) -> dict:
     """The `trace state --json` document."""
-    from analysis.memory import Symbols, segments_at
+    from analysis.memory import segments_at, symbolizer_at
     from tracer.replay.state import machine_state
 
     trace, index = open_with_index(trace_path)
     check_step(trace, step)
     st = machine_state(trace.files, step, index.keyframes)
-    symbols = Symbols(trace)
+    symbols = symbolizer_at(trace, step)
     rip = st.registers["rip"]
-    line = symbols.line(rip)
+    line = symbols.line_at(rip)
     insn = st.instruction
     return {
         "step": step,
@@ -35,8 +35,8 @@ def state_data(trace_path: Path, step: int) -> dict:
         "flags": st.flags,
         "instruction": None if insn is None else {
             "address": insn.address, "bytes": insn.bytes.hex(), "text": insn.text,
-            "symbol": symbols.symbolize(insn.address)},
-        "source": None if line is None else {"file": line[0], "line": line[1]},
+            "symbol": symbols.name(insn.address)},
+        "source": None if line is None else {"file": line.file, "line": line.line},
         "ended": st.ended,
         "map": [{"start": s.start, "end": s.end, "perms": s.perms, "kind": s.kind,
                  "name": s.name} for s in segments_at(trace, step)],

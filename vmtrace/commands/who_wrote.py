@@ -16,7 +16,7 @@ from vmtrace.terminal import safe
 
 
 def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
-    from analysis.memory import MemoryReader, Symbols
+    from analysis.memory import MemoryReader, symbolizer_at
 
     t, index = open_with_index(trace_path)
     addr = address(t, addr_text)
@@ -24,11 +24,11 @@ def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
     reader = MemoryReader(t, index.writes)
     w = reader.who_wrote(addr, step)
     byte = reader.read(addr, 1, step)
-    symbols = Symbols(t)
+    symbols = symbolizer_at(t, step)
     out = {"addr": addr, "step": step, "byte": byte.data[0] if byte.mapped[0] else None,
            "write": None}
     if w is not None:
-        line = symbols.line(w.rip) if w.source != "kernel" else None
+        line = symbols.line_at(w.rip) if w.source != "kernel" else None
         syscall = None
         if w.source == "kernel":
             rows = [r for r in t.syscalls.select(["step", "name"]).to_pylist()
@@ -37,8 +37,8 @@ def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
         out["write"] = {"step": w.step, "rip": w.rip, "addr": w.addr, "size": w.size,
                         "source": w.source, "data": w.data.hex(),
                         "value": int.from_bytes(w.data[:8], "little"),
-                        "symbol": symbols.symbolize(w.rip), "syscall": syscall,
-                        "line": None if line is None else {"file": line[0], "line": line[1]}}
+                        "symbol": symbols.name(w.rip), "syscall": syscall,
+                        "line": None if line is None else {"file": line.file, "line": line.line}}
     return out
 
 
