@@ -48,6 +48,11 @@ class MemoryView:
     data: bytes
     mapped: tuple[bool, ...]
 
+    def to_json(self) -> dict:
+        """The `trace mem --json` document."""
+        return {"addr": self.start, "step": self.step, "hex": self.data.hex(),
+                "mapped": list(self.mapped)}
+
 
 class MemoryReader:
     """Reads memory at any step through a built write index. Holds no step of its own."""

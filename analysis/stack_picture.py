@@ -48,6 +48,18 @@ class StackPicture:
     rows: list[StackRow]
     frames: list[Frame] = field(default_factory=list)
 
+    def to_json(self) -> dict:
+        """The `trace stack --json` document."""
+        return {
+            "step": self.step, "initial_rsp": self.initial_rsp, "rsp": self.rsp,
+            "rbp": self.rbp,
+            "frames": [{"index": f.index, "function": f.function, "top": f.top,
+                        "bottom": f.bottom} for f in self.frames],
+            "rows": [{"addr": r.addr, "value": r.value, "kind": r.kind, "meaning": r.meaning,
+                      "frame": r.frame, "marks": list(r.marks),
+                      "written_at": None if r.writer is None else r.writer.step}
+                     for r in self.rows]}
+
 
 def _text_ranges(reader: MemoryReader, step: int) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in segments_at(reader.trace, step) if "x" in s.perms]

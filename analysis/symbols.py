@@ -18,6 +18,7 @@ The naming rules of `Symbolizer.name`, in order:
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,6 +107,38 @@ class Symbolizer:
             base, label = region.start, f"mmap#{self._mmap_number[region.start]}"
         off = addr - base
         return label if off == 0 else f"{label}+{off:#x}"
+
+    def instruction_text(self, mnemonic: str, op_str: str, next_rip: int) -> str:
+        """An instruction with the addresses in its operands named: a branch target
+        (`call fib`), an absolute or RIP-relative memory operand (`[increment]`), and a
+        displacement or immediate that is exactly a label's address (`[rax*8 + table]`,
+        `mov rsi, msg`). Other numbers stay.
+
+        Args:
+            mnemonic, op_str: as capstone prints them.
+            next_rip: the address of the next instruction (RIP-relative operands).
+        """
+        branch = mnemonic.startswith(("j", "call", "loop"))
+
+        def memory(m: re.Match) -> str:
+            addr = int(m.group(2), 16)
+            if m.group(1):
+                addr = (next_rip + (addr if m.group(1).strip() == "rip +" else -addr)) \
+                    & 0xFFFF_FFFF_FFFF_FFFF
+            return f"[{self.name(addr) or m.group(0)[1:-1]}]"
+
+        def immediate(m: re.Match) -> str:
+            addr = int(m.group(0), 16)
+            name = self.name(addr) if branch else self.exact(addr)
+            return name or m.group(0)
+
+        def displacement(m: re.Match) -> str:
+            return m.group(1) + (self.exact(int(m.group(2), 16)) or m.group(2)) + "]"
+
+        text = re.sub(r"\[(rip [+-] )?(0x[0-9a-f]+)\]", memory, op_str)
+        text = re.sub(r"(\[[^\]]* \+ )(0x[0-9a-f]+)\]", displacement, text)
+        text = re.sub(r"(?<![\w\[])0x[0-9a-f]+(?![^\[]*\])", immediate, text)
+        return f"{mnemonic} {text}".strip()
 
     def describe(self, addr: int) -> str:
         """The name of `addr`, or its bare hex address when no rule names it."""

@@ -112,6 +112,19 @@ class Keyframes:
         return [data[i].as_py() for i in ids]
 
 
+def check_step(step: int, last: int) -> int:
+    """Returns `step` when a run of `last` steps has it (0 to `last`: the state at `last`
+    is the final one).
+
+    Raises:
+        ReplayError: the step is outside the run.
+    """
+    if not 0 <= step <= last:
+        raise ReplayError(f"step {step:,} is outside the run (steps 0 to {last:,}; the state "
+                          "at step N is the state before instruction N executes)")
+    return step
+
+
 def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
                inputs: RecordedInputs | None = None) -> ReplayMachine:
     """A replay engine holding the state before instruction `step` executes.
@@ -126,9 +139,7 @@ def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
         ReplayError: the step is outside the run.
     """
     inputs = inputs or load_inputs(files)
-    if not 0 <= step <= inputs.instructions:
-        raise ReplayError(f"step {step:,} is outside the run (steps 0 to "
-                          f"{inputs.instructions:,})")
+    check_step(step, inputs.instructions)
     machine = ReplayMachine(inputs)
     if keyframes is None:
         machine.load_initial()
