@@ -7,6 +7,7 @@ Step convention: the state "at step N" is the state before instruction N execute
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -51,8 +52,9 @@ class Session:
             self._inputs = load_inputs(self.trace.files)
         return self._inputs
 
-    @property
+    @cached_property
     def reader(self) -> MemoryReader:
+        """Memory at any step (its initial image read once)."""
         return MemoryReader(self.trace, self.index.writes)
 
 
@@ -203,16 +205,24 @@ def symbolizer(session: Session, step: int | None = None) -> Symbolizer:
     return symbolizer_at(session.trace, _step_or_last(session.trace, step))
 
 
-def stack_at(session: Session, step: int, window: int | None = None) -> StackPicture:
-    """The stack picture before instruction `step` executes (`window`: only this many bytes
-    above RSP).
+def stack_at(session: Session, step: int, window: int | None = None,
+             registers: dict[str, int] | None = None) -> StackPicture:
+    """The stack picture before instruction `step` executes.
+
+    Args:
+        session: the trace and its index.
+        step: the step.
+        window: only this many bytes above RSP (frames above it are not drawn).
+        registers: the registers at `step`, when the caller has them (`State.registers`):
+            saves a replay.
 
     Raises:
         ReplayError: the step is outside the run.
     """
     trace = session.trace
     check_step(trace, step)
-    regs = machine_state(trace.files, step, session.index.keyframes, session.inputs).registers
+    regs = registers or machine_state(trace.files, step, session.index.keyframes,
+                                      session.inputs).registers
     return stack_picture(session.reader, symbolizer_at(trace, step), step, regs["rsp"],
                          regs["rbp"], regs["rip"], window=window)
 

@@ -96,7 +96,7 @@ class Explorer:
             reg_table.add_row(f"[bold]{name}[/]", f"{regs[name]:#018x}")
         flags = " ".join(k if v else k.lower() for k, v in st.flags.items())
         reg_table.add_row("[bold]flags[/]", flags)
-        pic = stack_at(self.session, view.step, window=8 * 14)
+        pic = stack_at(self.session, view.step, window=8 * 14, registers=regs)
         stack_table = Table(box=None, show_header=False, padding=(0, 1))
         rows = [r for r in pic.rows if r.kind != "red zone"][-15:]
         rows += [r for r in pic.rows if r.kind == "red zone"][:2]
