@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from unicorn import UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE, Uc
 
+# (PAGE, RegionEvent, page_down and page_up are re-exported for the loader and the syscalls.)
 from tracer.format.regions import PAGE, RegionEvent, RegionMap, Segment, page_down, page_up
 
 STACK_TOP = 0x7FFFFFFFF000          # TASK_SIZE on x86-64 with 4-level paging
