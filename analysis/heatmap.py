@@ -12,10 +12,10 @@ from analysis.scan import scan_accesses
 from analysis.segments import Segment, segments
 from analysis.symbols import Symbolizer
 from analysis.trace import Trace
+from tracer.format.regions import PAGE
 from tracer.format.schema import SOURCES
 
 CACHE_LINE = 64
-PAGE = 4096
 MAX_ROWS = 128
 MAX_COLS = 160
 MAX_BINS = 4_000_000

@@ -131,7 +131,7 @@ def libc_heap(trace: Trace, probe: RegisterProbe) -> LibcHeap | None:
 
     Args:
         trace: an open trace.
-        probe: register values at each call (vmtrace.commands.probe.emulator_probe).
+        probe: register values at each call (timetravel.probe.emulator_probe).
 
     Returns:
         The blocks and misuse found, or None when the program does not define `malloc`.

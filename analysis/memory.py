@@ -1,127 +1,42 @@
 """Memory at any step, rebuilt from the trace alone: the initial image, then every recorded
 write (CPU stores with their values, the kernel's bytes) up to the step, on the map of that
-step. Also: who wrote a byte, an address's whole access history, symbols and source lines.
+step. Also: who wrote a byte, an address's whole access history, the symbolizer at a step.
 
 Step convention: the state "at step N" is the state before instruction N executes, so it
 includes the effects of steps 0..N-1 (a syscall's kernel writes belong to its step)."""
 
 from __future__ import annotations
 
-import bisect
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import pyarrow as pa
 
+from analysis.symbols import Symbolizer
 from analysis.trace import Trace
 from analysis.write_index import Write, WriteIndex
-
-PAGE = 0x1000
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A mapped range at a step; `fresh_since` is the step whose syscall mapped it anew
-    (its bytes start as zeros, or as the bytes at `moved_from` at that step when an mremap
-    moved them there), None when it holds the initial image."""
-
-    start: int
-    end: int
-    perms: str
-    kind: str
-    name: str
-    fresh_since: int | None
-    moved_from: int | None = None
-
-    def slice(self, start: int, end: int, **changes) -> Segment:
-        """The part [start, end) of this segment (its origin shifted to match)."""
-        moved = None if self.moved_from is None else self.moved_from + (start - self.start)
-        return replace(self, start=start, end=end, moved_from=moved, **changes)
-
-
-def _mremap_moves(trace: Trace) -> dict[int, tuple[int, int, int]]:
-    """step -> (old address, new address, bytes moved) of each mremap that moved a mapping
-    (the kernel copies those pages; no write records it)."""
-    moves = {}
-    rows = trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()
-    for r in rows:
-        if r["name"] == "mremap" and r["ret"] is not None and r["ret"] >= 0 \
-                and r["ret"] != r["args"][0]:
-            size = (r["args"][1] + PAGE - 1) & ~(PAGE - 1)
-            moves[r["step"]] = (r["args"][0], r["ret"], size)
-    return moves
-
-
-def _initial_event_count(trace: Trace, events: list[dict]) -> int:
-    # (A stack growth by instruction 0 is no part of the initial map.)
-    n = sum(1 for e in events if e["step"] == 0 and e["action"] != "grow")
-    for row in trace.syscalls.select(["step", "detail"]).to_pylist():
-        if row["step"] == 0 and row["detail"] not in (None, "unsupported"):
-            n -= len(json.loads(row["detail"]))
-    return n
+from tracer.format.regions import (
+    RegionEvent, RegionMap, Segment, initial_event_count, mremap_move,
+)
 
 
 def segments_at(trace: Trace, step: int) -> list[Segment]:
     """The memory map before instruction `step` executes, with where each range's bytes
     come from (the regions events of every earlier syscall applied to the initial map)."""
-    events = trace.regions.to_pylist()
-    n_initial = _initial_event_count(trace, events)
-    moves = _mremap_moves(trace)
-    segs: list[Segment] = []
+    events = [RegionEvent.from_row(r) for r in trace.regions.to_pylist()]
+    syscalls = trace.syscalls.select(["step", "name", "args", "ret", "detail"]).to_pylist()
+    n_initial = initial_event_count(events, syscalls)
+    moves = {r["step"]: mremap_move(r["name"], r["args"], r["ret"]) for r in syscalls}
+    current = RegionMap()
     for i, ev in enumerate(events):
         initial = i < n_initial
-        if not initial and ev["step"] >= step:
+        if not initial and ev.step >= step:
             break
-        fresh = None if initial else ev["step"]
-        start, end, action = ev["start"], ev["end"], ev["action"]
-        if action == "grow":
-            # New stack pages hold zeros and whatever was written there since: nothing
-            # could be written before the growth, so they read as part of the image, and
-            # join the stack segment above them (one [stack], as Linux shows it).
-            grown = Segment(start, end, ev["perms"], "stack", ev["name"] or "", None)
-            above = next((s for s in segs if s.kind == "stack" and s.start == end
-                          and s.fresh_since is None and s.moved_from is None), None)
-            if above is not None:
-                segs.remove(above)
-                grown = replace(above, start=start)
-            segs = sorted([*segs, grown], key=lambda s: s.start)
-            continue
-        if action == "brk":
-            heap = [s for s in segs if s.kind == "heap"]
-            old_end = max((s.end for s in heap), default=start)
-            segs = [s for s in segs if s.kind != "heap"]
-            for s in heap:  # what the heap keeps, keeps its origin
-                if s.start < end:
-                    segs.append(s.slice(s.start, min(s.end, end)))
-            if end > old_end:
-                segs.append(Segment(old_end, end, ev["perms"], "heap", ev["name"] or "",
-                                    fresh))
-            segs.sort(key=lambda s: s.start)
-            continue
-        pieces: list[Segment] = []
-        for s in segs:
-            if s.end <= start or s.start >= end:
-                pieces.append(s)
-                continue
-            if s.start < start:
-                pieces.append(s.slice(s.start, start))
-            if s.end > end:
-                pieces.append(s.slice(end, s.end))
-            if action == "protect":
-                pieces.append(s.slice(max(s.start, start), min(s.end, end), perms=ev["perms"]))
-        if action == "map":
-            new = Segment(start, end, ev["perms"], ev["kind"], ev["name"] or "", fresh)
-            move = None if initial else moves.get(ev["step"])
-            if move is not None and move[1] == start:
-                old, _, size = move
-                pieces.append(replace(new, end=min(end, start + size), moved_from=old))
-                if start + size < end:
-                    pieces.append(new.slice(start + size, end))
-            else:
-                pieces.append(new)
-        segs = sorted(pieces, key=lambda s: s.start)
-    return segs
+        if initial or ev.action == "grow":
+            current = current.apply(ev)
+        else:
+            current = current.apply(ev, fresh=ev.step, move=moves.get(ev.step))
+    return list(current.segments)
 
 
 @dataclass(frozen=True)
@@ -132,6 +47,11 @@ class MemoryView:
     step: int
     data: bytes
     mapped: tuple[bool, ...]
+
+    def to_json(self) -> dict:
+        """The `trace mem --json` document."""
+        return {"addr": self.start, "step": self.step, "hex": self.data.hex(),
+                "mapped": list(self.mapped)}
 
 
 class MemoryReader:
@@ -216,45 +136,6 @@ def access_history(trace: Trace, start: int, length: int = 1) -> pa.Table:
     return pa.Table.from_batches(parts, schema=schema)
 
 
-class Symbols:
-    """Address -> symbol+offset and source line, from the trace's symbols and lines."""
-
-    def __init__(self, trace: Trace):
-        syms = [s for s in trace.symbols.to_pylist() if s["name"] and s["type"] != "file"]
-        syms.sort(key=lambda s: (s["addr"], s["name"].startswith(".")))
-        self._addrs = [s["addr"] for s in syms]
-        self._syms = syms
-        lines = sorted(trace.lines.to_pylist(), key=lambda r: r["addr"])
-        self._line_addrs = [r["addr"] for r in lines]
-        self._lines = lines
-
-    def symbolize(self, addr: int) -> str | None:
-        """`name+0xoff` of the nearest symbol at or below `addr` in the same section."""
-        i = bisect.bisect_right(self._addrs, addr) - 1
-        if i < 0:
-            return None
-        # Prefer a global name over a local label at the same address.
-        cands = [s for s in self._syms if s["addr"] == self._addrs[i]]
-        s = cands[-1] if cands else self._syms[i]
-        for c in cands:
-            if not c["name"].startswith("."):
-                s = c
-        if s["size"] and addr >= s["addr"] + s["size"] and s["type"] == "object":
-            return None
-        off = addr - s["addr"]
-        if off > 0x10000:
-            return None
-        return s["name"] if off == 0 else f"{s['name']}+{off:#x}"
-
-    def exact(self, addr: int) -> str | None:
-        """The name of a symbol that starts exactly at `addr`, if any."""
-        names = [s["name"] for s in self._syms if s["addr"] == addr]
-        return names[0] if names else None
-
-    def line(self, rip: int) -> tuple[str, int] | None:
-        """(file, line) of the instruction at `rip`, from the DWARF line table."""
-        i = bisect.bisect_right(self._line_addrs, rip) - 1
-        if i < 0:
-            return None
-        row = self._lines[i]
-        return row["file"], row["line"]
+def symbolizer_at(trace: Trace, step: int) -> Symbolizer:
+    """The trace's symbolizer, naming heap, stack and mmap addresses by the map at `step`."""
+    return Symbolizer(trace.symbols, trace.lines, segments_at(trace, step), trace.initial_brk)

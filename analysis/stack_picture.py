@@ -7,7 +7,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from analysis.memory import MemoryReader, Symbols, segments_at
+from analysis.memory import MemoryReader, segments_at
+from analysis.symbols import Symbolizer
 from analysis.write_index import Write
 
 RED_ZONE = 128   # System V x86-64 ABI 3.2.2: 128 bytes below RSP are the leaf's to use
@@ -47,6 +48,18 @@ class StackPicture:
     rows: list[StackRow]
     frames: list[Frame] = field(default_factory=list)
 
+    def to_json(self) -> dict:
+        """The `trace stack --json` document."""
+        return {
+            "step": self.step, "initial_rsp": self.initial_rsp, "rsp": self.rsp,
+            "rbp": self.rbp,
+            "frames": [{"index": f.index, "function": f.function, "top": f.top,
+                        "bottom": f.bottom} for f in self.frames],
+            "rows": [{"addr": r.addr, "value": r.value, "kind": r.kind, "meaning": r.meaning,
+                      "frame": r.frame, "marks": list(r.marks),
+                      "written_at": None if r.writer is None else r.writer.step}
+                     for r in self.rows]}
+
 
 def _text_ranges(reader: MemoryReader, step: int) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in segments_at(reader.trace, step) if "x" in s.perms]
@@ -58,7 +71,7 @@ def _is_return_address(w: Write | None, value: int, text: list[tuple[int, int]])
             and 0 < value - w.rip <= 15 and any(a <= value < b for a, b in text))
 
 
-def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, rbp: int,
+def stack_picture(reader: MemoryReader, symbols: Symbolizer, step: int, rsp: int, rbp: int,
                   rip: int, window: int | None = None) -> StackPicture:
     """Builds the picture of the stack before instruction `step` executes.
 
@@ -102,9 +115,9 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
     # Frames, innermost first: frame k spans from return slot R_k down to R_{k-1}+8 (or RSP).
     frames: list[Frame] = []
     order = sorted(ret_slots)  # lowest address = innermost
-    running = [symbols.symbolize(rip) or f"{rip:#x}"]
+    running = [symbols.name(rip) or f"{rip:#x}"]
     for r in order:
-        running.append(symbols.symbolize(values[r]) or f"{values[r]:#x}")
+        running.append(symbols.name(values[r]) or f"{values[r]:#x}")
     for k, r in enumerate(order):
         bottom = rsp if k == 0 else order[k - 1] + 8
         frames.append(Frame(k, _function(running[k]), r, bottom))
@@ -124,7 +137,7 @@ def stack_picture(reader: MemoryReader, symbols: Symbols, step: int, rsp: int, r
         elif a == initial:
             kind, meaning = "argc", ""
         elif a in ret_set:
-            kind, meaning = "return address", f"→ {symbols.symbolize(value) or hex(value)}"
+            kind, meaning = "return address", f"→ {symbols.name(value) or hex(value)}"
         elif a in chain or (
                 a + 8 in ret_set and w is not None and w.source == "implicit"
                 and value is not None and rsp <= value <= top + 8):

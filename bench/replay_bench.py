@@ -65,15 +65,15 @@ def _in_process_latencies(trace: Path, picks: list[int]) -> dict[str, list[float
     """The same queries called in-process after the imports (what a notebook or the explorer
     pays per query)."""
     sys.path.insert(0, str(ROOT))
-    from vmtrace.commands.stack import stack_data
-    from vmtrace.commands.state import state_data
-    from vmtrace.commands.who_wrote import who_wrote_data
+    from timetravel import open_session, resolve_address, stack_at, state_at, who_wrote
 
+    session = open_session(trace)
+    table = resolve_address(session.trace, "table+64")
     out: dict[str, list[float]] = {}
     for step in picks:
-        for name, call in (("state_data", lambda: state_data(trace, step)),
-                           ("stack_data", lambda: stack_data(trace, step)),
-                           ("who_wrote_data", lambda: who_wrote_data(trace, "table+64", step))):
+        for name, call in (("state_at", lambda: state_at(session, step)),
+                           ("stack_at", lambda: stack_at(session, step)),
+                           ("who_wrote", lambda: who_wrote(session, table, step))):
             t0 = time.perf_counter()
             call()
             out.setdefault(name, []).append(time.perf_counter() - t0)

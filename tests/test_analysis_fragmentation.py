@@ -60,7 +60,7 @@ def test_spec_parsing():
 
 
 def test_allocator_example_end_to_end(tmp_path):
-    from vmtrace.commands.probe import emulator_probe
+    from timetravel.probe import emulator_probe
 
     recorded(EXAMPLES / "allocator.asm", tmp_path / "a")
     t = open_trace(tmp_path / "a")

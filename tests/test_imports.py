@@ -144,3 +144,37 @@ def test_the_cycle_finder_finds_a_lazy_import_cycle():
 def test_no_import_cycle(package):
     cycle = _a_cycle(_import_graph(package))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+def test_the_query_api_loads_no_cli_code():
+    # timetravel is headless: the CLI, bench and the web viewer are its clients.
+    loaded = _loaded_after("import timetravel, timetravel.query, timetravel.index")
+    assert not loaded & {"vmtrace", "typer", "rich", "click"}
+
+
+def _imported_modules(path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions too)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "vmtrace" / "commands").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_cli_commands_import_no_unicorn(path):
+    # The commands parse and print; the emulator (and its hooks) stays behind tracer and
+    # timetravel.
+    imported = _imported_modules(path)
+    assert not {m for m in imported if m.split(".")[0] in ("unicorn", "capstone")}
+
+
+def test_timetravel_imports_no_cli_module_at_any_depth():
+    for path in (ROOT / "timetravel").glob("*.py"):
+        imported = _imported_modules(path)
+        assert not {m for m in imported if m.split(".")[0] in ("vmtrace", "typer", "rich")}, \
+            path.name

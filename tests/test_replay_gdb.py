@@ -12,13 +12,13 @@ import subprocess
 import pytest
 
 from conftest import PROGRAMS, build_native, record, trace_cli
-from vmtrace.commands.state import state_data
+from timetravel import open_session, state_at
 
 
 def memory_reader(path):
     from analysis import open_trace
     from analysis.memory import MemoryReader
-    from vmtrace.replay_index import open_index
+    from timetravel.index import open_index
 
     trace = open_trace(path)
     return MemoryReader(trace, open_index(trace).writes)
@@ -79,7 +79,7 @@ def test_registers_and_stack_match_the_real_cpu(workdir):
         # Two steps go through the CLI by subprocess; the rest call the same code in-process.
         via_cli = k in (3, len(steps) - 1)
         state = (json.loads(trace_cli("state", str(workdir / "t"), str(step), "--json").stdout)
-                 if via_cli else state_data(workdir / "t", step))
+                 if via_cli else state_at(open_session(workdir / "t"), step).to_json())
         regs = state["registers"]
         ours_top = ours_top or regs["rsp"]
         for name in GPRS:
@@ -109,7 +109,7 @@ def test_every_step_is_the_cpu_after_as_many_stepi(workdir):
     iterations included, with no step for QEMU's extra entry into a finished rep."""
     from analysis import open_trace
     from tracer.replay.state import machine_state
-    from vmtrace.replay_index import open_index
+    from timetravel.index import open_index
 
     program = PROGRAMS / "replay_rep.asm"
     info = record(program, workdir / "t")

@@ -19,7 +19,7 @@ from analysis.memory import MemoryReader, segments_at
 from tracer.format import TraceFiles
 from tracer.replay.inputs import load_inputs
 from tracer.replay.keyframes import Keyframes, machine_at
-from vmtrace.replay_index import build_index, open_index
+from timetravel.index import build_index, open_index
 
 STDIN = b"0123456789abcdefghijklmnopqrstuv"
 NAMES = ("recursion", "string_ops", "data_bss", "mmap_munmap", "brk_tutorial", "replay_read",
@@ -202,9 +202,9 @@ def test_stack_picture_shows_frames_return_addresses_and_arguments(traces):
     n = json.loads(trace_cli("info", str(frames), "--json").stdout)["instructions"]
     found = False
     for step in range(30, n):
-        from vmtrace.commands.stack import stack_data
+        from timetravel import open_session, stack_at
 
-        pic, _ = stack_data(frames, step)
+        pic = stack_at(open_session(frames), step)
         if any(r.kind == "argument" for r in pic.rows):
             found = True
             break
@@ -241,7 +241,7 @@ def test_explore_steps_and_follows_writes_of_an_address(traces):
     assert f"step 33 writes 8 byte(s) at {slot:#x} (implicit)" in out
     assert f"no later write to {slot:#x}" in out
     assert "unknown command 'bogus'" in out
-    assert "call 0x401000" in out and "return" in out
+    assert "call fact" in out and "return" in out  # the disassembly names addresses
 
 
 def test_next_write_matches_a_brute_force_scan(traces):

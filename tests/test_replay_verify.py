@@ -199,7 +199,7 @@ def test_file_inputs_replay_and_rebuild_memory(workdir):
     from tracer.recorder import RecordOptions, record as run_record
     from tracer.replay.keyframes import machine_at
     from tracer.replay.verify import verify
-    from vmtrace.replay_index import open_index
+    from timetravel.index import open_index
 
     files = workdir / "files"
     files.mkdir()

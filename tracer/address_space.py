@@ -3,11 +3,11 @@ mmap placement, kept in step with Unicorn's mappings. Policies follow Linux x86-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from unicorn import UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE, Uc
 
-PAGE = 0x1000
+# (PAGE, RegionEvent, page_down and page_up are re-exported for the loader and the syscalls.)
+from tracer.format.regions import PAGE, RegionEvent, RegionMap, Segment, page_down, page_up
+
 STACK_TOP = 0x7FFFFFFFF000          # TASK_SIZE on x86-64 with 4-level paging
 STACK_LIMIT = 8 << 20               # RLIMIT_STACK default
 STACK_GUARD_GAP = 256 * PAGE        # stack_guard_gap: faults this far below count as overflow
@@ -24,14 +24,6 @@ MEMORY_LIMIT = 16 << 30
 DEFAULT_MAX_MEMORY = 4 << 30
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-
-
-def page_down(x: int) -> int:
-    return x & ~(PAGE - 1)
-
-
-def page_up(x: int) -> int:
-    return (x + PAGE - 1) & ~(PAGE - 1)
 
 
 def perms_text(prot: int) -> str:
@@ -60,23 +52,8 @@ def _uc_prot(prot: int) -> int:
     return out
 
 
-@dataclass(frozen=True)
-class Region:
-    start: int
-    end: int
-    perms: str
-    kind: str
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class RegionEvent:
-    action: str   # map, unmap, protect, brk, grow
-    start: int
-    end: int
-    perms: str
-    kind: str
-    name: str
+# The address space's regions are the shared map's segments (tracer.format.regions).
+Region = Segment
 
 
 class AddressSpace:
@@ -84,7 +61,9 @@ class AddressSpace:
 
     def __init__(self, uc: Uc):
         self._uc = uc
-        self._regions: list[Region] = []
+        # The map as Unicorn holds it: the [stack] segment is the whole RLIMIT_STACK
+        # reservation, which the recorded `map`/`grow` events draw as Linux's [stack] VMA.
+        self._map = RegionMap()
         self.events: list[RegionEvent] = []
         self.brk_start = 0
         self.brk = 0
@@ -94,13 +73,10 @@ class AddressSpace:
 
     @property
     def regions(self) -> tuple[Region, ...]:
-        return tuple(self._regions)
+        return self._map.segments
 
     def region_at(self, addr: int) -> Region | None:
-        for r in self._regions:
-            if r.start <= addr < r.end:
-                return r
-        return None
+        return self._map.at(addr)
 
     def is_mapped(self, addr: int, size: int, need: int = 0) -> bool:
         """True when [addr, addr+size) is mapped with at least the `need` PROT_* bits."""
@@ -113,53 +89,32 @@ class AddressSpace:
         return True
 
     # -- mapping primitives -------------------------------------------------------------
+    def _apply(self, ev: RegionEvent) -> None:
+        """Applies `ev` to the map and mirrors what it changed into Unicorn."""
+        self._map = self._map.apply(ev)
+        change = self._map.change
+        for r in change.unmapped:
+            self._uc.mem_unmap(r.start, r.end - r.start)
+        for r in change.mapped:
+            self._uc.mem_map(r.start, r.end - r.start, _uc_prot(prot_from_text(r.perms)))
+        for r in change.protected:
+            self._uc.mem_protect(r.start, r.end - r.start, _uc_prot(prot_from_text(r.perms)))
+
     def map(self, start: int, end: int, perms: str, kind: str, name: str = "") -> None:
         """Maps [start, end) (page aligned), replacing whatever was there (MAP_FIXED)."""
-        self._remove(start, end)
-        self._uc.mem_map(start, end - start, _uc_prot(prot_from_text(perms)))
-        self._insert(Region(start, end, perms, kind, name))
-        self.events.append(RegionEvent("map", start, end, perms, kind, name))
+        ev = RegionEvent("map", start, end, perms, kind, name)
+        self._apply(ev)
+        self.events.append(ev)
 
     def unmap(self, start: int, end: int) -> None:
-        removed = self._remove(start, end)
-        for r in removed:
+        self._apply(RegionEvent("unmap", start, end, "", "", ""))
+        for r in self._map.change.unmapped:
             self.events.append(RegionEvent("unmap", r.start, r.end, r.perms, r.kind, r.name))
 
     def protect(self, start: int, end: int, prot: int) -> None:
-        perms = perms_text(prot)
-        pieces = self._split_covering(start, end)
-        for r in pieces:
-            self._replace(r, replace(r, perms=perms))
-            self._uc.mem_protect(r.start, r.end - r.start, _uc_prot(prot))
-            self.events.append(RegionEvent("protect", r.start, r.end, perms, r.kind, r.name))
-
-    def _split_covering(self, start: int, end: int) -> list[Region]:
-        out = []
-        for r in list(self._regions):
-            if r.end <= start or r.start >= end:
-                continue
-            lo, hi = max(r.start, start), min(r.end, end)
-            self._regions.remove(r)
-            for a, b in ((r.start, lo), (lo, hi), (hi, r.end)):
-                if a < b:
-                    self._insert(replace(r, start=a, end=b))
-            out.append(replace(r, start=lo, end=hi))
-        return out
-
-    def _replace(self, old: Region, new: Region) -> None:
-        self._regions[self._regions.index(old)] = new
-
-    def _remove(self, start: int, end: int) -> list[Region]:
-        removed = []
-        for r in self._split_covering(start, end):
-            self._regions.remove(r)
-            self._uc.mem_unmap(r.start, r.end - r.start)
-            removed.append(r)
-        return removed
-
-    def _insert(self, region: Region) -> None:
-        self._regions.append(region)
-        self._regions.sort(key=lambda r: r.start)
+        self._apply(RegionEvent("protect", start, end, perms_text(prot), "", ""))
+        for r in self._map.change.protected:
+            self.events.append(RegionEvent("protect", r.start, r.end, r.perms, r.kind, r.name))
 
     # -- the stack ----------------------------------------------------------------------
     @property
@@ -174,10 +129,7 @@ class AddressSpace:
         growth costs nothing; the recorder reports each growth (`grow_stack`) when an access
         first goes below `stack_start`, and the `map` event says what Linux shows.
         """
-        self._remove(self.stack_floor, STACK_TOP)
-        self._uc.mem_map(self.stack_floor, STACK_TOP - self.stack_floor,
-                         UC_PROT_READ | UC_PROT_WRITE)
-        self._insert(Region(self.stack_floor, STACK_TOP, "rw-", "stack", "[stack]"))
+        self._apply(RegionEvent("map", self.stack_floor, STACK_TOP, "rw-", "stack", "[stack]"))
         self.stack_start = start
         self.events.append(RegionEvent("map", start, STACK_TOP, "rw-", "stack", "[stack]"))
 
@@ -202,33 +154,28 @@ class AddressSpace:
         if new_top == old_top:
             self.brk = requested
             return self.brk
+        event = RegionEvent("brk", self.brk_start, new_top, "rw-", "heap", "[heap]")
         if requested < self.brk:
-            self._remove(new_top, old_top)
-            self.events.append(RegionEvent("brk", self.brk_start, new_top, "rw-", "heap",
-                                           "[heap]"))
+            self._apply(event)
+            self.events.append(event)
             self.brk = requested
             return self.brk
         if new_top - self.brk_start > MEMORY_LIMIT:
             return self.brk
         # The new heap pages, plus one guard page, must not collide with another mapping.
-        for r in self._regions:
-            if r.start < new_top + PAGE and r.end > old_top:
-                return self.brk
+        if not self.is_free(old_top, new_top + PAGE):
+            return self.brk
         if not self.may_map(old_top, new_top):
             return self.brk
-        self._uc.mem_map(old_top, new_top - old_top, UC_PROT_READ | UC_PROT_WRITE)
-        heap = [r for r in self._regions if r.kind == "heap"]
-        if heap:
-            self._regions.remove(heap[0])
-        self._insert(Region(self.brk_start, new_top, "rw-", "heap", "[heap]"))
-        self.events.append(RegionEvent("brk", self.brk_start, new_top, "rw-", "heap", "[heap]"))
+        self._apply(event)
+        self.events.append(event)
         self.brk = requested
         return self.brk
 
     def find_free_topdown(self, length: int) -> int | None:
         """Highest gap below mmap_base that fits `length` (Linux's topdown allocator)."""
         ceiling = MMAP_BASE
-        for r in sorted(self._regions, key=lambda r: r.start, reverse=True):
+        for r in reversed(self._map.segments):
             if r.start >= ceiling:
                 continue
             if r.end <= ceiling - length:
@@ -238,17 +185,17 @@ class AddressSpace:
         return ceiling - length if ceiling - length >= floor else None
 
     def is_free(self, start: int, end: int) -> bool:
-        return all(r.end <= start or r.start >= end for r in self._regions)
+        return all(r.end <= start or r.start >= end for r in self._map.segments)
 
     # -- the memory limit (RLIMIT_AS) ---------------------------------------------------
     def mapped_bytes(self) -> int:
         """Bytes mapped in all (Linux's total_vm)."""
-        return sum(r.end - r.start for r in self._regions)
+        return sum(r.end - r.start for r in self._map.segments)
 
     def may_map(self, start: int, end: int) -> bool:
         """Whether mapping [start, end) keeps the total within `max_memory`; pages the new
         mapping replaces are not counted twice (as Linux's mmap_region)."""
-        replaced = sum(min(r.end, end) - max(r.start, start) for r in self._regions
+        replaced = sum(min(r.end, end) - max(r.start, start) for r in self._map.segments
                        if r.start < end and r.end > start)
         return self.may_grow(end - start - replaced)
 

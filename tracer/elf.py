@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.errors import ProgramError
+from tracer.format.symbols import Symbol
 
 PF_X, PF_W, PF_R = 1, 2, 4
 
@@ -26,15 +27,6 @@ class Segment:
     def perms(self) -> str:
         return (("r" if self.flags & PF_R else "-") + ("w" if self.flags & PF_W else "-")
                 + ("x" if self.flags & PF_X else "-"))
-
-
-@dataclass(frozen=True)
-class Symbol:
-    name: str
-    addr: int
-    size: int
-    type: str
-    section: str | None
 
 
 @dataclass(frozen=True)

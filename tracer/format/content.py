@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.format.errors import TraceFormatError
+from tracer.format.regions import PAGE
 from tracer.format.schema import (
     REGION_ACTIONS, REGION_KINDS, RSP_CAUSES, SOURCES, TABLES,
 )
 
 USER_TOP = 1 << 47      # x86-64 user addresses are below 2^47
-PAGE = 0x1000
 _WORDS = {("accesses", "source"): SOURCES, ("rsp", "cause"): RSP_CAUSES}
 _PERMS = re.compile(r"[r-][w-][x-]")
 

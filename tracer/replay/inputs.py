@@ -4,25 +4,12 @@ region changes). Read through tracer.format only."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from tracer.format import TraceFiles
 from tracer.format.meta import RunEnd
-
-
-@dataclass(frozen=True)
-class RegionEvent:
-    """One row of regions.arrows."""
-
-    step: int
-    action: str
-    start: int
-    end: int
-    perms: str
-    kind: str
-    name: str
+from tracer.format.regions import RegionEvent, initial_event_count
 
 
 @dataclass(frozen=True)
@@ -71,16 +58,9 @@ def load_inputs(files: TraceFiles) -> RecordedInputs:
     meta = files.meta
     image = [(r["start"], r["data"]) for r in files.table("memory_image", ["start", "data"])
              .to_pylist()]
-    events = [RegionEvent(r["step"], r["action"], r["start"], r["end"], r["perms"], r["kind"],
-                          r["name"] or "") for r in files.table("regions").to_pylist()]
+    events = [RegionEvent.from_row(r) for r in files.table("regions").to_pylist()]
     rows = files.table("syscalls").to_pylist()
-    # Step-0 events are the initial map, except those a syscall at step 0 made (its detail
-    # lists them, one per event, and they were written after the initial ones) and a stack
-    # growth by instruction 0.
-    n_initial = sum(1 for e in events if e.step == 0 and e.action != "grow")
-    for row in rows:
-        if row["step"] == 0 and row["detail"] not in (None, "unsupported", "signal"):
-            n_initial -= len(json.loads(row["detail"]))
+    n_initial = initial_event_count(events, rows)
     initial, later = events[:n_initial], events[n_initial:]
     by_step_regions: dict[int, list[RegionEvent]] = defaultdict(list)
     for e in later:

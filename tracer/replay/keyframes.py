@@ -18,7 +18,8 @@ from unicorn.unicorn_py3.unicorn import UcContext
 
 from tracer.format import TraceFiles
 from tracer.replay.inputs import RecordedInputs, load_inputs
-from tracer.replay.machine import PAGE, ReplayError, ReplayMachine
+from tracer.format.regions import PAGE
+from tracer.replay.machine import ReplayError, ReplayMachine
 
 KEYFRAMES_FILE = "keyframes.arrow"
 PAGES_FILE = "pages.arrow"
@@ -111,6 +112,19 @@ class Keyframes:
         return [data[i].as_py() for i in ids]
 
 
+def check_step(step: int, last: int) -> int:
+    """Returns `step` when a run of `last` steps has it (0 to `last`: the state at `last`
+    is the final one).
+
+    Raises:
+        ReplayError: the step is outside the run.
+    """
+    if not 0 <= step <= last:
+        raise ReplayError(f"step {step:,} is outside the run (steps 0 to {last:,}; the state "
+                          "at step N is the state before instruction N executes)")
+    return step
+
+
 def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
                inputs: RecordedInputs | None = None) -> ReplayMachine:
     """A replay engine holding the state before instruction `step` executes.
@@ -125,9 +139,7 @@ def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
         ReplayError: the step is outside the run.
     """
     inputs = inputs or load_inputs(files)
-    if not 0 <= step <= inputs.instructions:
-        raise ReplayError(f"step {step:,} is outside the run (steps 0 to "
-                          f"{inputs.instructions:,})")
+    check_step(step, inputs.instructions)
     machine = ReplayMachine(inputs)
     if keyframes is None:
         machine.load_initial()
@@ -141,7 +153,6 @@ def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
     context.__setstate__((frame["context"], len(frame["context"]), UC_ARCH_X86, UC_MODE_64))
     machine.uc.context_restore(context)
     machine.cursor = frame["cursor"]
-    machine.heap_end = frame["heap_end"]
     machine.run(step - frame["step"])
     return machine
 

@@ -19,11 +19,11 @@ from tracer.ending import Fault, StopReason
 from tracer.hook_errors import HookErrors
 from tracer.replay.step_counter import StepCounter
 from tracer.registers import GPR_NAMES
-from tracer.replay.inputs import RecordedInputs, RecordedSyscall, RegionEvent
+from tracer.format.regions import RegionEvent, RegionMap, mremap_move
+from tracer.replay.inputs import RecordedInputs, RecordedSyscall
 from tracer.syscalls.abi import I386, X86_64, SyscallAbi
 from tracer.syscalls.numbers import ARCH_SET_FS, ARCH_SET_GS, EXIT_SYSCALLS
 
-PAGE = 0x1000
 _REG_IDS = {name: getattr(x, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
 
 
@@ -73,7 +73,7 @@ class ReplayMachine:
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         start_like_linux(self.uc)  # as the recorder: x87/SSE control state, CPUID
         self.cursor = 0
-        self.heap_end = inputs.initial_brk
+        self.region_map = RegionMap()  # the map as the events so far leave it
         self.ending: Ending | None = None
         self.hook_errors = HookErrors()
         # Where a fault happened, in steps; the verifier passes the event stream's counter.
@@ -83,6 +83,12 @@ class ReplayMachine:
         self._on_data_fault = on_data_fault or (lambda: None)
         self._hooked = False
         self._stepper = None  # the native step counter, made on the first counted run
+
+    @property
+    def heap_end(self) -> int:
+        """The page end of the heap (the break's page), as the region events leave it."""
+        brk_end = self.region_map.brk_end
+        return self.inputs.initial_brk if brk_end is None else brk_end
 
     # -- building the state -------------------------------------------------------------
     def load_initial(self) -> None:
@@ -109,37 +115,38 @@ class ReplayMachine:
         """
         try:
             self._apply_region_event(ev)
+        except ValueError as exc:  # an action the map does not know
+            raise ReplayError(str(exc)) from None
         except UcError as exc:
             raise _inconsistent(f"the {ev.action} of [{ev.start:#x}, {ev.end:#x}) at step "
                                 f"{ev.step:,}", exc) from None
 
     def _apply_region_event(self, ev: RegionEvent) -> None:
-        uc = self.uc
-        if ev.action == "brk":
-            if ev.end > self.heap_end:
-                uc.mem_map(self.heap_end, ev.end - self.heap_end, uc_prot("rw-"))
-            elif ev.end < self.heap_end:
-                self._unmap(ev.end, self.heap_end)
-            self.heap_end = ev.end
-        elif ev.action == "map":
-            start = ev.start
+        # The map decides what the event does (tracer.format.regions); Unicorn mirrors it.
+        self.region_map = self.region_map.apply(ev)
+        if ev.action == "grow":
+            return  # inside the reservation mapped with the stack
+        change = self.region_map.change
+        for s in change.unmapped:
+            self._unmap(s.start, s.end)
+        if ev.action in ("unmap", "protect"):
+            # The event's whole range in Unicorn: the stack's reservation below the [stack]
+            # VMA is mapped there (and so in the recording) but is no segment of the map.
+            for lo, hi in self._mapped_pieces(ev.start, ev.end):
+                if ev.action == "unmap":
+                    self.uc.mem_unmap(lo, hi - lo)
+                else:
+                    self.uc.mem_protect(lo, hi - lo, uc_prot(ev.perms))
+        for s in change.mapped:
+            start = s.start
             floor = self.inputs.stack_floor
-            if ev.kind == "stack" and floor is not None and floor < start:
+            if s.kind == "stack" and floor is not None and floor < start:
                 # As in the recording, Unicorn holds the stack's whole RLIMIT_STACK
                 # reservation; the [stack] VMA of the map grows into it (`grow`).
                 start = floor
-            self._unmap(start, ev.end)
+            self._unmap(start, s.end)
             # (The [vvar]/[vdso] stand-ins too: zero-filled pages the program may read.)
-            uc.mem_map(start, ev.end - start, uc_prot(ev.perms))
-        elif ev.action == "grow":
-            pass  # inside the reservation mapped with the stack
-        elif ev.action == "unmap":
-            self._unmap(ev.start, ev.end)
-        elif ev.action == "protect":
-            for lo, hi in self._mapped_pieces(ev.start, ev.end):
-                uc.mem_protect(lo, hi - lo, uc_prot(ev.perms))
-        else:
-            raise ReplayError(f"unknown region action {ev.action!r} at step {ev.step}")
+            self.uc.mem_map(start, s.end - start, uc_prot(s.perms))
 
     def _mapped_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
         out = []
@@ -241,16 +248,13 @@ class ReplayMachine:
             self.ending = Ending(StopReason.UNSUPPORTED_SYSCALL)
             uc.emu_stop()
             return
-        moved = None
-        if recorded.name == "mremap" and recorded.ret is not None and recorded.ret >= 0 \
-                and recorded.ret != args[0]:
-            # mremap moved the mapping: the kernel copied its pages (not a recorded write).
-            old_size = (args[1] + PAGE - 1) & ~(PAGE - 1)
-            moved = bytes(uc.mem_read(args[0], old_size))
+        # mremap moved the mapping: the kernel copied its pages (not a recorded write).
+        move = mremap_move(recorded.name, args, recorded.ret)
+        moved = None if move is None else bytes(uc.mem_read(move.old, move.size))
         for ev in recorded.regions:
             self.apply_region_event(ev)
         if moved is not None:
-            uc.mem_write(recorded.ret, moved)
+            uc.mem_write(move.new, moved)
         if self.observer is not None:
             self.observer.apply_kernel_effects(self, recorded)
         else:

@@ -1,20 +1,16 @@
-"""What the replay commands share: opening a trace with its index, parsing steps and
-addresses, one-line errors through TracerError."""
+"""What the replay commands share: opening a trace's time-travel session (with a note while its
+index is built) and parsing numbers as the user writes them. The queries are timetravel's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import typer
 from rich.console import Console
 
-from tracer.errors import TracerError
 from vmtrace.terminal import safe
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class UsageError(TracerError):
-    """A step or address the user gave does not fit the trace."""
 
 
 class _BuildNote:
@@ -39,53 +35,27 @@ class _BuildNote:
             self._status.stop()
 
 
-def open_with_index(trace_path: Path):
-    """The trace and its replay index (built first, with a note on a terminal, if missing)."""
-    from analysis import open_trace
-    from vmtrace.replay_index import open_index
+def open_session(trace_path: Path):
+    """The trace's time-travel session (its index built first, with a note on a terminal,
+    if missing)."""
+    from timetravel import open_session as open_
 
-    trace = open_trace(trace_path)
     with _BuildNote(trace_path) as note:
-        index = open_index(trace, on_build=note.show)
-    return trace, index
+        return open_(trace_path, on_build=note.show)
 
 
-def address(trace, text: str, length: int = 1) -> int:
-    """An address from the command line (0x..., decimal, symbol[+offset]) with `length`
-    bytes from it in user memory.
+def number(low: int = 0, high: int | None = None):
+    """A typer parser of counts as the user writes them: decimal or 0x... hex, like
+    addresses, within [low, high]."""
 
-    Raises:
-        UsageError: neither a number nor a symbol, or the range leaves user memory.
-    """
-    from tracer.format.content import USER_TOP
-    from vmtrace.replay_index import parse_address
+    def parse(text: str | int) -> int:
+        try:
+            value = text if isinstance(text, int) else int(text, 0)  # (a default is an int)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a number (decimal or 0x...)") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:,}" + ("" if high is None else f" to {high:,}")
+            raise typer.BadParameter(f"{text} is not in the range {bound}")
+        return value
 
-    try:
-        addr = parse_address(trace, text)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if not 0 <= addr <= USER_TOP - length:
-        raise UsageError(f"{text} is {addr:#x}: {length:,} byte(s) from there are not "
-                         "all in user memory (below 0x800000000000), where nothing can be "
-                         "mapped")
-    return addr
-
-
-def last_step(trace) -> int:
-    """The number of steps the trace covers (the state at that step is the final one)."""
-    from tracer.replay.inputs import recorded_steps
-
-    return recorded_steps(trace.files)
-
-
-def check_step(trace, step: int) -> int:
-    """Returns `step` when the trace has it.
-
-    Raises:
-        UsageError: the step is outside the run.
-    """
-    last = last_step(trace)
-    if not 0 <= step <= last:
-        raise UsageError(f"step {step:,} is outside the run (steps 0 to {last:,}; the state "
-                         "at step N is the state before instruction N executes)")
-    return step
+    return parse

@@ -10,14 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vmtrace.commands._replay_common import address
+from vmtrace.commands._replay_common import number
 from vmtrace.terminal import safe
 
 
 def accesses(
     trace: Annotated[Path, typer.Argument(help="A trace directory.")],
     addr: Annotated[str, typer.Argument(help="Address: 0x..., decimal or symbol[+offset].")],
-    length: Annotated[int, typer.Argument(min=1, help="Bytes in the range.")] = 1,
+    length: Annotated[int, typer.Argument(
+        parser=number(1), help="Bytes in the range (decimal or 0x...).")] = 1,
     step: Annotated[Optional[int], typer.Option(
         "--step", help="Show the previous and next access around this step.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows to print (0: all).")] = 200,
@@ -25,23 +26,17 @@ def accesses(
 ) -> None:
     """List the full access history of [ADDR, ADDR+LEN): reads, writes, kernel accesses."""
     from analysis import open_trace
-    from analysis.memory import Symbols, access_history
+    from analysis.symbols import Symbolizer
+    from timetravel import accesses as query
+    from timetravel import resolve_address
 
     t = open_trace(trace)
-    start = address(t, addr, length)
-    table = access_history(t, start, length)
-    rows = table.to_pylist()
-    for r in rows:
-        r["source"] = str(r["source"])
-    prev = nxt = None
-    if step is not None:
-        prev = next((r for r in reversed(rows) if r["step"] < step), None)
-        nxt = next((r for r in rows if r["step"] >= step), None)
+    found = query(t, resolve_address(t, addr, length), length, step)
     if as_json:
-        print(json.dumps({"addr": start, "length": length, "accesses": rows,
-                          "previous": prev, "next": nxt}, indent=2))
+        print(json.dumps(found.to_json(), indent=2))
         return
-    symbols = Symbols(t)
+    rows, prev, nxt, start = found.rows, found.previous, found.next, found.addr
+    symbols = Symbolizer(t.symbols, t.lines)
     console = Console(highlight=False)
     console.print(f"[bold]{len(rows):,} accesses[/] to [{start:#x}, {start + length:#x})")
     out = Table(box=None, padding=(0, 1))
@@ -52,13 +47,13 @@ def accesses(
         i = rows.index(nxt)
         shown = rows[max(i - limit // 2, 0):i + limit // 2]
     for r in shown:
-        line = symbols.line(r["rip"]) if r["source"] != "kernel" else None
+        line = symbols.line_at(r["rip"]) if r["source"] != "kernel" else None
         mark = "►" if r is nxt else ("◄" if r is prev else "")
         value = "" if r["value"] is None else f"{r['value']:#x}"
         op = ("W" if r["is_write"] else "R") + ("k" if r["source"] == "kernel" else "")
         out.add_row(f"{r['step']:,}", f"{r['rip']:#x}", mark, op, f"{r['addr']:#x}",
                     str(r["size"]), value,
-                    "" if not line else safe(f"{Path(line[0]).name}:{line[1]}"))
+                    "" if not line else safe(f"{Path(line.file).name}:{line.line}"))
     console.print(out)
     if len(shown) < len(rows):
         console.print(f"[dim]{len(rows) - len(shown):,} more (use --limit 0)[/]")

@@ -16,7 +16,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from vmtrace.commands._replay_common import UsageError, address, last_step, open_with_index
+from vmtrace.commands._replay_common import open_session
 from vmtrace.terminal import safe
 
 HELP = ("n/→ next  p/← back  ]/[ ±100  }/{ ±10000  g STEP go to  w ADDR watch  "
@@ -34,15 +34,12 @@ class Explorer:
     """Turns commands into new views and views into screens. Holds the trace, not a step."""
 
     def __init__(self, trace_path: Path):
-        from analysis.memory import MemoryReader, Symbols
-        from tracer.replay.inputs import load_inputs
+        from timetravel import last_step
 
         self.path = trace_path
-        self.trace, self.index = open_with_index(trace_path)
+        self.session = open_session(trace_path)
+        self.trace = self.session.trace
         self.last = last_step(self.trace)
-        self.symbols = Symbols(self.trace)
-        self.reader = MemoryReader(self.trace, self.index.writes)
-        self.inputs = load_inputs(self.trace.files)
 
     def clamp(self, step: int) -> int:
         return max(0, min(self.last, step))
@@ -63,17 +60,19 @@ class Explorer:
             except ValueError:
                 return replace(view, message=f"g needs a step number, not {arg!r}")
         if key == "w":
+            from timetravel import QueryError, resolve_address
+
             try:
-                return View(view.step, address(self.trace, arg), f"watching {arg}")
-            except UsageError as exc:
+                return View(view.step, resolve_address(self.trace, arg), f"watching {arg}")
+            except QueryError as exc:
                 return replace(view, message=str(exc))
         if key in (">", "<"):
             if view.watch is None:
                 return replace(view, message="w ADDR first: which address to follow")
-            if key == ">":
-                w = self.index.writes.next_write(view.watch, view.step + 1)
-            else:
-                w = self.reader.who_wrote(view.watch, view.step)
+            from timetravel import next_write, previous_write
+
+            find = next_write if key == ">" else previous_write
+            w = find(self.session, view.watch, view.step)
             if w is None:
                 return replace(view, message=f"no {'later' if key == '>' else 'earlier'} "
                                              f"write to {view.watch:#x}")
@@ -82,26 +81,22 @@ class Explorer:
         return replace(view, message=f"unknown command {key!r}; {HELP}")
 
     def screen(self, view: View):
-        from analysis.stack_picture import stack_picture
-        from tracer.replay.state import machine_state
+        from timetravel import memory_at, previous_write, stack_at, state_at
 
-        st = machine_state(self.trace.files, view.step, self.index.keyframes, self.inputs)
+        st = state_at(self.session, view.step)
         regs = st.registers
-        insn = st.instruction
-        line = self.symbols.line(regs["rip"])
         head = (f"[bold]step {view.step:,}[/] / {self.last:,}   RIP {regs['rip']:#x} "
-                f"<{safe(self.symbols.symbolize(regs['rip']) or '?')}>  "
-                f"[cyan]{safe(insn.text) if insn else '(no instruction)'}[/]")
-        if line:
-            head += f"   [dim]{safe(Path(line[0]).name)}:{line[1]}[/]"
+                f"<{safe(st.symbol or '?')}>  "
+                f"[cyan]{safe(st.symbolic) if st.symbolic else '(no instruction)'}[/]")
+        if st.source:
+            head += f"   [dim]{safe(Path(st.source.file).name)}:{st.source.line}[/]"
         reg_table = Table(box=None, show_header=False, padding=(0, 1))
         for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
                      "r10", "r11", "r12", "r13", "r14", "r15"):
             reg_table.add_row(f"[bold]{name}[/]", f"{regs[name]:#018x}")
         flags = " ".join(k if v else k.lower() for k, v in st.flags.items())
         reg_table.add_row("[bold]flags[/]", flags)
-        pic = stack_picture(self.reader, self.symbols, view.step, regs["rsp"], regs["rbp"],
-                            regs["rip"], window=8 * 14)
+        pic = stack_at(self.session, view.step, window=8 * 14, registers=regs)
         stack_table = Table(box=None, show_header=False, padding=(0, 1))
         rows = [r for r in pic.rows if r.kind != "red zone"][-15:]
         rows += [r for r in pic.rows if r.kind == "red zone"][:2]
@@ -117,8 +112,8 @@ class Explorer:
                      Panel(stack_table, title="stack", expand=False))
         parts = [head, body]
         if view.watch is not None:
-            mem = self.reader.read(view.watch, 8, view.step)
-            w = self.reader.who_wrote(view.watch, view.step)
+            mem = memory_at(self.session, view.watch, 8, view.step)
+            w = previous_write(self.session, view.watch, view.step)
             by = "initial value" if w is None else f"last written at step {w.step:,}"
             parts.append(f"watch {view.watch:#x}: {mem.data.hex(' ')} ({by})")
         if view.message:

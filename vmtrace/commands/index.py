@@ -19,7 +19,7 @@ def index(
     """Build the keyframes and write index that make state/stack/mem/who-wrote fast."""
     from analysis import open_trace
     from tracer.format.cache import cache_dir
-    from vmtrace.replay_index import build_index
+    from timetravel import build_index
 
     t = open_trace(trace)
     info = build_index(t, every=every)

@@ -9,32 +9,30 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from vmtrace.commands._replay_common import (
-    address, check_step, last_step, open_with_index,
-)
+from vmtrace.commands._replay_common import number, open_session
 from vmtrace.terminal import safe
 
 
 def mem(
     trace: Annotated[Path, typer.Argument(help="A trace directory.")],
     addr: Annotated[str, typer.Argument(help="Address: 0x..., decimal or symbol[+offset].")],
-    length: Annotated[int, typer.Argument(min=1, max=1 << 20, help="Bytes to show.")] = 64,
+    length: Annotated[int, typer.Argument(
+        parser=number(1, 1 << 20), help="Bytes to show (decimal or 0x...).")] = 64,
     step: Annotated[Optional[int], typer.Option(
         "--step", help="Step (default: the end of the run).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show LEN bytes of memory at ADDR before instruction STEP executes."""
-    from analysis.memory import MemoryReader, Symbols
+    from timetravel import memory_at, resolve_address, symbolizer
 
-    t, index = open_with_index(trace)
-    start = address(t, addr, length)
-    step = check_step(t, last_step(t) if step is None else step)
-    view = MemoryReader(t, index.writes).read(start, length, step)
+    session = open_session(trace)
+    start = resolve_address(session.trace, addr, length)
+    view = memory_at(session, start, length, step)
+    step = view.step
     if as_json:
-        print(json.dumps({"addr": start, "step": step, "hex": view.data.hex(),
-                          "mapped": list(view.mapped)}))
+        print(json.dumps(view.to_json()))
         return
-    symbols = Symbols(t)
+    symbols = symbolizer(session, step)
     console = Console(highlight=False)
     console.print(f"[bold]memory at {start:#x}[/] ({length} bytes) before step {step:,}")
     for off in range(0, length, 16):
@@ -46,6 +44,6 @@ def mem(
                        for j, b in enumerate(view.data[off:off + 16]))
         labels = [symbols.exact(a) for a in range(row, min(row + 16, start + length))]
         label = ", ".join(f"{n}@+{i}" for i, n in enumerate(labels) if n)
-        sym = symbols.symbolize(row) or ""
+        sym = symbols.name(row) or ""
         console.print(f"{row:#014x}  {' '.join(cells):<47}  {safe(text):<16}  "
                       f"[dim]{safe(sym)}[/] [cyan]{safe(label)}[/]", soft_wrap=True)

@@ -60,7 +60,7 @@ def allocator_tracking(trace, spec_text: str | None):
     from analysis.errors import AllocatorSpecError
     from analysis.libc_heap import libc_functions, libc_heap
     from analysis.symbols import Symbolizer
-    from vmtrace.commands.probe import emulator_probe
+    from timetravel.probe import emulator_probe
 
     if spec_text == "none":
         return None, None

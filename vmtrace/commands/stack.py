@@ -10,25 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vmtrace.commands._replay_common import check_step, open_with_index
+from vmtrace.commands._replay_common import open_session
 from vmtrace.terminal import safe
 
 _HEAD, _TAIL = 24, 96   # rows shown above and below the cut in a deep stack
 _STYLE = {"return address": "magenta", "saved rbp": "cyan", "argument": "yellow",
           "local": "white", "argc": "dim", "red zone": "red"}
-
-
-def stack_data(trace_path: Path, step: int):
-    from analysis.memory import MemoryReader, Symbols
-    from analysis.stack_picture import stack_picture
-    from tracer.replay.state import machine_state
-
-    trace, index = open_with_index(trace_path)
-    check_step(trace, step)
-    regs = machine_state(trace.files, step, index.keyframes).registers
-    symbols = Symbols(trace)
-    reader = MemoryReader(trace, index.writes)
-    return stack_picture(reader, symbols, step, regs["rsp"], regs["rbp"], regs["rip"]), symbols
 
 
 def stack(
@@ -39,16 +26,11 @@ def stack(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Draw the stack from the initial RSP down to RSP and the red zone below it."""
-    pic, symbols = stack_data(trace, step)
+    from timetravel import stack_at
+
+    pic = stack_at(open_session(trace), step)
     if as_json:
-        print(json.dumps({
-            "step": pic.step, "initial_rsp": pic.initial_rsp, "rsp": pic.rsp, "rbp": pic.rbp,
-            "frames": [{"index": f.index, "function": f.function, "top": f.top,
-                        "bottom": f.bottom} for f in pic.frames],
-            "rows": [{"addr": r.addr, "value": r.value, "kind": r.kind, "meaning": r.meaning,
-                      "frame": r.frame, "marks": list(r.marks),
-                      "written_at": None if r.writer is None else r.writer.step}
-                     for r in pic.rows]}, indent=2))
+        print(json.dumps(pic.to_json(), indent=2))
         return
     console = Console(highlight=False)
     console.print(f"[bold]stack at step {step:,}[/]: initial RSP {pic.initial_rsp:#x}, "

@@ -10,37 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vmtrace.commands._replay_common import check_step, open_with_index
+from vmtrace.commands._replay_common import open_session
 from vmtrace.terminal import safe
-
-_ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
-          "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base")
-
-
-def state_data(trace_path: Path, step: int) -> dict:
-    """The `trace state --json` document."""
-    from analysis.memory import Symbols, segments_at
-    from tracer.replay.state import machine_state
-
-    trace, index = open_with_index(trace_path)
-    check_step(trace, step)
-    st = machine_state(trace.files, step, index.keyframes)
-    symbols = Symbols(trace)
-    rip = st.registers["rip"]
-    line = symbols.line(rip)
-    insn = st.instruction
-    return {
-        "step": step,
-        "registers": {k: st.registers[k] for k in _ORDER},
-        "flags": st.flags,
-        "instruction": None if insn is None else {
-            "address": insn.address, "bytes": insn.bytes.hex(), "text": insn.text,
-            "symbol": symbols.symbolize(insn.address)},
-        "source": None if line is None else {"file": line[0], "line": line[1]},
-        "ended": st.ended,
-        "map": [{"start": s.start, "end": s.end, "perms": s.perms, "kind": s.kind,
-                 "name": s.name} for s in segments_at(trace, step)],
-    }
 
 
 def state(
@@ -49,26 +20,31 @@ def state(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the registers, flags, next instruction and memory map at STEP."""
-    data = state_data(trace, step)
+    from timetravel import REGISTER_ORDER, state_at
+
+    data = state_at(open_session(trace), step).to_json()
     if as_json:
         print(json.dumps(data, indent=2))
         return
     console = Console(highlight=False)
     insn = data["instruction"]
     where = ""
-    if data["source"]:
-        where = f"   [dim]{safe(Path(data['source']['file']).name)}:{data['source']['line']}[/]"
+    source = data["source"]
+    if source:
+        where = f"   [dim]{safe(Path(source['file']).name)}:{source['line']}[/]"
     label = f" <{safe(insn['symbol'])}>" if insn and insn["symbol"] else ""
-    text = safe(insn["text"]) if insn else "(no instruction: RIP is not mapped)"
+    text = safe(insn["symbolic"]) if insn else "(no instruction: RIP is not mapped)"
     console.print(f"[bold]step {step:,}[/]  RIP {data['registers']['rip']:#x}{label}: "
                   f"[cyan]{text}[/]{where}")
+    if source and source["text"]:
+        console.print(f"  [dim]{source['line']:>5} |[/] {safe(source['text'])}")
     if data["ended"]:
         console.print("[yellow]the run had already ended before this step[/]")
     regs = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
     per_row = 3 if console.width >= 120 else 2
     for _ in range(3 * per_row):
         regs.add_column(no_wrap=True)
-    names = [n for n in _ORDER if n not in ("rip", "eflags")]
+    names = [n for n in REGISTER_ORDER if n not in ("rip", "eflags")]
     for i in range(0, len(names), per_row):
         row = []
         for n in names[i:i + per_row]:

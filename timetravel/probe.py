@@ -2,8 +2,8 @@
 from the trace's own inputs (tracer.replay) with two code hooks, one at each function's
 entry (rdi) and one at each return address (rax).
 
-This is the only module of the read side that runs the emulator; it lives in the CLI
-because `analysis` must not import unicorn."""
+It runs the emulator with hooks of its own, so it lives in timetravel (which may import the
+replay engine), not in `analysis` (which must not import unicorn) nor in the CLI."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Builds (once) and opens the replay index beside a trace: keyframes from the record side's
-replay engine and the write index from the read side. Lives in the CLI package because it is
-the one place that imports both."""
+replay engine and the write index from the read side (this package may import both)."""
 
 from __future__ import annotations
 
@@ -102,25 +101,3 @@ def open_index(trace: Trace, on_build: Callable[[], None] | None = None) -> Repl
             on_build()
         info = build_index(trace)
     return ReplayIndex(directory, info, Keyframes(directory), WriteIndex(directory))
-
-
-def parse_address(trace: Trace, text: str) -> int:
-    """An address given on the command line: 0x..., decimal, or symbol[+/-offset].
-
-    Raises:
-        ValueError: not a number and not a symbol of the program.
-    """
-    text = text.strip()
-    for sign in ("+", "-"):
-        if sign in text[1:]:
-            base, off = text.rsplit(sign, 1)
-            delta = int(off, 0)
-            return parse_address(trace, base) + (delta if sign == "+" else -delta)
-    try:
-        return int(text, 0)
-    except ValueError:
-        pass
-    for row in trace.symbols.to_pylist():
-        if row["name"] == text:
-            return row["addr"]
-    raise ValueError(f"{text!r} is neither an address nor a symbol of the program")
