@@ -31,6 +31,18 @@ def stack_data(trace_path: Path, step: int):
     return stack_picture(reader, symbols, step, regs["rsp"], regs["rbp"], regs["rip"]), symbols
 
 
+def stack_document(pic) -> dict:
+    """The `trace stack --json` document of a stack picture (also what the viewer serves)."""
+    return {
+        "step": pic.step, "initial_rsp": pic.initial_rsp, "rsp": pic.rsp, "rbp": pic.rbp,
+        "frames": [{"index": f.index, "function": f.function, "top": f.top,
+                    "bottom": f.bottom} for f in pic.frames],
+        "rows": [{"addr": r.addr, "value": r.value, "kind": r.kind, "meaning": r.meaning,
+                  "frame": r.frame, "marks": list(r.marks),
+                  "written_at": None if r.writer is None else r.writer.step}
+                 for r in pic.rows]}
+
+
 def stack(
     trace: Annotated[Path, typer.Argument(help="A trace directory.")],
     step: Annotated[int, typer.Argument(help="Step (the state before instruction STEP runs).")],
@@ -41,14 +53,7 @@ def stack(
     """Draw the stack from the initial RSP down to RSP and the red zone below it."""
     pic, symbols = stack_data(trace, step)
     if as_json:
-        print(json.dumps({
-            "step": pic.step, "initial_rsp": pic.initial_rsp, "rsp": pic.rsp, "rbp": pic.rbp,
-            "frames": [{"index": f.index, "function": f.function, "top": f.top,
-                        "bottom": f.bottom} for f in pic.frames],
-            "rows": [{"addr": r.addr, "value": r.value, "kind": r.kind, "meaning": r.meaning,
-                      "frame": r.frame, "marks": list(r.marks),
-                      "written_at": None if r.writer is None else r.writer.step}
-                     for r in pic.rows]}, indent=2))
+        print(json.dumps(stack_document(pic), indent=2))
         return
     console = Console(highlight=False)
     console.print(f"[bold]stack at step {step:,}[/]: initial RSP {pic.initial_rsp:#x}, "

@@ -19,13 +19,20 @@ _ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r
 
 def state_data(trace_path: Path, step: int) -> dict:
     """The `trace state --json` document."""
-    from analysis.memory import Symbols, segments_at
+    from analysis.memory import Symbols
     from tracer.replay.state import machine_state
 
     trace, index = open_with_index(trace_path)
     check_step(trace, step)
     st = machine_state(trace.files, step, index.keyframes)
-    symbols = Symbols(trace)
+    return state_document(trace, step, st, Symbols(trace))
+
+
+def state_document(trace, step: int, st, symbols) -> dict:
+    """The `trace state --json` document of a replayed `MachineState` (also what the viewer
+    serves as its state)."""
+    from analysis.memory import segments_at
+
     rip = st.registers["rip"]
     line = symbols.line(rip)
     insn = st.instruction

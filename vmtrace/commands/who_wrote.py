@@ -21,10 +21,13 @@ def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
     t, index = open_with_index(trace_path)
     addr = address(t, addr_text)
     step = check_step(t, last_step(t) if step is None else step)
-    reader = MemoryReader(t, index.writes)
+    return who_wrote_document(t, MemoryReader(t, index.writes), Symbols(t), addr, step)
+
+
+def who_wrote_document(t, reader, symbols, addr: int, step: int) -> dict:
+    """The `trace who-wrote --json` document (also what the viewer serves)."""
     w = reader.who_wrote(addr, step)
     byte = reader.read(addr, 1, step)
-    symbols = Symbols(t)
     out = {"addr": addr, "step": step, "byte": byte.data[0] if byte.mapped[0] else None,
            "write": None}
     if w is not None:
