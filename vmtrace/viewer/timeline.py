@@ -16,9 +16,12 @@ def timeline_document(trace, max_points: int, max_marks: int) -> dict:
     depth = stack_depth(trace, max_points=max_points, max_marks=max_marks)
     heap = heap_timeline(trace)
     series = depth.series
-    # The series' first row is step 0 (depth 0 before any RSP change); others are the
-    # instruction that changed RSP.
-    shown = [0 if i == 0 and s == 0 else int(s) + 1 for i, s in enumerate(series["step"])]
+    # Points at the step where each change shows (s + 1), after a depth-0 point at step 0
+    # (the builder's own head row, when it added one, is that point already).
+    rows = list(zip(series["step"], series["depth_min"], series["depth_max"]))
+    if rows and rows[0] == (0, 0, 0):
+        rows = rows[1:]
+    shown = [(0, 0, 0)] + [(int(s) + 1, int(lo), int(hi)) for s, lo, hi in rows]
     marks = depth.marks
     syscalls = trace.table("syscalls", ["step", "name", "ret"]).to_pylist()[:max_marks]
     end = trace.meta.end
@@ -28,8 +31,8 @@ def timeline_document(trace, max_points: int, max_marks: int) -> dict:
     return {
         "steps": trace.instructions,
         "bucket": depth.bucket,
-        "depth": {"step": shown, "min": [int(v) for v in series["depth_min"]],
-                  "max": [int(v) for v in series["depth_max"]]},
+        "depth": {"step": [p[0] for p in shown], "min": [p[1] for p in shown],
+                  "max": [p[2] for p in shown]},
         "deepest": None if depth.deepest is None else {
             "depth": depth.deepest.depth, "step": depth.deepest.step + 1,
             "function": depth.deepest.function},
