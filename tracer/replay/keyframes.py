@@ -96,6 +96,11 @@ class Keyframes:
 
     directory: Path
 
+    def steps(self) -> list[int]:
+        """The steps that have a keyframe, in order."""
+        table = pa.ipc.open_file(pa.memory_map(str(self.directory / KEYFRAMES_FILE))).read_all()
+        return table.column("step").to_pylist()
+
     def nearest(self, step: int) -> dict:
         """The last keyframe at or before `step`, as a row (step, context, cursor, ...)."""
         table = pa.ipc.open_file(pa.memory_map(str(self.directory / KEYFRAMES_FILE))).read_all()

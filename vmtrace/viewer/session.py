@@ -17,6 +17,7 @@ DISASSEMBLY_BEFORE = 8
 DISASSEMBLY_AFTER = 16
 TIMELINE_POINTS = 2000
 TIMELINE_MARKS = 2000
+RECENT_STEPS = 8
 SEEK_KINDS = ("call", "ret", "syscall", "write")
 
 
@@ -45,6 +46,7 @@ class ViewerSession:
         self._lock = threading.Lock()
         self._machine = None
         self._machine_step = -1
+        self._recent: dict[int, dict[str, int]] = {}
 
     # -- shared pieces ---------------------------------------------------------------------
     @cached_property
@@ -102,18 +104,36 @@ class ViewerSession:
 
     def _registers_at(self, step: int) -> dict[str, int]:
         """Registers before instruction `step` runs, replaying forward from the last answer
-        when that is closer than the nearest keyframe."""
+        when that is closer than the nearest keyframe. The last few answers are kept: a
+        step change asks for the step and the one before it."""
         from tracer.replay.keyframes import machine_at
 
         with self._lock:
+            if step in self._recent:
+                return self._recent[step]
             m = self._machine
-            near = self.index.keyframes.nearest(step)["step"] if self.index.keyframes else 0
-            if m is None or not (self._machine_step <= step) or near > self._machine_step:
+            near = self._nearest_keyframe(step)
+            if m is None or step < self._machine_step or near > self._machine_step:
                 m = machine_at(self.trace.files, step, self.index.keyframes, self.inputs)
             else:
                 m.run(step - self._machine_step)
             self._machine, self._machine_step = m, step
-            return m.registers()
+            regs = m.registers()
+            self._recent[step] = regs
+            while len(self._recent) > RECENT_STEPS:
+                del self._recent[next(iter(self._recent))]
+            return regs
+
+    def _nearest_keyframe(self, step: int) -> int:
+        import bisect
+
+        steps = self._keyframe_steps
+        return steps[bisect.bisect_right(steps, step) - 1] if steps else 0
+
+    @cached_property
+    def _keyframe_steps(self) -> list[int]:
+        frames = self.index.keyframes
+        return [] if frames is None else sorted(frames.steps())
 
     # -- the panes -------------------------------------------------------------------------
     def meta(self) -> dict:
