@@ -200,3 +200,34 @@ def test_page_and_assets_with_a_strict_policy(client):
     assert "default-src 'self'" in page.headers["content-security-policy"]
     js = client.get("/assets/plotly.min.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+
+
+def test_export_refuses_a_folder_that_is_not_an_export(walk, tmp_path):
+    from vmtrace.viewer.export import ExportError, export_viewer
+
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "homework.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not an exported view"):
+        export_viewer(walk, mine)
+    assert (mine / "homework.txt").read_text() == "mine"
+    a_file = tmp_path / "file.html"
+    a_file.write_text("mine")
+    with pytest.raises(ExportError, match="not a folder"):
+        export_viewer(walk, a_file)
+    done = export_viewer(walk, tmp_path / "view")
+    again = export_viewer(walk, tmp_path / "view")       # an earlier export is replaced
+    assert done == again and again.is_file()
+    (tmp_path / "view" / "extra.txt").write_text("added by the user")
+    with pytest.raises(ExportError, match="not an exported view"):
+        export_viewer(walk, tmp_path / "view")
+    assert (tmp_path / "view" / "extra.txt").is_file()
+
+
+def test_export_refuses_a_long_run(walk, tmp_path, monkeypatch):
+    from vmtrace.viewer import export
+
+    monkeypatch.setattr(export, "MAX_STEPS", 10)
+    with pytest.raises(export.ExportError, match="up to 10"):
+        export.export_viewer(walk, tmp_path / "view")
+    assert not (tmp_path / "view").exists()

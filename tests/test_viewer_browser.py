@@ -177,3 +177,47 @@ def test_every_pane_is_drawn(page, server, tmp_path):
         colours = shot.getcolors(maxcolors=1 << 16) or []
         assert len(colours) > 8, f"{sel} looks blank"
     page.screenshot(path=str(tmp_path / "viewer.png"))
+
+
+@pytest.fixture(scope="module")
+def exported(walk: Path, tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("export") / "view"
+    done = trace_cli("view", str(walk), "--export", str(out))
+    assert "index.html" in done.stderr.decode() + done.stdout.decode()
+    return (out / "index.html").as_uri()
+
+
+@pytest.mark.parametrize("step", [0, 9, 17, 33])
+def test_an_exported_view_shows_the_same_state_from_file(page, exported, walk, step):
+    from vmtrace.commands.state import state_data
+
+    page.goto(f"{exported}?step={step}")
+    wait_step(page, step)
+    expected = state_data(walk, step)
+    for name, value in expected["registers"].items():
+        assert page.get_by_test_id(f"reg-{name}").text_content() == f"{value:#018x}", name
+    assert page.get_by_test_id("source-line").text_content().startswith(
+        f"viewer_walk.asm:{expected['source']['line']}")
+    stack = json.loads(trace_cli("stack", str(walk), str(step), "--json").stdout)
+    assert page.get_by_test_id("stack").locator(".srow:not(.frame-head)").count() \
+        == len(stack["rows"])
+    assert page.get_by_test_id("vmmap").locator(".region").count() == len(expected["map"])
+
+
+def test_an_exported_view_moves_and_finds_writers(page, exported):
+    page.goto(f"{exported}?step=12")
+    wait_step(page, 12)
+    page.keyboard.press("c")
+    wait_step(page, 25)
+    box = page.locator("#mem-addr")
+    box.fill("counter")
+    box.press("Enter")
+    first = page.locator("#memory .byte").first
+    expect(first).to_have_text("02")
+    first.click()
+    wait_step(page, 10)
+    expect(page.locator("#memory .byte.written")).to_have_count(8)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("w")
+    wait_step(page, 28)
+    expect(page.locator("#output")).to_contain_text("<img src=x onerror=alert(1)>")

@@ -22,7 +22,7 @@ from tracer.replay.machine import PAGE, ReplayError, ReplayMachine
 
 KEYFRAMES_FILE = "keyframes.arrow"
 PAGES_FILE = "pages.arrow"
-DEFAULT_EVERY = 1 << 20
+DEFAULT_EVERY = 1 << 16  # a seek replays at most 65,536 steps (a few ms); 10 M steps: 156 keyframes, +1 MB
 
 _KEYFRAMES = pa.schema([
     ("step", pa.uint64()), ("context", pa.binary()), ("cursor", pa.uint32()),

@@ -12,7 +12,7 @@ from vmtrace.viewer.session import SeekTarget, ViewerSession
 _CACHE_ATTR = "_seek_steps"
 
 
-def _event_steps(session: ViewerSession, what: str) -> np.ndarray:
+def event_steps(session: ViewerSession, what: str) -> np.ndarray:
     """Sorted steps at which the page lands for `what` (call/ret/syscall), built once."""
     cache = session.__dict__.setdefault(_CACHE_ATTR, {})
     if what not in cache:
@@ -51,4 +51,4 @@ def seek(session: ViewerSession, step: int, what: str, forward: bool,
         if landing is not None and landing > session.last_step:
             landing = None
         return SeekTarget(landing, what)
-    return SeekTarget(_landing(_event_steps(session, what), step, forward), what)
+    return SeekTarget(_landing(event_steps(session, what), step, forward), what)

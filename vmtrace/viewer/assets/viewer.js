@@ -29,17 +29,147 @@ function humanBytes(n) {
 }
 
 // -- where the data comes from: the server's JSON API, or an exported bundle -------------
-const Data = window.VMTRACE_EXPORT
-  ? window.VMTRACE_EXPORT.source()
-  : {
-    async get(path, params) {
-      const qs = new URLSearchParams(params || {}).toString();
-      const res = await fetch(`api/${path}${qs ? "?" + qs : ""}`);
-      const body = await res.json();
-      if (!res.ok) throw new Error(body.error || res.statusText);
-      return body;
+const serverSource = {
+  async get(path, params) {
+    const qs = new URLSearchParams(params || {}).toString();
+    const res = await fetch(`api/${path}${qs ? "?" + qs : ""}`);
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error || res.statusText);
+    return body;
+  },
+};
+
+const FLAG_BITS = { CF: 0, PF: 2, AF: 4, ZF: 6, SF: 7, TF: 8, IF: 9, DF: 10, OF: 11 };
+
+// The same answers as the server's, from `trace view --export`'s data.js (docs/viewer.md).
+function bundleSource(B) {
+  const bytesOf = h => Uint8Array.from(h.match(/../g) || [], x => parseInt(x, 16));
+  let memory = null;   // parsed on first use
+  const mem = () => memory || (memory = {
+    image: B.memory.image.map(r => ({ start: r.start, data: bytesOf(r.data) })),
+    // Fresh mappings (zeros) before the writes of the same step: a file's bytes are
+    // written into its mapping after the mapping is made.
+    events: B.memory.fresh.map(f => ({ step: f[0], kind: 0, addr: f[1], end: f[2] }))
+      .concat(B.memory.writes.map(w => ({ step: w[0], kind: 1, rip: w[1], addr: w[2],
+        data: bytesOf(w[3]), source: w[4] })))
+      .sort((a, b) => a.step - b.step || a.kind - b.kind),
+  });
+  const fail = text => { throw new Error(text); };
+  const checkStep = step => {
+    const n = Number(step);
+    if (!Number.isInteger(n) || n < 0 || n > B.meta.steps)
+      fail(`step ${step} is outside the run (steps 0 to ${B.meta.steps})`);
+    return n;
+  };
+  const resolve = text => {
+    const t = String(text).trim();
+    const m = /^([A-Za-z_.$?@][\w.$?@]*)?\s*(?:\+?\s*(0x[0-9a-f]+|\d+))?$/i.exec(t);
+    if (!m || (!m[1] && !m[2])) fail(`'${t}' is neither an address nor a symbol of the program`);
+    if (!m[1]) return Number(m[2]);
+    if (!(m[1] in B.symbols)) fail(`'${t}' is neither an address nor a symbol of the program`);
+    return B.symbols[m[1]] + (m[2] ? Number(m[2]) : 0);
+  };
+  const row = step => B.steps[step];
+  function state(step) {
+    const s = row(step);
+    const hexes = B.registers[step];
+    const registers = {}, registers_hex = {};
+    B.register_names.forEach((n, i) => { registers_hex[n] = hexes[i]; registers[n] = Number(hexes[i]); });
+    const eflags = Number(BigInt(hexes[B.register_names.indexOf("eflags")]));
+    const flags = {};
+    for (const [n, bit] of Object.entries(FLAG_BITS)) flags[n] = Boolean((eflags >> bit) & 1);
+    const [map, newest] = B.tables.map[s[2]];
+    return { step, registers, registers_hex, flags, instruction: B.tables.insn[s[0]],
+      source: B.tables.line[s[1]], ended: Boolean(s[3]), map, newest_mapping: newest,
+      changed: B.changed[step] };
+  }
+  function memoryAt(step, addrText, length) {
+    const start = resolve(addrText);
+    const m = mem(), st = state(step);
+    const bytes = new Uint8Array(length), mapped = new Array(length).fill(false);
+    const written = new Array(length).fill(false);
+    for (const r of st.map)
+      for (let a = Math.max(start, r.start); a < Math.min(start + length, r.end); a++)
+        mapped[a - start] = true;
+    for (const r of m.image)
+      for (let a = Math.max(start, r.start); a < Math.min(start + length, r.start + r.data.length); a++)
+        bytes[a - start] = r.data[a - r.start];
+    for (const e of m.events) {
+      if (e.step >= step) break;
+      const end = e.kind === 0 ? e.end : e.addr + e.data.length;
+      for (let a = Math.max(start, e.addr); a < Math.min(start + length, end); a++) {
+        bytes[a - start] = e.kind === 0 ? 0 : e.data[a - e.addr];
+        if (e.kind === 1) written[a - start] = e.step === step - 1;
+      }
+    }
+    let hexText = "";
+    bytes.forEach((b, i) => { hexText += mapped[i] ? b.toString(16).padStart(2, "0") : "00"; });
+    return { step, start, length, symbol: null, bytes: hexText, mapped,
+      written_by_last_step: written.map((w, i) => w && mapped[i]) };
+  }
+  function lastWrite(addr, before) {
+    let found = null;
+    for (const e of mem().events) {
+      if (e.step >= before) break;
+      const end = e.kind === 0 ? e.end : e.addr + e.data.length;
+      if (e.addr <= addr && addr < end) found = e.kind === 1 ? e : null;
+    }
+    return found;
+  }
+  function whoWrote(step, addrText) {
+    const addr = resolve(addrText);
+    const w = lastWrite(addr, step);
+    const out = { addr, addr_hex: hex(addr), step, write: null };
+    if (w) {
+      const who = w.rip === null ? {} : B.memory.writers[hex(w.rip)] || {};
+      out.write = { step: w.step, rip: w.rip, addr: w.addr, size: w.data.length,
+        source: w.source, symbol: who.symbol || null, line: who.line || null,
+        syscall: w.source === "kernel" ? B.memory.syscalls[String(w.step)] || null : null };
+    }
+    return out;
+  }
+  function seekTo(step, what, dir, addrText) {
+    const forward = dir !== "prev";
+    if (what === "write") {
+      if (!addrText) fail("seeking the next write needs an address to watch");
+      const addr = resolve(addrText);
+      const hits = mem().events.filter(e => e.kind === 1 && e.addr <= addr &&
+        addr < e.addr + e.data.length).map(e => e.step + 1);
+      const land = forward ? hits.find(s => s > step) : hits.filter(s => s < step).pop();
+      return { step: land === undefined || land > B.meta.steps ? null : land, what };
+    }
+    const steps = B.seek[what] || fail(`cannot seek to '${what}'`);
+    const land = forward ? steps.find(s => s > step) : steps.filter(s => s < step).pop();
+    return { step: land === undefined ? null : land, what };
+  }
+  const answers = {
+    meta: () => B.meta, timeline: () => B.timeline, source: () => B.source,
+    state: p => state(checkStep(p.step)),
+    heap: p => ({ ...B.tables.heap[row(checkStep(p.step))[6]], step: Number(p.step) }),
+    "who-wrote": p => whoWrote(checkStep(p.step), p.addr),
+    seek: p => seekTo(checkStep(p.step), p.what, p.dir, p.addr),
+    view: p => {
+      const step = checkStep(p.step), s = row(step);
+      const out = { state: state(step), stack: { ...B.tables.stack[s[4]], step },
+        disassembly: { ...B.tables.disasm[s[5]], step },
+        output: { step, chunks: B.output.filter(o => o.step < step) } };
+      if (p.addr) {
+        try { out.memory = memoryAt(step, p.addr, Number(p.len || 256)); }
+        catch (e) { out.memory = { error: e.message }; }
+      }
+      return out;
     },
   };
+  return {
+    async get(path, params) {
+      const answer = answers[path];
+      if (!answer) fail(`no ${path} in an exported view`);
+      return answer(params || {});
+    },
+  };
+}
+
+const Data = window.VMTRACE_BUNDLE ? bundleSource(window.VMTRACE_BUNDLE) : serverSource;
 
 const S = {                 // what the page knows
   meta: null, timeline: null, source: null,
