@@ -231,3 +231,23 @@ def test_export_refuses_a_long_run(walk, tmp_path, monkeypatch):
     with pytest.raises(export.ExportError, match="up to 10"):
         export.export_viewer(walk, tmp_path / "view")
     assert not (tmp_path / "view").exists()
+
+
+def test_heap_blocks_of_a_c_program_at_a_step(tmp_path):
+    """fragments.c: a..d = malloc(100), free(a), free(c), ... (see test_heap_findings)."""
+    from vmtrace.commands.report import allocator_tracking
+    from vmtrace.viewer.session import ViewerSession
+
+    out = tmp_path / "fragments"
+    trace_cli("record", str(PROGRAMS / "c_heap" / "fragments.c"), "-o", str(out), "-q")
+    session = ViewerSession(out)
+    frag, heap = allocator_tracking(session.trace, None)
+    a, b, c, d = [x for x in heap.blocks if x.alloc_line is not None][:4]
+    after_two_frees = session.heap(c.free_step + 1)
+    assert after_two_frees["available"]
+    state = {blk["ptr"]: blk["state"] for blk in after_two_frees["blocks"]}
+    assert [state[x.ptr] for x in (a, b, c, d)] == ["freed", "live", "freed", "live"]
+    assert {(h["start"], h["end"]) for h in after_two_frees["holes"]} >= {
+        (a.ptr, a.ptr + 100), (c.ptr, c.ptr + 100)}
+    before = session.heap(a.alloc_step)          # malloc has not returned a yet
+    assert a.ptr not in {blk["ptr"] for blk in before["blocks"]}

@@ -248,8 +248,10 @@ function draw(view) {
       text ? el("span", { class: "dim" }, "  " + text.trim()) : "");
   }
   const insn = st.instruction;
+  const current = view.disassembly.instructions.find(i => i.current);
+  const text = current ? current.symbolic : insn ? insn.text : "";
   document.getElementById("last-step").textContent = insn
-    ? `next: ${insn.text}${insn.symbol ? "  <" + insn.symbol + ">" : ""}` +
+    ? `next: ${text}${insn.symbol ? "  <" + insn.symbol + ">" : ""}` +
       (st.ended ? "  (the run had ended)" : "")
     : "(RIP is not mapped)";
   drawRegisters(st);
@@ -486,6 +488,7 @@ function buildTimeline() {
     xaxis: { range: [0, Math.max(t.steps, 1)], title: "" , fixedrange: true },
     yaxis: { title: { text: "depth", font: { size: 10 } }, fixedrange: true, rangemode: "tozero" },
     yaxis2: { overlaying: "y", side: "right", fixedrange: true, rangemode: "tozero",
+      visible: t.brk.above_start.some(v => v !== 0),
       title: { text: "break", font: { size: 10 } } },
     yaxis3: { overlaying: "y", visible: false, range: [-2.5, 8], fixedrange: true },
     shapes: [cursorShape(0)], dragmode: false,
