@@ -85,9 +85,9 @@ def test_a_step_from_the_url_shows_the_cli_state(page, server, walk, step):
     for name, value in expected["registers"].items():
         assert page.get_by_test_id(f"reg-{name}").text_content() == f"{value:#018x}", name
     line = expected["source"]["line"]
+    expect(page.locator("#source .current")).to_have_attribute("data-line", str(line))
     assert page.get_by_test_id("source-line").text_content().startswith(
         f"viewer_walk.asm:{line}")
-    assert page.locator("#source .current").get_attribute("data-line") == str(line)
     stack = json.loads(trace_cli("stack", str(walk), str(step), "--json").stdout)
     rows = page.get_by_test_id("stack").locator(".srow:not(.frame-head)")
     assert rows.count() == len(stack["rows"])
@@ -131,6 +131,7 @@ def test_keys_slider_and_history(page, server):
 def test_a_click_on_the_timeline_seeks(page, server):
     open_at(page, server, 0)
     plot = page.locator("#timeline .nsewdrag").first
+    expect(plot).to_be_visible()
     box = plot.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_timeout(300)

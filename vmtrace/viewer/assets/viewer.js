@@ -263,6 +263,7 @@ function draw(view) {
   drawOutput(view.output);
   moveCursor(st.step);
   S.lastState = st;
+  S.lastView = view;
 }
 
 const REGS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
@@ -292,8 +293,9 @@ function sourceText(line) {
 
 function drawSource(st) {
   const box = document.getElementById("source");
-  if (!S.source || !S.source.lines.length) {
-    box.textContent = S.source && S.source.file
+  if (!S.source) { box.textContent = "loading the source…"; return; }
+  if (!S.source.lines.length) {
+    box.textContent = S.source.file
       ? `the source (${S.source.file}) is not available` : "no source line table";
     return;
   }
@@ -595,8 +597,7 @@ function stepFromUrl() {
 
 async function main() {
   try {
-    [S.meta, S.timeline, S.source] = await Promise.all(
-      [Data.get("meta"), Data.get("timeline"), Data.get("source")]);
+    S.meta = await Data.get("meta");
   } catch (e) { notice(String(e.message || e)); return; }
   document.getElementById("program").textContent = S.meta.program;
   document.getElementById("steps").textContent = S.meta.steps.toLocaleString();
@@ -606,10 +607,19 @@ async function main() {
     : end.exit_code !== null ? `exited with ${end.exit_code}` : `stopped: ${end.stop_reason}`;
   S.memAddr = hex(S.meta.initial_rsp - 128);
   document.getElementById("mem-addr").value = S.memAddr;
-  buildSource();
-  buildTimeline();
   bindControls();
   go(stepFromUrl());
+  // The whole-run documents take seconds on a big trace: the step is drawn meanwhile.
+  Data.get("source").then(src => {
+    S.source = src;
+    buildSource();
+    if (S.lastState) { drawSource(S.lastState); draw(S.lastView); }
+  }).catch(e => notice(String(e.message || e)));
+  Data.get("timeline").then(t => {
+    S.timeline = t;
+    buildTimeline();
+    moveCursor(S.shown < 0 ? 0 : S.shown);
+  }).catch(e => notice(String(e.message || e)));
 }
 
 main();
