@@ -142,15 +142,21 @@ def test_a_click_on_the_timeline_seeks(page, server):
     assert page.locator("#timeline").evaluate("d => d.layout.xaxis.range") == [0, 33]
 
 
-def test_a_click_on_a_byte_lands_on_its_writer(page, server):
-    open_at(page, server, 12)
+def click_on_counter_byte(page) -> None:
+    """Shows `counter` (2 at steps 10-27) in the memory pane and clicks its first byte: the
+    page lands just after its writer, the `inc` of step 9."""
     box = page.locator("#mem-addr")
     box.fill("counter")
     box.press("Enter")
     first = page.locator("#memory .byte").first
     expect(first).to_have_text("02")
     first.click()
-    wait_step(page, 10)                          # the `inc` of step 9, just done
+    wait_step(page, 10)
+
+
+def test_a_click_on_a_byte_lands_on_its_writer(page, server):
+    open_at(page, server, 12)
+    click_on_counter_byte(page)
     expect(page.locator("#memory .byte.written")).to_have_count(8)
     assert "step 9" in page.locator("#who").text_content()
     page.locator("body").click(position={"x": 5, "y": 5})
@@ -210,13 +216,7 @@ def test_an_exported_view_moves_and_finds_writers(page, exported):
     wait_step(page, 12)
     page.keyboard.press("c")
     wait_step(page, 25)
-    box = page.locator("#mem-addr")
-    box.fill("counter")
-    box.press("Enter")
-    first = page.locator("#memory .byte").first
-    expect(first).to_have_text("02")
-    first.click()
-    wait_step(page, 10)
+    click_on_counter_byte(page)
     expect(page.locator("#memory .byte.written")).to_have_count(8)
     page.locator("body").click(position={"x": 5, "y": 5})
     page.keyboard.press("w")
