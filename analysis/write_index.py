@@ -166,14 +166,15 @@ class WriteIndex:
         lo = np.searchsorted(self.key, np.uint64(lo_addr << _KEY_SHIFT), "left")
         hi = np.searchsorted(self.key, np.uint64((addr + 1) << _KEY_SHIFT), "left")
         best: Write | None = None
-        if hi > lo:
-            keys = self.key[lo:hi]
-            covers = ((keys >> np.uint64(_KEY_SHIFT)) + (keys & np.uint64(31))) > np.uint64(addr)
-            later = self.step[lo:hi] >= np.uint64(from_step)
-            hits = np.flatnonzero(covers & later)
-            if len(hits):
-                j = hits[np.argmin(self.step[lo:hi][hits])]
-                best = self._row(int(j) + lo)
+        pos = int(lo)
+        while pos < hi:  # per (address, size) group, as in `latest_writes`
+            key = self.key[pos]
+            end = int(np.searchsorted(self.key[pos:hi], key, "right")) + pos
+            if (int(key) >> _KEY_SHIFT) + (int(key) & 31) > addr:
+                at = int(np.searchsorted(self.step[pos:end], np.uint64(from_step), "left"))
+                if at < end - pos and (best is None or int(self.step[pos + at]) < best.step):
+                    best = self._row(pos + at)
+            pos = end
         for row in self.big:
             if row["step"] >= from_step and row["addr"] <= addr < row["addr"] + row["size"] \
                     and (best is None or row["step"] < best.step):
@@ -189,18 +190,18 @@ class WriteIndex:
         lo = np.searchsorted(self.key, np.uint64(lo_addr << _KEY_SHIFT), "left")
         hi = np.searchsorted(self.key, np.uint64((start + length) << _KEY_SHIFT), "left")
         out: list[Write] = []
-        if hi > lo:
-            keys = self.key[lo:hi]
-            # Groups: each distinct key is one (address, size), its rows in step order. The
-            # latest row of a group before `before` is the last one with a smaller step.
-            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-            candidate = np.where(self.step[lo:hi] < np.uint64(before),
-                                 np.arange(hi - lo), -1)
-            latest = np.maximum.reduceat(candidate, starts)
-            group_keys = keys[starts]
-            ends = (group_keys >> np.uint64(_KEY_SHIFT)) + (group_keys & np.uint64(31))
-            keep = (latest >= 0) & (ends > np.uint64(start))
-            out = [self._row(int(j) + lo) for j in latest[keep]]
+        # Each distinct key is one (address, size), its rows in step order: per group, the
+        # latest row before `before` is found by binary search, so a stack slot written a
+        # million times costs two searches, not a scan of its million rows.
+        pos = int(lo)
+        while pos < hi:
+            key = self.key[pos]
+            end = int(np.searchsorted(self.key[pos:hi], key, "right")) + pos
+            if (int(key) >> _KEY_SHIFT) + (int(key) & 31) > start:
+                below = int(np.searchsorted(self.step[pos:end], np.uint64(before), "left"))
+                if below:
+                    out.append(self._row(pos + below - 1))
+            pos = end
         for row in self.big:
             if row["step"] < before and row["addr"] < start + length \
                     and row["addr"] + row["size"] > start:

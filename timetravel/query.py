@@ -26,7 +26,7 @@ from tracer.format.content import USER_TOP
 from tracer.format.regions import Segment
 from tracer.replay.inputs import RecordedInputs, load_inputs, recorded_steps
 from tracer.replay.keyframes import check_step as _check_step
-from tracer.replay.state import Instruction, machine_state
+from tracer.replay.state import Instruction, MachineState, SteppingReplay
 
 REGISTER_ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
                   "r11", "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base")
@@ -51,6 +51,20 @@ class Session:
         if self._inputs is None:
             self._inputs = load_inputs(self.trace.files)
         return self._inputs
+
+    @cached_property
+    def stepper(self) -> SteppingReplay:
+        """The replay engine kept between queries (a step forward replays one instruction)."""
+        return SteppingReplay(self.trace.files, self.index.keyframes, self.inputs)
+
+    def machine_state(self, step: int) -> MachineState:
+        """Registers, flags and the next instruction before instruction `step` executes.
+
+        Raises:
+            ReplayError: the step is outside the run.
+        """
+        check_step(self.trace, step)
+        return self.stepper.state(step)
 
     @cached_property
     def reader(self) -> MemoryReader:
@@ -166,7 +180,7 @@ def state_at(session: Session, step: int) -> State:
     """
     trace = session.trace
     check_step(trace, step)
-    st = machine_state(trace.files, step, session.index.keyframes, session.inputs)
+    st = session.machine_state(step)
     symbols = symbolizer_at(trace, step)
     insn = st.instruction
     line = symbols.line_at(st.registers["rip"])
@@ -221,8 +235,7 @@ def stack_at(session: Session, step: int, window: int | None = None,
     """
     trace = session.trace
     check_step(trace, step)
-    regs = registers or machine_state(trace.files, step, session.index.keyframes,
-                                      session.inputs).registers
+    regs = registers or session.machine_state(step).registers
     return stack_picture(session.reader, symbolizer_at(trace, step), step, regs["rsp"],
                          regs["rbp"], regs["rip"], window=window)
 

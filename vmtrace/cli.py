@@ -15,7 +15,7 @@ from vmtrace.commands import (
     accesses as accesses_command, explore as explore_command, index as index_command,
     mem as mem_command,
     replay as replay_command, stack as stack_command, state as state_command,
-    who_wrote as who_wrote_command,
+    view as view_command, who_wrote as who_wrote_command,
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -32,6 +32,7 @@ app.command("mem")(mem_command.mem)
 app.command("who-wrote")(who_wrote_command.who_wrote)
 app.command("accesses")(accesses_command.accesses)
 app.command("explore")(explore_command.explore)
+app.command("view")(view_command.view)
 
 err_console = Console(stderr=True, highlight=False)
 

@@ -23,7 +23,7 @@ from tracer.replay.machine import ReplayError, ReplayMachine
 
 KEYFRAMES_FILE = "keyframes.arrow"
 PAGES_FILE = "pages.arrow"
-DEFAULT_EVERY = 1 << 20
+DEFAULT_EVERY = 1 << 16  # a seek replays at most 65,536 steps (a few ms); 10 M steps: 156 keyframes, +1 MB
 
 _KEYFRAMES = pa.schema([
     ("step", pa.uint64()), ("context", pa.binary()), ("cursor", pa.uint32()),
@@ -96,6 +96,11 @@ class Keyframes:
     """An opened keyframe store."""
 
     directory: Path
+
+    def steps(self) -> list[int]:
+        """The steps that have a keyframe, in order."""
+        table = pa.ipc.open_file(pa.memory_map(str(self.directory / KEYFRAMES_FILE))).read_all()
+        return table.column("step").to_pylist()
 
     def nearest(self, step: int) -> dict:
         """The last keyframe at or before `step`, as a row (step, context, cursor, ...)."""

@@ -64,7 +64,11 @@ def machine_state(files: TraceFiles, step: int, keyframes: Keyframes | None,
     Raises:
         ReplayError: the step is outside the run.
     """
-    machine = machine_at(files, step, keyframes, inputs)
+    return state_of(machine_at(files, step, keyframes, inputs), step)
+
+
+def state_of(machine, step: int) -> MachineState:
+    """The `MachineState` of a replay engine that holds the state before `step`."""
     regs = machine.registers()
     try:
         code = bytes(machine.uc.mem_read(regs["rip"], 16))
@@ -73,3 +77,47 @@ def machine_state(files: TraceFiles, step: int, keyframes: Keyframes | None,
     return MachineState(step=step, registers=regs, flags=decode_flags(regs["eflags"]),
                         instruction=disassemble(code, regs["rip"]) if code else None,
                         ended=machine.ending is not None)
+
+
+class SteppingReplay:
+    """Machine states of one trace for a client that moves step by step (the viewer, the
+    explorer): the replay engine is kept between questions, so the next step replays one
+    instruction instead of a keyframe interval, and the last few answers are kept (a step
+    change asks for the step and the one before it). Thread-safe: Unicorn is not
+    re-entrant, so the engine is used under a lock."""
+
+    KEEP = 8
+
+    def __init__(self, files: TraceFiles, keyframes: Keyframes | None, inputs: RecordedInputs):
+        import threading
+
+        self._files, self._keyframes, self._inputs = files, keyframes, inputs
+        self._keyframe_steps = [] if keyframes is None else keyframes.steps()
+        self._lock = threading.Lock()
+        self._machine = None
+        self._machine_step = -1
+        self._recent: dict[int, MachineState] = {}
+
+    def state(self, step: int) -> MachineState:
+        """The state before instruction `step` executes.
+
+        Raises:
+            ReplayError: the step is outside the run.
+        """
+        import bisect
+
+        with self._lock:
+            if step in self._recent:
+                return self._recent[step]
+            kf = self._keyframe_steps
+            nearest = kf[bisect.bisect_right(kf, step) - 1] if kf else 0
+            m = self._machine
+            if m is None or step < self._machine_step or nearest > self._machine_step:
+                m = machine_at(self._files, step, self._keyframes, self._inputs)
+            else:
+                m.run(step - self._machine_step)
+            self._machine, self._machine_step = m, step
+            st = self._recent[step] = state_of(m, step)
+            while len(self._recent) > self.KEEP:
+                del self._recent[next(iter(self._recent))]
+            return st

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -12,8 +12,8 @@ from rich.console import Console
 
 def index(
     trace: Annotated[Path, typer.Argument(help="A trace directory.")],
-    every: Annotated[int, typer.Option("--every", min=1,
-                                       help="Steps between keyframes.")] = 1 << 20,
+    every: Annotated[Optional[int], typer.Option(
+        "--every", min=1, help="Steps between keyframes (default 65,536).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Build the keyframes and write index that make state/stack/mem/who-wrote fast."""
@@ -22,7 +22,7 @@ def index(
     from timetravel import build_index
 
     t = open_trace(trace)
-    info = build_index(t, every=every)
+    info = build_index(t, every=every) if every else build_index(t)
     if as_json:
         print(json.dumps({"directory": str(cache_dir(t.files)), **info}, indent=2))
         return
