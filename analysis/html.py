@@ -283,9 +283,9 @@ def _libc_heap_html(data: ReportData) -> str:
 def _listing_html(data: ReportData) -> str:
     lst = data.listing
     out = [f'<h2 id="source">Source: {escape(lst.file)}</h2>']
-    if not lst.source_available:
-        out.append("<p>The source file is not where it was recorded (or was edited since), "
-                   "so only line numbers are shown.</p>")
+    if lst.source_note:
+        shown = "" if lst.source_available else ", so only line numbers are shown"
+        out.append(f'<p class="warning">The source: {escape(lst.source_note)}{shown}.</p>')
     out.append('<table class="listing"><tr><td>line</td><td>executed</td><td>reads</td>'
                '<td>writes</td><td>source</td></tr>')
     for r in lst.lines.itertuples():

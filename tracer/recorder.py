@@ -30,7 +30,8 @@ from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import UnsupportedSyscall
 from tracer.event_stream import EventStream, NativeStop, Progress
-from tracer.format.schema import PROGRAM_FILE, TRUNCATING_STOPS
+from tracer.format.schema import PROGRAM_FILE, SOURCES_FILE, TRUNCATING_STOPS
+from tracer.format.sources import write_sources
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
@@ -43,6 +44,7 @@ from tracer.limits import (
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.output import check_output, claim_output
 from tracer.registers import read_registers
+from tracer.sources import collect_sources
 from tracer.stop_request import StopRequest
 from tracer.syscalls.abi import I386, X86_64, syscall_number
 from tracer.syscalls.fileinfo import guest_exe_path
@@ -162,10 +164,21 @@ def record(options: RecordOptions) -> RecordResult:
         program = read_elf(elf_path)
         with claim_output(out) as output:
             shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
+            _keep_sources(output.work, program_path, _source_kind(source), options.include,
+                          program)
             result = _Recording(options, program, source, warnings, output.work).run()
             result.trace = output.commit()
         result.build_command = command
         return result
+
+
+def _keep_sources(work: Path, program_path: Path, kind: str, include: tuple[Path, ...],
+                  program: ElfProgram) -> None:
+    """Writes sources.arrows when any source file can be kept (docs/trace-format.md)."""
+    files = collect_sources(program_path, kind, include,
+                            list(dict.fromkeys(e.file for e in program.lines)))
+    if files:
+        write_sources(work / SOURCES_FILE, files)
 
 
 def _compile(options: RecordOptions, workdir: Path):
