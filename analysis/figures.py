@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.allocator import Fragmentation
-from analysis.findings import human_bytes
+from analysis.formatting import human_bytes
 from analysis.heap import HeapTimeline
 from analysis.heatmap import Heatmaps
 from analysis.stack import StackDepth
@@ -210,42 +210,127 @@ def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
     return fig
 
 
+UNIT_PX = 46  # one unit of the legible layout: room for a region's two lines of text
+_USED = {"stack": "#c2185b", "heap": "#00695c"}
+
+
+def _used_part(vm: VmMap, r) -> tuple[int, str] | None:
+    """(bytes, label) of the part of a stack or heap region in use, drawn inside it."""
+    if r.kind == "stack" and vm.stack_used:
+        return (min(vm.stack_used, int(r.size)),
+                f"used: {human_bytes(vm.stack_used)} (top to the deepest RSP)")
+    if r.kind == "heap" and int(r.start) <= vm.final_brk <= int(r.end):
+        used = vm.final_brk - int(r.start)
+        return used, f"in use at the end: {human_bytes(used)} (break {vm.final_brk:#x})"
+    return None
+
+
+def _used_box(r, used: int, view: str) -> tuple[float, float]:
+    """The used part's y range: the stack's from its top down, the heap's from its start
+    up; in the legible view at least a fifth of a unit, so that a few bytes still show."""
+    y0, y1 = (r.y0, r.y1) if view == "legible" else (r.scale_y0, r.scale_y1)
+    h = (y1 - y0) * used / max(int(r.size), 1)
+    if view == "legible" and used:
+        h = min(max(h, 0.2), y1 - y0)
+    return (y1 - h, y1) if r.kind == "stack" else (y0, y0 + h)
+
+
+def _box(y0: float, y1: float, x0: float = 0.0, x1: float = 1.0) -> tuple[list, list]:
+    return [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0]
+
+
 def vmmap_figure(vm: VmMap) -> go.Figure:
-    """The classic picture: low addresses at the bottom, heights log-scaled, gaps marked."""
+    """The classic picture, low addresses at the bottom: every region tall enough to carry
+    its name and true size, gaps marked, the used part of the stack and heap drawn inside
+    them; a button switches to the to-scale layout (heights proportional to size)."""
     fig = go.Figure()
+    views = {"legible": ([], []), "to scale": ([], [])}  # per view: trace ys, annotations
+
+    def add(trace: go.Scatter, ys: dict[str, list]) -> None:
+        fig.add_trace(trace)
+        for view, y in ys.items():
+            views[view][0].append(y)
+
     for r in vm.regions.itertuples():
         gone = r.last_step is not None and str(r.last_step) != "<NA>"
-        label = (f"{r.label}  {r.perms}  {human_bytes(int(r.size))}  "
-                 f"[{int(r.start):#x}, {int(r.end):#x})")
-        if r.kind == "stack":
-            label += f"  deepest RSP: {human_bytes(vm.stack_used)} below the top"
-        if r.kind == "heap":
-            label += f"  break at end: {vm.final_brk:#x}"
+        size = human_bytes(int(r.size))
+        detail = f"{r.perms}  [{int(r.start):#x}, {int(r.end):#x})"
         when = f"mapped at step {r.first_step}" + (f", gone at step {r.last_step}" if gone else "")
-        fig.add_trace(go.Scatter(
-            x=[0, 1, 1, 0, 0], y=[r.y0, r.y0, r.y1, r.y1, r.y0], fill="toself", mode="lines",
+        ys = {"legible": _box(r.y0, r.y1)[1], "to scale": _box(r.scale_y0, r.scale_y1)[1]}
+        add(go.Scatter(
+            x=_box(0, 1)[0], y=ys["legible"], fill="toself", mode="lines",
             fillcolor=_KIND_COLOURS.get(r.kind, "#eeeeee"),
             line={"color": "#37474f", "dash": "dash" if gone else "solid"},
             name=escape(str(r.label)), showlegend=False,
-            hovertemplate=escape(label) + "<br>" + when + "<extra></extra>"))
-        fig.add_annotation(x=0.5, y=(r.y0 + r.y1) / 2, text=escape(label), showarrow=False,
-                           font={"size": 11})
-        fig.add_annotation(x=1.02, y=r.y0, text=f"{int(r.start):#x}", showarrow=False,
-                           xanchor="left", font={"size": 9, "color": "#546e7a"})
+            hovertemplate=escape(f"{r.label}  {size}  {detail}") + "<br>" + when
+            + "<extra></extra>"), ys)
+        used = _used_part(vm, r)
+        if used is not None:
+            boxes = {v: _box(*_used_box(r, used[0], v), 0.55, 0.97)[1] for v in views}
+            add(go.Scatter(
+                x=_box(0, 1, 0.55, 0.97)[0], y=boxes["legible"], fill="toself", mode="lines",
+                fillcolor=_USED[r.kind], opacity=0.75, line={"width": 0},
+                name=f"{r.kind} used", showlegend=False,
+                hovertemplate=escape(used[1]) + "<extra></extra>"), boxes)
+        for view, (_, notes) in views.items():
+            y0, y1 = (r.y0, r.y1) if view == "legible" else (r.scale_y0, r.scale_y1)
+            if view == "to scale" and y1 - y0 < 0.6:
+                continue  # too thin to write on: hover tells
+            mid = (y0 + y1) / 2
+            notes.append({"x": 0.03, "y": mid, "xanchor": "left", "showarrow": False,
+                          "text": f"<b>{escape(str(r.label))}</b>  {size}<br>"
+                                  f"<span style='font-size:11px'>{escape(detail)}</span>",
+                          "font": {"size": 13}, "align": "left"})
+            notes.append({"x": -0.01, "y": y0, "xanchor": "right", "showarrow": False,
+                          "text": f"{int(r.start):#x}",
+                          "font": {"size": 10, "color": "#546e7a"}})
+            if used is not None:
+                u0, u1 = _used_box(r, used[0], view)
+                notes.append({"x": 0.99, "y": (u0 + u1) / 2 if u1 - u0 >= 0.45 else
+                              (u0 - 0.2 if r.kind == "stack" else u1 + 0.2),
+                              "xanchor": "right", "showarrow": False, "text": escape(used[1]),
+                              "font": {"size": 11, "color": "#263238"},
+                              "bgcolor": "rgba(255,255,255,0.8)"})
+    if not (vm.regions["kind"] == "heap").any():
+        # No heap region: the break never moved. Say where it stayed, on the region below.
+        below = vm.regions[vm.regions["end"] == vm.final_brk]
+        for r in below.itertuples():
+            for view, (_, notes) in views.items():
+                y1 = r.y1 if view == "legible" else r.scale_y1
+                notes.append({"x": 0.99, "y": y1, "xanchor": "right", "yanchor": "bottom",
+                              "showarrow": False, "font": {"size": 11, "color": "#00695c"},
+                              "text": f"heap: empty, the program break stayed at "
+                                      f"{vm.final_brk:#x}"})
     for g in vm.gaps.itertuples():
-        fig.add_trace(go.Scatter(
-            x=[0, 1], y=[(g.y0 + g.y1) / 2] * 2, mode="lines", showlegend=False,
+        ys = {"legible": [(g.y0 + g.y1) / 2] * 2,
+              "to scale": [(g.scale_y0 + g.scale_y1) / 2] * 2}
+        add(go.Scatter(
+            x=[0, 1], y=ys["legible"], mode="lines", showlegend=False,
             line={"color": "#90a4ae", "dash": "dot"},
-            hovertemplate=f"unmapped gap of {human_bytes(int(g.size))}<extra></extra>"))
-        fig.add_annotation(x=0.5, y=(g.y0 + g.y1) / 2, showarrow=False,
-                           text=f"≈ gap of {human_bytes(int(g.size))} (not to scale) ≈",
-                           font={"size": 10, "color": "#78909c"}, bgcolor="white")
+            hovertemplate=f"unmapped gap of {human_bytes(int(g.size))}<extra></extra>"), ys)
+        for view, (_, notes) in views.items():
+            notes.append({"x": 0.5, "y": ys[view][0], "showarrow": False,
+                          "text": f"≈ unmapped gap of {human_bytes(int(g.size))} "
+                                  "(not to scale) ≈",
+                          "font": {"size": 11, "color": "#78909c"}, "bgcolor": "white"})
     top = float(vm.regions["y1"].max()) if len(vm.regions) else 1.0
-    fig.update_xaxes(visible=False, range=[-0.05, 1.25])
-    fig.update_yaxes(visible=False, range=[-0.2, top + 0.2])
-    how = "heights to scale" if vm.scale == "linear" else "heights: log2 of size"
-    fig.update_layout(title=f"Virtual memory map (high addresses at the top; {how}; "
-                            f"dashed: unmapped before the end)",
-                      height=max(500, min(1000, int(40 * top))), plot_bgcolor="white",
-                      margin={"t": 60})
+    scale_top = float(vm.regions["scale_y1"].max()) if len(vm.regions) else 1.0
+    ranges = {"legible": [-0.2, top + 0.2], "to scale": [-0.2, scale_top + 0.2]}
+    titles = {"legible": "Virtual memory map (high addresses at the top; every region tall "
+                         "enough to read, taller when bigger; darker: the part in use)",
+              "to scale": "Virtual memory map, to scale (heights proportional to size; gaps "
+                          "not to scale; hover a thin region)"}
+    buttons = [{"label": view, "method": "update",
+                "args": [{"y": ys}, {"annotations": notes, "yaxis.range": ranges[view],
+                                     "title.text": titles[view]}]}
+               for view, (ys, notes) in views.items()]
+    fig.update_xaxes(visible=False, range=[-0.15, 1.02])
+    fig.update_yaxes(visible=False, range=ranges["legible"])
+    fig.update_layout(title=titles["legible"], annotations=views["legible"][1],
+                      height=int(UNIT_PX * (top + 0.4)) + 110, plot_bgcolor="white",
+                      margin={"t": 90, "l": 20, "r": 20, "b": 10}, title_font={"size": 14},
+                      updatemenus=[{"type": "buttons", "direction": "right", "x": 0,
+                                    "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+                                    "pad": {"b": 8}, "showactive": True,
+                                    "buttons": buttons}])
     return fig

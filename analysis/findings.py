@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from analysis.formatting import human_bytes  # noqa: F401 (also its old home)
 from analysis.heap import HeapTimeline
 from analysis.regions import map_at
 from analysis.scan import scan_accesses
@@ -63,15 +64,6 @@ class Finding:
 
 def hx(value: int) -> str:
     return f"{value:#x}"
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n:,} bytes"
 
 
 @dataclass(frozen=True)

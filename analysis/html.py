@@ -17,7 +17,7 @@ import plotly
 import plotly.graph_objects as go
 
 from analysis import figures
-from analysis.findings import human_bytes
+from analysis.formatting import human_bytes
 from analysis.report import ReportData
 
 MAX_SYSCALL_ROWS = 500

@@ -202,3 +202,30 @@ def test_killed_recording_with_a_cut_last_batch_still_reports(tmp_path):
                           cut={"accesses.arrows": 100})
     data = build_report(open_trace(trace))
     assert not data.summary.complete
+
+
+@needs_chromium
+def test_memory_map_screenshot_shows_every_region_legibly(tmp_path):
+    """Each region of brk_fixed's map is drawn at least 40 px tall (room for its name and
+    size), not a strip beside a stack that fills the figure."""
+    from PIL import Image
+
+    from analysis.figures import _KIND_COLOURS
+
+    trace = recorded(EXAMPLES / "brk_fixed.asm", tmp_path / "b")
+    html = tmp_path / "vm.html"
+    trace_cli("plot", str(trace), "vmmap", "--html", str(html))
+    png = tmp_path / "vm.png"
+    chromium(html, tmp_path, screenshot=png)
+    image = Image.open(png).convert("RGB")
+    pixels = image.load()
+
+    def rows_of(rgb: str) -> int:
+        want = tuple(int(rgb[i:i + 2], 16) for i in (1, 3, 5))
+        x = image.width // 3  # left of the used-part bands, right of the labels' start
+        return sum(all(abs(a - b) <= 4 for a, b in zip(pixels[x, y], want))
+                   for y in range(image.height))
+
+    for kind in ("elf", "text", "data", "heap", "vdso", "stack"):
+        assert rows_of(_KIND_COLOURS[kind]) >= 40, kind
+    assert rows_of(_KIND_COLOURS["stack"]) < 4 * rows_of(_KIND_COLOURS["text"])
