@@ -51,18 +51,21 @@ def stack_figure(stack: StackDepth) -> go.Figure:
                             for v in part["line"]]], axis=-1)
         # Name the called function beside each call when there are few enough to read.
         labelled = cause == "call" and len(part) <= 40
+        # Drawn where the depth it leaves shows: the state after the instruction.
         fig.add_trace(go.Scatter(
-            x=part["step"], y=part["depth"], mode="markers+text" if labelled else "markers",
+            x=part["step"] + 1, y=part["depth"],
+            mode="markers+text" if labelled else "markers",
             name=cause, text=list(custom[:, 1]) if labelled else None,
             textposition="bottom center", textfont={"size": 10},
             marker={"symbol": symbol, "size": 9, "color": colour}, customdata=custom,
-            hovertemplate=(f"{cause} %{{customdata[1]}}<br>step %{{x}}<br>RIP %{{customdata[0]}}"
-                           "<br>line %{customdata[2]}<br>depth %{y} bytes<extra></extra>")))
+            hovertemplate=(f"{cause} %{{customdata[1]}}<br>RIP %{{customdata[0]}}"
+                           "<br>line %{customdata[2]}<br>depth %{y} bytes at step %{x}"
+                           "<extra></extra>")))
     title = "Stack depth (bytes below the initial RSP)"
     if stack.deepest is not None:
         d = stack.deepest
         fig.add_annotation(x=d.step, y=d.depth, text=escape(
-            f"max {d.depth} bytes in {d.function} (step {d.step}, line {d.line})"),
+            f"max {d.depth} bytes at step {d.step} (after line {d.line} in {d.function})"),
             showarrow=True, arrowhead=2, ay=30)
         title += f": max {d.depth} bytes at step {d.step}"
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="bytes below initial RSP",
@@ -180,6 +183,10 @@ def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
     titles = [f"{escape(m.segment.label)} ({m.granularity}-byte rows)" for m in shown]
     fig = make_subplots(rows=n, cols=1, subplot_titles=titles or ["no accesses"],
                         vertical_spacing=min(0.08, 0.3 / n))
+    # One colour scale shared by every panel (a colour means the same count everywhere),
+    # and buttons choosing what it counts.
+    views: list[str] = []  # which count each trace shows: three traces per panel
+    peaks = {"both": 0.0, "reads": 0.0, "writes": 0.0}
     for i, (m, (lo, hi)) in enumerate(zip(shown, spans), 1):
         nrows = hi - lo + 1
         reads = np.zeros((nrows, cols))
@@ -193,20 +200,49 @@ def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
         # per-cell text array.
         labels = [escape(f"{m.base + (lo + k) * m.granularity:#x} "
                          f"{m.row_symbols.get(lo + k, '')}".strip()) for k in range(nrows)]
-        fig.add_trace(go.Heatmap(
-            z=np.where(total > 0, total, np.nan), x=[k * width for k in range(cols)],
-            y=labels, customdata=np.dstack([reads, writes]),
-            colorscale="Viridis", showscale=i == 1, name=escape(m.segment.label),
-            hovertemplate=("address %{y}<br>steps from %{x}<br>reads %{customdata[0]}"
-                           "<br>writes %{customdata[1]}<extra></extra>")), row=i, col=1)
+        # Counts as the smallest unsigned type that holds them: the page carries them all.
+        counts = np.uint16 if total.max(initial=0) < (1 << 16) else np.uint32
+        for name, z in (("both", total), ("reads", reads), ("writes", writes)):
+            peaks[name] = max(peaks[name], float(z.max(initial=0)))
+            # log10: a panel of 1-8 accesses and one of thousands share the scale and
+            # both stay readable; empty cells are blank.
+            shown_z = np.log10(np.where(z > 0, z, np.nan)).astype(np.float32)
+            both = name == "both"
+            fig.add_trace(go.Heatmap(
+                z=shown_z, x=[k * width for k in range(cols)], y=labels,
+                customdata=(np.dstack([reads, writes]) if both else z).astype(counts),
+                coloraxis="coloraxis", name=escape(m.segment.label), visible=both,
+                hovertemplate=("address %{y}<br>steps from %{x}<br>" + (
+                    "reads %{customdata[0]}<br>writes %{customdata[1]}" if both
+                    else f"{name} %{{customdata}}") + "<extra></extra>")), row=i, col=1)
+            views.append(name)
         fig.update_yaxes(title_text="address", type="category", row=i, col=1)
         fig.update_xaxes(range=[0, cols * width], row=i, col=1)
     fig.update_xaxes(title_text="step", row=n, col=1)
     hidden = len(maps.maps) - len(shown)
-    fig.update_layout(title="Accesses per segment (colour = reads + writes; hover for each)"
+    words = {"both": "reads + writes", "reads": "reads", "writes": "writes"}
+
+    def colour_axis(name: str) -> dict:
+        top = max(1, int(np.ceil(np.log10(max(peaks[name], 1.0)))))
+        ticks = list(range(top + 1))
+        return {"cmin": 0, "cmax": max(np.log10(max(peaks[name], 1.0)), 1e-3),
+                "colorbar": {"title": {"text": words[name]}, "tickvals": ticks,
+                             "ticktext": [f"{10 ** k:,}" for k in ticks]}}
+
+    buttons = [{"label": words[name], "method": "update",
+                "args": [{"visible": [v == name for v in views]},
+                         {f"coloraxis.{k}": v for k, v in colour_axis(name).items()}]}
+               for name in words]
+    fig.update_layout(title="Accesses per segment (one colour scale for all panels: "
+                            "accesses per cell; hover for reads and writes)"
                             + (f"; {hidden} quieter segment(s) only in the table" if hidden
                                else ""),
-                      height=max(320, 260 * n), margin={"t": 70})
+                      coloraxis={"colorscale": "Viridis", **colour_axis("both")},
+                      updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0,
+                                    "xanchor": "right", "y": 1.0, "yanchor": "bottom",
+                                    "pad": {"b": 30}, "buttons": buttons}]
+                      if shown else [],
+                      height=max(320, 260 * n), margin={"t": 90})
     return fig
 
 
@@ -255,7 +291,9 @@ def vmmap_figure(vm: VmMap) -> go.Figure:
         gone = r.last_step is not None and str(r.last_step) != "<NA>"
         size = human_bytes(int(r.size))
         detail = f"{r.perms}  [{int(r.start):#x}, {int(r.end):#x})"
-        when = f"mapped at step {r.first_step}" + (f", gone at step {r.last_step}" if gone else "")
+        when = ("mapped from the start" if not r.first_step else
+                f"mapped by the instruction at step {r.first_step}") + (
+            f", unmapped by the instruction at step {r.last_step}" if gone else "")
         ys = {"legible": _box(r.y0, r.y1)[1], "to scale": _box(r.scale_y0, r.scale_y1)[1]}
         add(go.Scatter(
             x=_box(0, 1)[0], y=ys["legible"], fill="toself", mode="lines",
