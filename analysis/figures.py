@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.allocator import Fragmentation
-from analysis.formatting import human_bytes
+from analysis.formatting import human_bytes, plural
 from analysis.heap import HeapTimeline
 from analysis.heatmap import Heatmaps
 from analysis.stack import StackDepth
@@ -119,7 +119,7 @@ def heap_figure(heap: HeapTimeline) -> go.Figure:
                                  f"{r['perms']} {r['name']}") + f"<br>steps {x0}-{x1}"
                           "<extra></extra>"), row=2, col=1)
     fig.update_layout(title=f"Heap: break {heap.initial_brk:#x} -> {heap.final_brk:#x}, "
-                            f"{len(heap.mmaps)} mmap region(s)",
+                            f"{plural(len(heap.mmaps), 'mmap region')}",
                       height=560 if rows == 2 else 360, hovermode="closest", margin={"t": 80})
     fig.update_yaxes(title_text="bytes above the initial break", row=1, col=1)
     if rows == 2:
@@ -235,7 +235,7 @@ def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
                for name in words]
     fig.update_layout(title="Accesses per segment (one colour scale for all panels: "
                             "accesses per cell; hover for reads and writes)"
-                            + (f"; {hidden} quieter segment(s) only in the table" if hidden
+                            + (f"; {plural(hidden, 'quieter segment')} only in the table" if hidden
                                else ""),
                       coloraxis={"colorscale": "Viridis", **colour_axis("both")},
                       updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0,
@@ -253,8 +253,10 @@ _USED = {"stack": "#c2185b", "heap": "#00695c"}
 def _used_part(vm: VmMap, r) -> tuple[int, str] | None:
     """(bytes, label) of the part of a stack or heap region in use, drawn inside it."""
     if r.kind == "stack" and vm.stack_used:
+        own = max(0, vm.stack_used - vm.stack_initial)
         return (min(vm.stack_used, int(r.size)),
-                f"used: {human_bytes(vm.stack_used)} (top to the deepest RSP)")
+                f"used: {human_bytes(vm.stack_used)} = {human_bytes(vm.stack_initial)} of "
+                f"argv, env, auxv from Linux + {human_bytes(own)} the program pushed")
     if r.kind == "heap" and int(r.start) <= vm.final_brk <= int(r.end):
         used = vm.final_brk - int(r.start)
         return used, f"in use at the end: {human_bytes(used)} (break {vm.final_brk:#x})"

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from analysis import figures
 from analysis.formatting import human_bytes
 from analysis.report import ReportData
+from analysis.syscall_args import describe_args, describe_ret
 
 MAX_SYSCALL_ROWS = 500
 MAX_CHANGE_ROWS = 300
@@ -159,9 +160,8 @@ def render_report(data: ReportData) -> str:
             ["by source", ", ".join(f"{k}: {v['read']:,} r / {v['write']:,} w"
                                     for k, v in s.accesses.by_source.items()) or "none"],
             ["syscalls", f"{len(s.syscalls):,}"],
-            ["program break", f"{s.brk_start:#x} -> {s.brk_end:#x} "
-                              f"({s.brk_end - s.brk_start:+,} bytes)"],
-            ["max stack depth", f"{s.max_stack_depth:,} bytes"]]
+            ["program break", s.brk_line],
+            ["max stack depth", s.stack_line]]
     if s.truncated:
         rows.append(["note", "the trace is truncated (a limit stopped the run)"])
     page.add(_table(None, rows))
@@ -229,10 +229,9 @@ def render_report(data: ReportData) -> str:
     page.add('<h2 id="heatmaps">Access heatmaps</h2>')
     page.figure(figures.heatmap_figure(data.heatmaps))
     page.add('<h2 id="syscalls">Syscalls</h2>')
-    page.add(_table(["step", "name", "rdi", "rsi", "rdx", "ret"],
-                    [[c["step"], c["name"], *(hex(a) for a in c["args"][:3]),
-                      "" if c["ret"] is None else (hex(c["ret"]) if c["ret"] > 4096
-                                                   else c["ret"])]
+    page.add(_table(["step", "name", "arguments", "returned"],
+                    [[c["step"], c["name"], describe_args(c["name"], c["args"]),
+                      describe_ret(c["name"], c["ret"])]
                      for c in s.syscalls[:MAX_SYSCALL_ROWS]], numeric={0}))
     if len(s.syscalls) > MAX_SYSCALL_ROWS:
         page.add(f"<p>... and {len(s.syscalls) - MAX_SYSCALL_ROWS:,} more.</p>")

@@ -38,6 +38,7 @@ class VmMap:
     changes: pd.DataFrame
     stack_used: int
     final_brk: int
+    stack_initial: int = 0  # of stack_used, the bytes Linux put there (argv, env, auxv)
 
 
 def height(size: int, unit: int = 4096) -> float:
@@ -46,7 +47,7 @@ def height(size: int, unit: int = 4096) -> float:
 
 
 def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
-               lowest_rsp: int) -> VmMap:
+               lowest_rsp: int, initial_rsp: int | None = None) -> VmMap:
     """Builds the map picture's data from the regions table (see `vmmap`)."""
     segs = sorted(segments_from_events(events, initial_brk), key=lambda s: s.start)
     mmaps = [s for s in segs if s.kind == "mmap"]
@@ -106,7 +107,8 @@ def vmmap_from(events: pa.Table, initial_brk: int, stack_top: int,
                                          "scale_y1"]),
         changes=changes,
         stack_used=stack_used,
-        final_brk=heap[0].end if heap else initial_brk)
+        final_brk=heap[0].end if heap else initial_brk,
+        stack_initial=max(0, stack_top - (lowest_rsp if initial_rsp is None else initial_rsp)))
 
 
 def vmmap(trace: Trace, lowest_rsp: int | None = None) -> VmMap:
@@ -117,4 +119,5 @@ def vmmap(trace: Trace, lowest_rsp: int | None = None) -> VmMap:
         lowest_rsp: the deepest RSP of the run (default: the initial RSP).
     """
     return vmmap_from(trace.regions, trace.initial_brk, trace.meta.initial.stack_top,
-                      trace.initial_rsp if lowest_rsp is None else lowest_rsp)
+                      trace.initial_rsp if lowest_rsp is None else lowest_rsp,
+                      trace.initial_rsp)

@@ -28,9 +28,9 @@ from tracer.build import assemble
 from tracer.compile_c import C_SUFFIXES, compile_c, compile_command
 from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
-from tracer.errors import UnsupportedSyscall
+from tracer.errors import ProgramError, UnsupportedSyscall
 from tracer.event_stream import EventStream, NativeStop, Progress
-from tracer.format.schema import PROGRAM_FILE, SOURCES_FILE, TRUNCATING_STOPS
+from tracer.format.schema import META_FILE, PROGRAM_FILE, SOURCES_FILE, TRUNCATING_STOPS
 from tracer.format.sources import write_sources
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
@@ -147,6 +147,12 @@ def record(options: RecordOptions) -> RecordResult:
             receive a trace (nothing is recorded, and the output directory is unchanged).
     """
     program_path = options.program
+    if program_path.is_dir():
+        if (program_path / META_FILE).is_file():
+            raise ProgramError(f"{program_path} is a trace, not a program: `trace info "
+                               f"{program_path}` or `trace report {program_path}` reads it")
+        raise ProgramError(f"{program_path} is a directory: give a .asm, .c or static ELF "
+                           "file to record")
     out = options.output or default_output(program_path)
     check_output(out)
     with tempfile.TemporaryDirectory(prefix="vmtrace-build-") as tmp:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
 
 from tracer.errors import TracerError
-from vmtrace.terminal import safe
+from analysis.formatting import plural
+from vmtrace.terminal import make_console, safe
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = make_console(stderr=True)
 
 
 class UsageError(TracerError):
@@ -65,7 +65,7 @@ def address(trace, text: str, length: int = 1) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not 0 <= addr <= USER_TOP - length:
-        raise UsageError(f"{text} is {addr:#x}: {length:,} byte(s) from there are not "
+        raise UsageError(f"{text} is {addr:#x}: {plural(length, 'byte')} from there are not "
                          "all in user memory (below 0x800000000000), where nothing can be "
                          "mapped")
     return addr

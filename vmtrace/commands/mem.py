@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from vmtrace.commands._replay_common import (
     address, check_step, last_step, open_with_index,
 )
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 
 def mem(
@@ -35,7 +34,7 @@ def mem(
                           "mapped": list(view.mapped)}))
         return
     symbols = Symbols(t)
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"[bold]memory at {start:#x}[/] ({length} bytes) before step {step:,}")
     for off in range(0, length, 16):
         row = start + off

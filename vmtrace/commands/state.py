@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from vmtrace.commands._replay_common import check_step, open_with_index
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 _ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
           "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base")
@@ -53,7 +52,7 @@ def state(
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    console = Console(highlight=False)
+    console = make_console()
     insn = data["instruction"]
     where = ""
     if data["source"]:

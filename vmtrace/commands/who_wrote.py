@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from vmtrace.commands._replay_common import (
     address, check_step, last_step, open_with_index,
 )
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 
 def who_wrote_data(trace_path: Path, addr_text: str, step: int | None) -> dict:
@@ -54,7 +53,7 @@ def who_wrote(
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    console = Console(highlight=False)
+    console = make_console()
     w = data["write"]
     a, s = data["addr"], data["step"]
     if data["byte"] is None:
