@@ -16,7 +16,7 @@ def _record_here(tmp_path: Path, source: Path) -> Path:
     """Records with a relative source path from a directory that is then left behind."""
     work = tmp_path / "work"
     shutil.copytree(source.parent, work / "src")
-    trace_cli("record", f"src/{source.name}", "-o", "t", "-q", cwd=work)
+    trace_cli("record", f"src/{source.name}", "-o", "t", "--no-echo", cwd=work)
     moved = tmp_path / "elsewhere" / "t"
     moved.parent.mkdir()
     shutil.move(work / "t", moved)

@@ -107,6 +107,9 @@ def record(
         "--quiet", "-q", help="Print errors only: not the program's output, not the build's "
         "warnings, not the summary (the trace keeps them all; trace info shows them).")
     ] = False,
+    no_echo: Annotated[bool, typer.Option(
+        "--no-echo", help="Do not echo the program's output (still print the summary).")
+    ] = False,
 ) -> None:
     """Record every memory access, RSP change and syscall of PROGRAM into a trace.
 
@@ -154,7 +157,7 @@ def record(
             max_trace_mb=max_trace_mb or None, min_free_mb=min_free_mb or None,
             max_memory=memory, stop=stop, allow_read=tuple(allow_read or ()),
             include=tuple(include or ()), seed=seed,
-            echo=None if quiet else _echo, progress=line.update, libc=libc,
+            echo=None if quiet or no_echo else _echo, progress=line.update, libc=libc,
             cc_flags=tuple(cc_flag or ()), on_compile=_show_command)
         try:
             result = run_record(options)
