@@ -29,8 +29,11 @@ demo: setup
 	$(BIN)/trace report traces/brk_tutorial -o traces/brk_tutorial.report.html
 	@echo
 	@echo "Report: $(CURDIR)/traces/brk_tutorial.report.html (open it in a browser)"
-	@echo "Next: trace state traces/brk_tutorial 4, trace stack traces/brk_tutorial 4,"
-	@echo "      or record your own program: $(BIN)/trace record yourprog.asm"
+	@echo "Next, put trace on your PATH in this shell, then look at step 4 of the run:"
+	@echo "  . $(BIN)/activate"
+	@echo "  trace state traces/brk_tutorial 4"
+	@echo "  trace stack traces/brk_tutorial 4"
+	@echo "(or without activating: $(BIN)/trace state traces/brk_tutorial 4)"
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.allocator import Fragmentation
-from analysis.findings import human_bytes
+from analysis.formatting import human_bytes, plural
 from analysis.heap import HeapTimeline
 from analysis.heatmap import Heatmaps
 from analysis.stack import StackDepth
@@ -51,18 +51,21 @@ def stack_figure(stack: StackDepth) -> go.Figure:
                             for v in part["line"]]], axis=-1)
         # Name the called function beside each call when there are few enough to read.
         labelled = cause == "call" and len(part) <= 40
+        # Drawn where the depth it leaves shows: the state after the instruction.
         fig.add_trace(go.Scatter(
-            x=part["step"], y=part["depth"], mode="markers+text" if labelled else "markers",
+            x=part["step"] + 1, y=part["depth"],
+            mode="markers+text" if labelled else "markers",
             name=cause, text=list(custom[:, 1]) if labelled else None,
             textposition="bottom center", textfont={"size": 10},
             marker={"symbol": symbol, "size": 9, "color": colour}, customdata=custom,
-            hovertemplate=(f"{cause} %{{customdata[1]}}<br>step %{{x}}<br>RIP %{{customdata[0]}}"
-                           "<br>line %{customdata[2]}<br>depth %{y} bytes<extra></extra>")))
+            hovertemplate=(f"{cause} %{{customdata[1]}}<br>RIP %{{customdata[0]}}"
+                           "<br>line %{customdata[2]}<br>depth %{y} bytes at step %{x}"
+                           "<extra></extra>")))
     title = "Stack depth (bytes below the initial RSP)"
     if stack.deepest is not None:
         d = stack.deepest
         fig.add_annotation(x=d.step, y=d.depth, text=escape(
-            f"max {d.depth} bytes in {d.function} (step {d.step}, line {d.line})"),
+            f"max {d.depth} bytes at step {d.step} (after line {d.line} in {d.function})"),
             showarrow=True, arrowhead=2, ay=30)
         title += f": max {d.depth} bytes at step {d.step}"
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="bytes below initial RSP",
@@ -116,7 +119,7 @@ def heap_figure(heap: HeapTimeline) -> go.Figure:
                                  f"{r['perms']} {r['name']}") + f"<br>steps {x0}-{x1}"
                           "<extra></extra>"), row=2, col=1)
     fig.update_layout(title=f"Heap: break {heap.initial_brk:#x} -> {heap.final_brk:#x}, "
-                            f"{len(heap.mmaps)} mmap region(s)",
+                            f"{plural(len(heap.mmaps), 'mmap region')}",
                       height=560 if rows == 2 else 360, hovermode="closest", margin={"t": 80})
     fig.update_yaxes(title_text="bytes above the initial break", row=1, col=1)
     if rows == 2:
@@ -180,6 +183,10 @@ def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
     titles = [f"{escape(m.segment.label)} ({m.granularity}-byte rows)" for m in shown]
     fig = make_subplots(rows=n, cols=1, subplot_titles=titles or ["no accesses"],
                         vertical_spacing=min(0.08, 0.3 / n))
+    # One colour scale shared by every panel (a colour means the same count everywhere),
+    # and buttons choosing what it counts.
+    views: list[str] = []  # which count each trace shows: three traces per panel
+    peaks = {"both": 0.0, "reads": 0.0, "writes": 0.0}
     for i, (m, (lo, hi)) in enumerate(zip(shown, spans), 1):
         nrows = hi - lo + 1
         reads = np.zeros((nrows, cols))
@@ -193,59 +200,177 @@ def heatmap_figure(maps: Heatmaps, max_panels: int = MAX_PANELS,
         # per-cell text array.
         labels = [escape(f"{m.base + (lo + k) * m.granularity:#x} "
                          f"{m.row_symbols.get(lo + k, '')}".strip()) for k in range(nrows)]
-        fig.add_trace(go.Heatmap(
-            z=np.where(total > 0, total, np.nan), x=[k * width for k in range(cols)],
-            y=labels, customdata=np.dstack([reads, writes]),
-            colorscale="Viridis", showscale=i == 1, name=escape(m.segment.label),
-            hovertemplate=("address %{y}<br>steps from %{x}<br>reads %{customdata[0]}"
-                           "<br>writes %{customdata[1]}<extra></extra>")), row=i, col=1)
+        # Counts as the smallest unsigned type that holds them: the page carries them all.
+        counts = np.uint16 if total.max(initial=0) < (1 << 16) else np.uint32
+        for name, z in (("both", total), ("reads", reads), ("writes", writes)):
+            peaks[name] = max(peaks[name], float(z.max(initial=0)))
+            # log10: a panel of 1-8 accesses and one of thousands share the scale and
+            # both stay readable; empty cells are blank.
+            shown_z = np.log10(np.where(z > 0, z, np.nan)).astype(np.float32)
+            both = name == "both"
+            fig.add_trace(go.Heatmap(
+                z=shown_z, x=[k * width for k in range(cols)], y=labels,
+                customdata=(np.dstack([reads, writes]) if both else z).astype(counts),
+                coloraxis="coloraxis", name=escape(m.segment.label), visible=both,
+                hovertemplate=("address %{y}<br>steps from %{x}<br>" + (
+                    "reads %{customdata[0]}<br>writes %{customdata[1]}" if both
+                    else f"{name} %{{customdata}}") + "<extra></extra>")), row=i, col=1)
+            views.append(name)
         fig.update_yaxes(title_text="address", type="category", row=i, col=1)
         fig.update_xaxes(range=[0, cols * width], row=i, col=1)
     fig.update_xaxes(title_text="step", row=n, col=1)
     hidden = len(maps.maps) - len(shown)
-    fig.update_layout(title="Accesses per segment (colour = reads + writes; hover for each)"
-                            + (f"; {hidden} quieter segment(s) only in the table" if hidden
+    words = {"both": "reads + writes", "reads": "reads", "writes": "writes"}
+
+    def colour_axis(name: str) -> dict:
+        top = max(1, int(np.ceil(np.log10(max(peaks[name], 1.0)))))
+        ticks = list(range(top + 1))
+        return {"cmin": 0, "cmax": max(np.log10(max(peaks[name], 1.0)), 1e-3),
+                "colorbar": {"title": {"text": words[name]}, "tickvals": ticks,
+                             "ticktext": [f"{10 ** k:,}" for k in ticks]}}
+
+    buttons = [{"label": words[name], "method": "update",
+                "args": [{"visible": [v == name for v in views]},
+                         {f"coloraxis.{k}": v for k, v in colour_axis(name).items()}]}
+               for name in words]
+    fig.update_layout(title="Accesses per segment (one colour scale for all panels: "
+                            "accesses per cell; hover for reads and writes)"
+                            + (f"; {plural(hidden, 'quieter segment')} only in the table" if hidden
                                else ""),
-                      height=max(320, 260 * n), margin={"t": 70})
+                      coloraxis={"colorscale": "Viridis", **colour_axis("both")},
+                      updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0,
+                                    "xanchor": "right", "y": 1.0, "yanchor": "bottom",
+                                    "pad": {"b": 30}, "buttons": buttons}]
+                      if shown else [],
+                      height=max(320, 260 * n), margin={"t": 90})
     return fig
 
 
+UNIT_PX = 46  # one unit of the legible layout: room for a region's two lines of text
+_USED = {"stack": "#c2185b", "heap": "#00695c"}
+
+
+def _used_part(vm: VmMap, r) -> tuple[int, str] | None:
+    """(bytes, label) of the part of a stack or heap region in use, drawn inside it."""
+    if r.kind == "stack" and vm.stack_used:
+        own = max(0, vm.stack_used - vm.stack_initial)
+        return (min(vm.stack_used, int(r.size)),
+                f"used: {human_bytes(vm.stack_used)} = {human_bytes(vm.stack_initial)} of "
+                f"argv, env, auxv from Linux + {human_bytes(own)} the program pushed")
+    if r.kind == "heap" and int(r.start) <= vm.final_brk <= int(r.end):
+        used = vm.final_brk - int(r.start)
+        return used, f"in use at the end: {human_bytes(used)} (break {vm.final_brk:#x})"
+    return None
+
+
+def _used_box(r, used: int, view: str) -> tuple[float, float]:
+    """The used part's y range: the stack's from its top down, the heap's from its start
+    up; in the legible view at least a fifth of a unit, so that a few bytes still show."""
+    y0, y1 = (r.y0, r.y1) if view == "legible" else (r.scale_y0, r.scale_y1)
+    h = (y1 - y0) * used / max(int(r.size), 1)
+    if view == "legible" and used:
+        h = min(max(h, 0.2), y1 - y0)
+    return (y1 - h, y1) if r.kind == "stack" else (y0, y0 + h)
+
+
+def _box(y0: float, y1: float, x0: float = 0.0, x1: float = 1.0) -> tuple[list, list]:
+    return [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0]
+
+
 def vmmap_figure(vm: VmMap) -> go.Figure:
-    """The classic picture: low addresses at the bottom, heights log-scaled, gaps marked."""
+    """The classic picture, low addresses at the bottom: every region tall enough to carry
+    its name and true size, gaps marked, the used part of the stack and heap drawn inside
+    them; a button switches to the to-scale layout (heights proportional to size)."""
     fig = go.Figure()
+    views = {"legible": ([], []), "to scale": ([], [])}  # per view: trace ys, annotations
+
+    def add(trace: go.Scatter, ys: dict[str, list]) -> None:
+        fig.add_trace(trace)
+        for view, y in ys.items():
+            views[view][0].append(y)
+
     for r in vm.regions.itertuples():
         gone = r.last_step is not None and str(r.last_step) != "<NA>"
-        label = (f"{r.label}  {r.perms}  {human_bytes(int(r.size))}  "
-                 f"[{int(r.start):#x}, {int(r.end):#x})")
-        if r.kind == "stack":
-            label += f"  deepest RSP: {human_bytes(vm.stack_used)} below the top"
-        if r.kind == "heap":
-            label += f"  break at end: {vm.final_brk:#x}"
-        when = f"mapped at step {r.first_step}" + (f", gone at step {r.last_step}" if gone else "")
-        fig.add_trace(go.Scatter(
-            x=[0, 1, 1, 0, 0], y=[r.y0, r.y0, r.y1, r.y1, r.y0], fill="toself", mode="lines",
+        size = human_bytes(int(r.size))
+        detail = f"{r.perms}  [{int(r.start):#x}, {int(r.end):#x})"
+        when = ("mapped from the start" if not r.first_step else
+                f"mapped by the instruction at step {r.first_step}") + (
+            f", unmapped by the instruction at step {r.last_step}" if gone else "")
+        ys = {"legible": _box(r.y0, r.y1)[1], "to scale": _box(r.scale_y0, r.scale_y1)[1]}
+        add(go.Scatter(
+            x=_box(0, 1)[0], y=ys["legible"], fill="toself", mode="lines",
             fillcolor=_KIND_COLOURS.get(r.kind, "#eeeeee"),
             line={"color": "#37474f", "dash": "dash" if gone else "solid"},
             name=escape(str(r.label)), showlegend=False,
-            hovertemplate=escape(label) + "<br>" + when + "<extra></extra>"))
-        fig.add_annotation(x=0.5, y=(r.y0 + r.y1) / 2, text=escape(label), showarrow=False,
-                           font={"size": 11})
-        fig.add_annotation(x=1.02, y=r.y0, text=f"{int(r.start):#x}", showarrow=False,
-                           xanchor="left", font={"size": 9, "color": "#546e7a"})
+            hovertemplate=escape(f"{r.label}  {size}  {detail}") + "<br>" + when
+            + "<extra></extra>"), ys)
+        used = _used_part(vm, r)
+        if used is not None:
+            boxes = {v: _box(*_used_box(r, used[0], v), 0.55, 0.97)[1] for v in views}
+            add(go.Scatter(
+                x=_box(0, 1, 0.55, 0.97)[0], y=boxes["legible"], fill="toself", mode="lines",
+                fillcolor=_USED[r.kind], opacity=0.75, line={"width": 0},
+                name=f"{r.kind} used", showlegend=False,
+                hovertemplate=escape(used[1]) + "<extra></extra>"), boxes)
+        for view, (_, notes) in views.items():
+            y0, y1 = (r.y0, r.y1) if view == "legible" else (r.scale_y0, r.scale_y1)
+            if view == "to scale" and y1 - y0 < 0.6:
+                continue  # too thin to write on: hover tells
+            mid = (y0 + y1) / 2
+            notes.append({"x": 0.03, "y": mid, "xanchor": "left", "showarrow": False,
+                          "text": f"<b>{escape(str(r.label))}</b>  {size}<br>"
+                                  f"<span style='font-size:11px'>{escape(detail)}</span>",
+                          "font": {"size": 13}, "align": "left"})
+            notes.append({"x": -0.01, "y": y0, "xanchor": "right", "showarrow": False,
+                          "text": f"{int(r.start):#x}",
+                          "font": {"size": 10, "color": "#546e7a"}})
+            if used is not None:
+                u0, u1 = _used_box(r, used[0], view)
+                notes.append({"x": 0.99, "y": (u0 + u1) / 2 if u1 - u0 >= 0.45 else
+                              (u0 - 0.2 if r.kind == "stack" else u1 + 0.2),
+                              "xanchor": "right", "showarrow": False, "text": escape(used[1]),
+                              "font": {"size": 11, "color": "#263238"},
+                              "bgcolor": "rgba(255,255,255,0.8)"})
+    if not (vm.regions["kind"] == "heap").any():
+        # No heap region: the break never moved. Say where it stayed, on the region below.
+        below = vm.regions[vm.regions["end"] == vm.final_brk]
+        for r in below.itertuples():
+            for view, (_, notes) in views.items():
+                y1 = r.y1 if view == "legible" else r.scale_y1
+                notes.append({"x": 0.99, "y": y1, "xanchor": "right", "yanchor": "bottom",
+                              "showarrow": False, "font": {"size": 11, "color": "#00695c"},
+                              "text": f"heap: empty, the program break stayed at "
+                                      f"{vm.final_brk:#x}"})
     for g in vm.gaps.itertuples():
-        fig.add_trace(go.Scatter(
-            x=[0, 1], y=[(g.y0 + g.y1) / 2] * 2, mode="lines", showlegend=False,
+        ys = {"legible": [(g.y0 + g.y1) / 2] * 2,
+              "to scale": [(g.scale_y0 + g.scale_y1) / 2] * 2}
+        add(go.Scatter(
+            x=[0, 1], y=ys["legible"], mode="lines", showlegend=False,
             line={"color": "#90a4ae", "dash": "dot"},
-            hovertemplate=f"unmapped gap of {human_bytes(int(g.size))}<extra></extra>"))
-        fig.add_annotation(x=0.5, y=(g.y0 + g.y1) / 2, showarrow=False,
-                           text=f"≈ gap of {human_bytes(int(g.size))} (not to scale) ≈",
-                           font={"size": 10, "color": "#78909c"}, bgcolor="white")
+            hovertemplate=f"unmapped gap of {human_bytes(int(g.size))}<extra></extra>"), ys)
+        for view, (_, notes) in views.items():
+            notes.append({"x": 0.5, "y": ys[view][0], "showarrow": False,
+                          "text": f"≈ unmapped gap of {human_bytes(int(g.size))} "
+                                  "(not to scale) ≈",
+                          "font": {"size": 11, "color": "#78909c"}, "bgcolor": "white"})
     top = float(vm.regions["y1"].max()) if len(vm.regions) else 1.0
-    fig.update_xaxes(visible=False, range=[-0.05, 1.25])
-    fig.update_yaxes(visible=False, range=[-0.2, top + 0.2])
-    how = "heights to scale" if vm.scale == "linear" else "heights: log2 of size"
-    fig.update_layout(title=f"Virtual memory map (high addresses at the top; {how}; "
-                            f"dashed: unmapped before the end)",
-                      height=max(500, min(1000, int(40 * top))), plot_bgcolor="white",
-                      margin={"t": 60})
+    scale_top = float(vm.regions["scale_y1"].max()) if len(vm.regions) else 1.0
+    ranges = {"legible": [-0.2, top + 0.2], "to scale": [-0.2, scale_top + 0.2]}
+    titles = {"legible": "Virtual memory map (high addresses at the top; every region tall "
+                         "enough to read, taller when bigger; darker: the part in use)",
+              "to scale": "Virtual memory map, to scale (heights proportional to size; gaps "
+                          "not to scale; hover a thin region)"}
+    buttons = [{"label": view, "method": "update",
+                "args": [{"y": ys}, {"annotations": notes, "yaxis.range": ranges[view],
+                                     "title.text": titles[view]}]}
+               for view, (ys, notes) in views.items()]
+    fig.update_xaxes(visible=False, range=[-0.15, 1.02])
+    fig.update_yaxes(visible=False, range=ranges["legible"])
+    fig.update_layout(title=titles["legible"], annotations=views["legible"][1],
+                      height=int(UNIT_PX * (top + 0.4)) + 110, plot_bgcolor="white",
+                      margin={"t": 90, "l": 20, "r": 20, "b": 10}, title_font={"size": 14},
+                      updatemenus=[{"type": "buttons", "direction": "right", "x": 0,
+                                    "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+                                    "pad": {"b": 8}, "showactive": True,
+                                    "buttons": buttons}])
     return fig

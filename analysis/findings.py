@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from analysis.formatting import human_bytes  # noqa: F401 (also its old home)
 from analysis.heap import HeapTimeline
 from analysis.regions import map_at
 from analysis.scan import scan_accesses
@@ -63,15 +64,6 @@ class Finding:
 
 def hx(value: int) -> str:
     return f"{value:#x}"
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n:,} bytes"
 
 
 @dataclass(frozen=True)
@@ -509,9 +501,13 @@ def fault_finding(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Fin
     if addr is not None:
         regions = map_at(trace.regions, step)
         inside = [r for r in regions if r.start <= addr < r.end]
-        if addr < 4096:
-            msg += (f" The address {hx(addr)} is next to 0: a null pointer was used (a "
-                    f"register that should hold an address held 0 or a small number).")
+        if addr == 0:
+            msg += (" The address is 0: a null pointer was dereferenced (a register that "
+                    "should hold an address held 0).")
+        elif addr < 4096:
+            msg += (f" The address {hx(addr)} is {addr:,} bytes past 0: a null pointer was "
+                    f"used with an offset (a field or element of a structure at address "
+                    f"0, or a register that should hold an address held a small number).")
         elif access == "execute":
             msg += (f" RIP went to {hx(addr)}, which is not code. A ret with pushes and pops "
                     f"unbalanced jumps to whatever is on the stack; so does a jump through a "
@@ -539,8 +535,38 @@ def fault_finding(trace: Trace, sym: Symbolizer, heap: HeapTimeline) -> list[Fin
                     near.append(f"{above[0].start - addr:,} bytes below "
                                 f"{above[0].name or above[0].kind}")
                 msg += f" No region is mapped at {hx(addr)} ({'; '.join(near)})."
+    if "stack overflow" in fault.cause and rip is not None:
+        msg += _recursion(trace, sym, rip, step)
     return [Finding(FindingKind.FAULT, Severity.ERROR, step, rip,
                     sym.line_no(rip) if rip is not None else None, msg)]
+
+
+def _recursion(trace: Trace, sym: Symbolizer, rip: int, step: int) -> str:
+    """` `f` called itself N times without returning.` for a stack overflow in `f`, when
+    its own calls of itself outnumber its returns (else nothing)."""
+    from analysis.code import MemoryImage
+
+    function = sym.function_at(rip)
+    image = MemoryImage(trace.memory_image)
+    sites = trace.sql(f"SELECT rip, cause::VARCHAR AS cause, count(*) AS n FROM rsp "
+                      f"WHERE cause IN ('call', 'ret') AND step < {int(step)} GROUP BY 1, 2",
+                      {"rsp": ["step", "rip", "cause"]}).to_pylist()
+    self_calls = rets = 0
+    for row in sites:
+        if sym.function_at(row["rip"]) != function:
+            continue
+        if row["cause"] == "ret":
+            rets += row["n"]
+        else:
+            target = image.call_target(row["rip"])
+            if target is not None and sym.function_at(target) == function:
+                self_calls += row["n"]
+    depth = self_calls - rets
+    if depth <= 1:
+        return ""
+    return (f" `{function}` called itself {depth:,} times without returning: each call "
+            f"left its frame on the stack until the stack reached its limit (a recursion "
+            f"with no base case, or one never reached).")
 
 
 class FindingScanners:

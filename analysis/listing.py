@@ -20,10 +20,19 @@ class Listing:
     file: str
     lines: pd.DataFrame
     source_available: bool
+    source_note: str | None = None  # why the text is missing or cut
+
+
+def listed_file(line_table: pd.DataFrame, source_name: str | None) -> str:
+    """The file the listing shows: the recorded source's, else the line table's first."""
+    files = list(dict.fromkeys(line_table["file"])) if len(line_table) else []
+    return next((f for f in files if source_name and f.rsplit("/", 1)[-1] == source_name),
+                files[0] if files else "")
 
 
 def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_counts: pd.DataFrame,
-                 source: str | None, source_name: str | None = None) -> Listing:
+                 source: str | None, source_name: str | None = None,
+                 source_note: str | None = None) -> Listing:
     """Joins per-address counts onto source lines.
 
     Args:
@@ -34,10 +43,9 @@ def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_cou
         source_name: the recorded source's file name: the line table may name other files
             too (musl's start files carry line information), and only this one's lines
             are listed.
+        source_note: why the source is missing or cut, if it is.
     """
-    files = list(dict.fromkeys(line_table["file"])) if len(line_table) else []
-    file = next((f for f in files if source_name and f.rsplit("/", 1)[-1] == source_name),
-                files[0] if files else "")
+    file = listed_file(line_table, source_name)
     lt = line_table[line_table["file"] == file].sort_values("addr")
     per_addr = lt[["addr", "line"]].merge(
         exec_counts.rename(columns={"rip": "addr", "count": "executed"}), on="addr", how="left"
@@ -54,7 +62,7 @@ def listing_from(line_table: pd.DataFrame, exec_counts: pd.DataFrame, access_cou
     # A line with instructions that never ran shows 0; a line without any shows no count.
     frame["has_code"] = frame["line"].isin(set(per_line.index))
     return Listing(file=file, lines=frame.reset_index(drop=True),
-                   source_available=source is not None)
+                   source_available=source is not None, source_note=source_note)
 
 
 MAX_SPAN = 1 << 24  # code spans bigger than this are counted with np.unique instead
@@ -114,5 +122,9 @@ def listing(trace: Trace, counts: pd.DataFrame | None = None) -> Listing:
         counter = RipCounter(trace)
         scan_accesses(trace, [counter])
         counts = counter.result()
-    return listing_from(trace.lines.to_pandas(), trace.exec_counts.to_pandas(), counts,
-                        trace.source_text(), trace.meta.program.name)
+    lines = trace.lines.to_pandas()
+    name = trace.meta.program.name
+    file = listed_file(lines, name)
+    source = trace.source(file or None)
+    return listing_from(lines, trace.exec_counts.to_pandas(), counts, source.text, name,
+                        source.note)

@@ -17,6 +17,10 @@ MAX_MARKS = 2000
 
 @dataclass(frozen=True)
 class DeepestPoint:
+    """The deepest the stack went. `step` follows the step convention (docs/replay.md):
+    `trace stack TRACE step` shows this depth; the instruction that reached it ran at step
+    `step - 1`, at `rip` (its `line`, in `function`)."""
+
     depth: int
     step: int
     rip: int
@@ -26,8 +30,10 @@ class DeepestPoint:
 
 @dataclass(frozen=True)
 class StackDepth:
-    """`series`: step, depth_min, depth_max (one row per bucket; equal when exact).
-    `marks`: step, rip, cause (call/ret), depth, symbol (callee for calls), line.
+    """`series`: step, depth_min, depth_max (one row per bucket; equal when exact), by the
+    step convention: the depth in the state at `step`, i.e. after instruction `step - 1`.
+    `marks`: step (of the call/ret instruction), rip, cause (call/ret), depth (after it),
+    symbol (callee for calls), line.
     `marks_total`: how many call/ret there were (marks keeps at most MAX_MARKS)."""
 
     series: pd.DataFrame
@@ -84,7 +90,7 @@ def build_stack_depth(series: pd.DataFrame, marks: pd.DataFrame, marks_total: in
     if len(series) and series["depth_max"].max() > 0:
         row = series.loc[series["depth_max"].idxmax()]
         rip = int(row["deep_rip"])
-        deepest = DeepestPoint(int(row["depth_max"]), int(row["deep_step"]), rip,
+        deepest = DeepestPoint(int(row["depth_max"]), int(row["deep_step"]) + 1, rip,
                                sym.line_no(rip), sym.function_at(rip))
     final_depth = int(series["last_depth"].iloc[-1]) if len(series) else 0
     names, lines = [], []
@@ -96,7 +102,10 @@ def build_stack_depth(series: pd.DataFrame, marks: pd.DataFrame, marks_total: in
             names.append(sym.function_at(int(rip)))
         lines.append(sym.line_no(int(rip)))
     marks = marks.assign(symbol=names, line=pd.array(lines, dtype="Int64"))
+    # An RSP change at step s is seen in the state at step s + 1: the series is indexed by
+    # the step you would pass to `trace stack`.
     body = series[["step", "depth_min", "depth_max"]].astype("int64")
+    body = body.assign(step=body["step"] + 1)
     if not len(body) or body["step"].iloc[0] > 0:
         # Before the first RSP change the depth is 0: the line starts at step 0.
         head = pd.DataFrame({"step": [0], "depth_min": [0], "depth_max": [0]}, dtype="int64")

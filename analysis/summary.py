@@ -40,6 +40,26 @@ class TraceSummary:
     regions: list[MappedRegion]
     max_stack_depth: int
     warnings: list[str]
+    brk_peak: int = 0          # the highest break of the run
+    brk_peak_step: int = 0     # the first step whose state has it (the brk's step + 1)
+    initial_stack: int = 0     # bytes Linux put above the initial RSP: argv, env, auxv
+
+    @property
+    def brk_line(self) -> str:
+        """`0x403000 -> 0x403000 (+0 bytes); peak 0x407000 (+16,384 bytes) at step 26`."""
+        text = (f"{self.brk_start:#x} -> {self.brk_end:#x} "
+                f"({self.brk_end - self.brk_start:+,} bytes)")
+        if self.brk_peak > max(self.brk_start, self.brk_end):
+            text += (f"; peak {self.brk_peak:#x} ({self.brk_peak - self.brk_start:+,} "
+                     f"bytes) at step {self.brk_peak_step:,}")
+        return text
+
+    @property
+    def stack_line(self) -> str:
+        """The deepest the program took the stack, and what was there before it ran."""
+        return (f"{self.max_stack_depth:,} bytes below the initial RSP (the program's own "
+                f"use; the {self.initial_stack:,} bytes above it hold argv, env and the "
+                f"auxiliary vector, put there by Linux)")
 
     def to_json(self) -> dict[str, Any]:
         """The `trace info --json` document (its top-level keys are a public contract)."""
@@ -53,7 +73,8 @@ class TraceSummary:
             "accesses": {"read": self.accesses.read, "write": self.accesses.write,
                          "by_source": self.accesses.by_source},
             "syscalls": self.syscalls,
-            "brk": {"start": self.brk_start, "end": self.brk_end},
+            "brk": {"start": self.brk_start, "end": self.brk_end, "peak": self.brk_peak,
+                    "peak_step": self.brk_peak_step},
             "regions": [{"start": r.start, "end": r.end, "perms": r.perms, "kind": r.kind,
                          "name": r.name} for r in self.regions],
             "max_stack_depth": self.max_stack_depth,
@@ -156,6 +177,16 @@ def output_excerpt(trace: Trace, fd: int = 1, lines: int = 20, max_bytes: int = 
     return OutputExcerpt(bytes(head), bytes(tail), total, total_lines, omitted, omitted_lines)
 
 
+def _brk_peak(trace: Trace, syscalls: list[dict[str, Any]]) -> tuple[int, int]:
+    """(highest break, first step whose state has it): a brk at step s shows from s + 1."""
+    peak, when = trace.initial_brk, 0
+    for row in syscalls:
+        ret = row["ret"]
+        if row["name"] == "brk" and ret is not None and 0 <= ret < (1 << 63) and ret > peak:
+            peak, when = ret, row["step"] + 1
+    return peak, when
+
+
 def _brk_from_syscalls(trace: Trace) -> int:
     brk = trace.initial_brk
     for row in trace.syscalls.select(["name", "ret"]).to_pylist():
@@ -196,6 +227,7 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
                 for r in trace.syscalls.select(["step", "name", "args", "ret"]).to_pylist()]
     brk_end = end.brk_end if end is not None else _brk_from_syscalls(trace)
     instructions = trace.instructions  # counted from the events if the run was cut short
+    peak, peak_step = _brk_peak(trace, syscalls)
     return TraceSummary(
         format_version=meta.format_version,
         program=meta.program.path,
@@ -216,4 +248,6 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
         regions=map_at(trace.regions),
         max_stack_depth=stack_depth if stack_depth is not None else max_stack_depth(trace),
         warnings=list(meta.warnings),
+        brk_peak=peak, brk_peak_step=peak_step,
+        initial_stack=max(0, meta.initial.stack_top - meta.initial.rsp),
     )

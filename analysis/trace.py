@@ -6,6 +6,7 @@ import it (the notebook methods live in analysis/notebook.py)."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
 
 MEMORY_LIMIT = "900MB"
 MAX_SOURCE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class SourceLookup:
+    """A source file's text (None: not available) and, when it is missing or cut, why."""
+
+    text: str | None
+    note: str | None
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a.rsplit("/", 1)[-1] == b.rsplit("/", 1)[-1]
 
 
 class Trace:
@@ -142,19 +155,57 @@ class Trace:
         return last
 
     def source_text(self) -> str | None:
-        """The assembly or C source, if the file recorded is still where it was and unchanged.
+        """The program's own source (the .asm or .c), or None; see `source`."""
+        return self.source().text
 
-        The trace stores the source's path and hash, not its text: a moved or edited file
-        gives None rather than a listing that no longer matches the run.
+    @cached_property
+    def _kept_sources(self):
+        return self.files.sources()
+
+    def source(self, name: str | None = None) -> SourceLookup:
+        """A source file of the run, from the copy kept inside the trace.
+
+        A trace recorded before vmtrace kept sources falls back to the file recorded in
+        meta.json, read from the host when it is still where it was and unchanged (a moved
+        or edited file gives no text rather than a listing that no longer matches the run).
+
+        Args:
+            name: the file as the line table names it (default: the program's source).
+
+        Returns:
+            Its text (None when missing) and, when missing or cut, a sentence saying why.
         """
         program = self.meta.program
-        expected = program.source_sha256
-        if program.kind not in ("asm", "c") or not expected or not program.path:
-            return None
-        data = read_host_file(Path(program.path), MAX_SOURCE_BYTES)
-        if data is not None and hashlib.sha256(data).hexdigest() == expected:
-            return data.decode(errors="replace")
-        return None
+        main = name is None or _same_file(name, program.path)
+        name = program.path if name is None else name
+        kept = self._kept_sources
+        if kept is not None:
+            found = next((k for k in kept if k.path == name), None) or next(
+                (k for k in kept if _same_file(k.path, name)
+                 and (k.role == "main") == main), None)
+            if found is None:
+                return SourceLookup(None, f"{name} is not kept in this trace (only files "
+                                    "inside the source's directory and --include "
+                                    "directories are kept)")
+            text = found.data.decode(errors="replace")
+            if found.truncated:
+                return SourceLookup(text, f"only the first {len(found.data):,} of "
+                                    f"{found.size:,} bytes of {name} are kept in the trace")
+            return SourceLookup(text, None)
+        expected = program.source_sha256 if main else None
+        if not main or program.kind not in ("asm", "c") or not expected or not program.path:
+            return SourceLookup(None, f"{name} is not kept in this trace (it was recorded "
+                                "before vmtrace kept sources)")
+        where = Path(program.path)
+        data = read_host_file(where, MAX_SOURCE_BYTES)
+        if data is None:
+            return SourceLookup(None, f"this trace was recorded before vmtrace kept sources, "
+                                f"and {program.path} (relative to where `trace record` ran) "
+                                f"is not found from {Path.cwd()}")
+        if hashlib.sha256(data).hexdigest() != expected:
+            return SourceLookup(None, f"this trace was recorded before vmtrace kept sources, "
+                                f"and {program.path} has changed since the recording")
+        return SourceLookup(data.decode(errors="replace"), None)
 
     def df(self, name: str, columns: list[str] | None = None) -> "pd.DataFrame":
         """A small table as pandas (the event tables can be huge: prefer `sql` for them)."""

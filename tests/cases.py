@@ -128,7 +128,7 @@ class Prepared:
                 stdin_file = self.workdir / "stdin.bin"
                 stdin_file.write_bytes(self.case.stdin)
                 extra += ["--stdin", str(stdin_file)]
-            trace_cli("record", str(self.case.source), "-o", str(out), "-q", *extra,
+            trace_cli("record", str(self.case.source), "-o", str(out), "--no-echo", *extra,
                       *self.case.record_options,
                       *(["--", *self.args] if self.args else []))
             return out

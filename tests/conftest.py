@@ -59,7 +59,7 @@ def trace_cli(*args: str, stdin: bytes | None = None, check: bool = True,
 
 def record(program: Path, out: Path, *extra: str, stdin: bytes | None = None) -> dict:
     """Records through the CLI and returns `trace info --json`."""
-    trace_cli("record", str(program), "-o", str(out), "-q", *extra, stdin=stdin)
+    trace_cli("record", str(program), "-o", str(out), "--no-echo", *extra, stdin=stdin)
     return json.loads(trace_cli("info", str(out), "--json").stdout)
 
 

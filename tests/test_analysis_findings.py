@@ -81,7 +81,9 @@ def test_failed_brk_and_heap_reads(tmp_path):
 
 
 @pytest.mark.parametrize("address,expected", [
-    (0x8, "null pointer"), (BRK + 0x10, "16 bytes past the end of the heap"),
+    (0x8, "0x8 is 8 bytes past 0: a null pointer was used with an offset"),
+    (0x0, "The address is 0: a null pointer was dereferenced"),
+    (BRK + 0x10, "16 bytes past the end of the heap"),
     (0x401000, "in .text (r-x)")])
 def test_fault_is_explained(tmp_path, address, expected):
     fault = {"signal": "SIGSEGV", "cause": "write", "step": 3, "rip": 0x401003,
@@ -91,6 +93,24 @@ def test_fault_is_explained(tmp_path, address, expected):
     found = findings(t, stack_depth(t), heap_timeline(t))
     assert _kinds(found) == [FindingKind.FAULT]
     assert expected in found[0].message
+    assert "next to 0" not in found[0].message
+
+
+def test_stack_overflow_names_the_recursion(tmp_path):
+    recorded(PROGRAMS / "stack_overflow.asm", tmp_path / "so")
+    t = open_trace(tmp_path / "so")
+    (fault,) = [f for f in t.findings() if f.kind is FindingKind.FAULT]
+    assert "`recurse` called itself 8,191 times without returning" in fault.message
+
+
+def test_peak_break_and_the_initial_stack_are_explained(tmp_path):
+    from analysis.summary import summarize
+
+    recorded(EXAMPLES / "brk_fixed.asm", tmp_path / "b")
+    s = summarize(open_trace(tmp_path / "b"))
+    assert (s.brk_end - s.brk_start, s.brk_peak - s.brk_start) == (0, 4 * 4096)
+    assert s.brk_line.endswith(f"peak {s.brk_peak:#x} (+16,384 bytes) at step 13")
+    assert s.initial_stack == 640 and "640 bytes above it hold argv, env" in s.stack_line
 
 
 def test_brk_tutorial_is_explained_to_a_learner(tmp_path):

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pytest
 
 from analysis import open_trace
-from analysis.figures import heap_figure, vmmap_figure
+from analysis.figures import UNIT_PX, heap_figure, vmmap_figure
+from analysis.formatting import human_bytes
 from analysis.heap import heap_timeline, heap_timeline_from
 from analysis.vmmap import GAP_HEIGHT, MAX_MMAP_SLOTS, height, vmmap_from
 from analysis_tables import BRK, STACK_TOP, base_regions
@@ -74,16 +75,16 @@ def test_vmmap_layout_heights_gaps_and_lifetimes():
     mm = vm.regions.iloc[4]
     assert (mm.first_step, mm.last_step) == (9, 30)
     assert str(vm.regions.iloc[5].last_step) == "<NA>"
-    assert height(4096) == 1 and height(8 << 20) == 12 and height(8192, "linear") == 2
-    assert vm.scale == "linear"  # 4 KiB pages up to the 132 KiB stack Linux shows
+    assert height(4096) == 1 and height(1) == 1 and height(8 << 20) == 1 + 0.5 * 11
     assert vm.gaps["start"].tolist() == [BRK + 0x3000, M + 0x3000]
     assert (vm.gaps["y1"] - vm.gaps["y0"]).tolist() == pytest.approx([GAP_HEIGHT, GAP_HEIGHT])
-    assert vm.regions.iloc[3].y1 - vm.regions.iloc[3].y0 == 3  # heap: 3 pages
-    assert vm.regions.iloc[5].y1 - vm.regions.iloc[5].y0 == 0x21000 / 4096
-    big = vmmap_from(_table("regions", base_regions() + [
-        {"step": 1, "action": "map", "start": M - (1 << 30), "end": M, "perms": "rw-",
-         "kind": "mmap", "name": ""}]), BRK, STACK_TOP, STACK_TOP)
-    assert big.scale == "log2" and "log2" in vmmap_figure(big).layout.title.text
+    legible = vm.regions["y1"] - vm.regions["y0"]
+    assert (legible >= 1).all() and legible.iloc[3] == height(0x3000)
+    # The to-scale layout: heights proportional to size, the same total height.
+    scaled = vm.regions["scale_y1"] - vm.regions["scale_y0"]
+    assert (scaled / vm.regions["size"]).tolist() == pytest.approx(
+        [scaled.iloc[0] / vm.regions["size"].iloc[0]] * len(scaled))
+    assert scaled.sum() == pytest.approx(legible.sum())
     assert vm.stack_used == 0x800
     assert vm.changes["step"].tolist() == [5, 9, 12, 20, 30]
     fig = vmmap_figure(vm)
@@ -136,3 +137,23 @@ def test_brk_of_minus_one_beside_brk_of_zero(tmp_path):
     heap = heap_timeline(open_trace(make_trace(tmp_path / "t", instructions=3,
                                                syscalls=calls)))
     assert heap.brk_calls["requested"].tolist()[1] == (1 << 64) - 1
+
+
+def test_vmmap_figure_writes_every_region_and_switches_to_scale():
+    vm = vmmap_from(_regions(), BRK, STACK_TOP, STACK_TOP - 0x800)
+    fig = vmmap_figure(vm)
+    texts = [a.text for a in fig.layout.annotations]
+    for r in vm.regions.itertuples():  # name and true size written on every region
+        assert any(f"<b>{r.label}</b>  {human_bytes(int(r.size))}" in x for x in texts), r.label
+    assert any("used: 2.0 KiB" in x for x in texts)  # the stack's used part
+    assert sum("unmapped gap" in x for x in texts) == len(vm.gaps)
+    used = next(t for t in fig.data if t.name == "stack used")
+    stack = vm.regions[vm.regions["kind"] == "stack"].iloc[0]
+    assert max(used.y) == stack.y1 and stack.y0 < min(used.y)  # inside, from the top
+    # Legible: a unit is at least UNIT_PX tall; one click away, the to-scale layout.
+    assert fig.layout.height >= UNIT_PX * vm.regions["y1"].max()
+    (menu,) = fig.layout.updatemenus
+    assert [b.label for b in menu.buttons] == ["legible", "to scale"]
+    to_scale = menu.buttons[1].args[0]["y"]
+    assert len(to_scale) == len(fig.data)
+    assert max(to_scale[0]) == pytest.approx(vm.regions.iloc[0].scale_y1)

@@ -1,6 +1,7 @@
 """heatmaps, segment totals and the source listing on hand-built tables."""
 
 import pandas as pd
+import pytest
 
 from analysis import open_trace
 import numpy as np
@@ -53,10 +54,11 @@ def test_cells_and_totals(tmp_path):
 
 def test_heatmap_figure_one_panel_per_segment(tmp_path):
     fig = heatmap_figure(heatmaps(_trace(tmp_path), lowest_rsp=IR - 8, max_cols=5))
-    assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
+    assert [t.type for t in fig.data] == ["heatmap"] * 6  # reads + writes, reads, writes
+    assert [t.visible for t in fig.data] == [True, False, False] * 2
     data = fig.data[0]
     assert list(data.x) == [0, 2, 4, 6, 8]
-    assert data.z[0][0] == 1 and data.z[1][1] == 1
+    assert data.z[0][0] == 0 and data.z[1][1] == 0  # log10 of 1 access
     assert list(data.y) == [f"{D:#x} buf", f"{D + 64:#x} buf+0x40"]
     assert fig.layout.annotations[0].text.startswith(".data (64-byte rows)")
 
@@ -84,11 +86,11 @@ def test_heatmap_figure_stays_small_for_many_busy_segments():
                                      "source": "explicit", "reads": 1 + s.id, "writes": 1})
                        for s in segs])
     fig = heatmap_figure(build_heatmaps(cells, segs, layout, 1000, 160))
-    assert len(fig.data) == MAX_PANELS
+    assert len(fig.data) == 3 * MAX_PANELS
     assert [t.name for t in fig.data][0] == "mmap 0x1000c00000"  # the busiest ones
-    assert sum(len(t.y) * len(t.x) for t in fig.data) <= MAX_CELLS
+    assert sum(len(t.y) * len(t.x) for t in fig.data if t.visible) <= MAX_CELLS
     assert len(fig.to_json()) < 1_500_000
-    assert "12 quieter segment(s)" in fig.layout.title.text
+    assert "12 quieter segments" in fig.layout.title.text
 
 
 def test_a_stack_segment_below_the_lowest_rsp_draws_no_rows():
@@ -98,3 +100,25 @@ def test_a_stack_segment_below_the_lowest_rsp_draws_no_rows():
 
     lo, hi = _extent(Segment(0, "stack", "[stack]", 0x401000, 0x402000), 0x7FFF_FFFF_E000)
     assert lo == hi == 0x402000
+
+
+def test_heatmap_panels_share_one_correct_scale_and_offer_reads_or_writes():
+    """Issue 15 item 5: one colour bar for every panel, reading the real counts, and
+    buttons for reads, writes or both."""
+    base = 0x10_0000_0000
+    segs = [Segment(i, "mmap", "", base + i * (1 << 20), base + (i + 1) * (1 << 20))
+            for i in range(2)]
+    layout = [{"base": s.start, "gran": PAGE, "nrows": 4} for s in segs]
+    cells = pd.DataFrame({"seg": [0, 0, 1], "row": [0, 1, 0], "col": [0, 1, 0],
+                          "source": "explicit", "reads": [1, 8, 900], "writes": [0, 0, 100]})
+    fig = heatmap_figure(build_heatmaps(cells, segs, layout, 10, 2))
+    assert {t.coloraxis for t in fig.data} == {"coloraxis"}  # one shared scale
+    axis = fig.layout.coloraxis
+    assert axis.cmin == 0 and axis.cmax == pytest.approx(3.0)  # log10 of 1,000
+    assert list(axis.colorbar.ticktext) == ["1", "10", "100", "1,000"]
+    (menu,) = fig.layout.updatemenus
+    assert [b.label for b in menu.buttons] == ["reads + writes", "reads", "writes"]
+    assert menu.buttons[2].args[0]["visible"] == [False, False, True] * 2
+    writes = [t for t in fig.data if "writes %{customdata}" in t.hovertemplate]
+    assert np.isnan(writes[0].z).all() and writes[1].z[0][0] == pytest.approx(2.0)
+    assert menu.buttons[1].args[1]["coloraxis.cmax"] == pytest.approx(np.log10(900))

@@ -84,7 +84,7 @@ def test_plot_writes_each_chart(tmp_path):
     recorded(EXAMPLES / "recursion.asm", tmp_path / "r")
     t = open_trace(tmp_path / "r")
     titles = {c: build_figure(t, c, None)[0].layout.title.text for c in Chart}
-    assert titles[Chart.stack].endswith("max 160 bytes at step 36")
+    assert titles[Chart.stack].endswith("max 160 bytes at step 37")  # `trace stack ... 37` shows it
     assert titles[Chart.heap].startswith("Heap: break")
     assert titles[Chart.heatmap].startswith("Accesses per segment")
     assert titles[Chart.vmmap].startswith("Virtual memory map")
@@ -202,3 +202,54 @@ def test_killed_recording_with_a_cut_last_batch_still_reports(tmp_path):
                           cut={"accesses.arrows": 100})
     data = build_report(open_trace(trace))
     assert not data.summary.complete
+
+
+@needs_chromium
+def test_memory_map_screenshot_shows_every_region_legibly(tmp_path):
+    """Each region of brk_fixed's map is drawn at least 40 px tall (room for its name and
+    size), not a strip beside a stack that fills the figure."""
+    from PIL import Image
+
+    from analysis.figures import _KIND_COLOURS
+
+    trace = recorded(EXAMPLES / "brk_fixed.asm", tmp_path / "b")
+    html = tmp_path / "vm.html"
+    trace_cli("plot", str(trace), "vmmap", "--html", str(html))
+    png = tmp_path / "vm.png"
+    chromium(html, tmp_path, screenshot=png)
+    image = Image.open(png).convert("RGB")
+    pixels = image.load()
+
+    def rows_of(rgb: str) -> int:
+        want = tuple(int(rgb[i:i + 2], 16) for i in (1, 3, 5))
+        x = image.width // 3  # left of the used-part bands, right of the labels' start
+        return sum(all(abs(a - b) <= 4 for a, b in zip(pixels[x, y], want))
+                   for y in range(image.height))
+
+    for kind in ("elf", "text", "data", "heap", "vdso", "stack"):
+        assert rows_of(_KIND_COLOURS[kind]) >= 40, kind
+    assert rows_of(_KIND_COLOURS["stack"]) < 4 * rows_of(_KIND_COLOURS["text"])
+
+
+def test_the_report_is_one_small_function_per_section(tmp_path):
+    """issue 10 item 5: render_report is the sections of SECTIONS in order, each a small
+    function that adds its own part of the page."""
+    import inspect
+
+    from analysis.html import render_report
+    from analysis.html_page import Page
+    from analysis.report import build_report
+    from analysis.report_sections import SECTIONS
+    from analysis.trace import Trace
+
+    data = build_report(Trace(recorded(EXAMPLES / "hello.asm", tmp_path / "h")))
+    whole = render_report(data)
+    for section in SECTIONS:
+        assert len(inspect.getsource(section).splitlines()) <= 45, section.__name__
+        page = Page()
+        section(page, data)
+        assert page.parts and all(part in whole for part in page.parts if "fig" not in part)
+    anchors = ["summary", "findings", "vmmap", "stack", "heap", "heatmaps", "syscalls",
+               "source"]
+    assert [whole.index(f'id="{a}"') for a in anchors] == sorted(
+        whole.index(f'id="{a}"') for a in anchors)

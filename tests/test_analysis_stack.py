@@ -31,10 +31,11 @@ def _trace(tmp_path):
 def test_exact_series_deepest_point_and_marks(tmp_path):
     s = stack_depth(_trace(tmp_path))
     assert s.bucket == 1
-    assert s.series.values.tolist() == [[0, 8, 8], [1, 16, 16], [2, 48, 48], [5, 8, 8],
-                                        [6, 0, 0]]
+    # By the step convention: the call at step 0 shows in the state at step 1.
+    assert s.series.values.tolist() == [[0, 0, 0], [1, 8, 8], [2, 16, 16], [3, 48, 48],
+                                        [6, 8, 8], [7, 0, 0]]
     assert (s.deepest.depth, s.deepest.step, s.deepest.rip, s.deepest.line) == \
-        (48, 2, TEXT + 0x11, 8)
+        (48, 3, TEXT + 0x11, 8)
     assert s.deepest.function == "f"
     assert s.final_depth == 0
     assert s.marks[["step", "cause", "depth", "symbol"]].values.tolist() == [
@@ -45,19 +46,19 @@ def test_downsampling_keeps_min_and_max_of_each_bucket(tmp_path):
     s = stack_depth(_trace(tmp_path), max_points=2)
     assert s.bucket == 4  # 8 steps in at most 2 buckets
     # bucket 0 (steps 0-3): depths 8, 16, 48; bucket 1 (steps 4-7): 8, 0
-    assert s.series.values.tolist() == [[0, 8, 48], [5, 0, 8]]
-    assert s.deepest.depth == 48 and s.deepest.step == 2
+    assert s.series.values.tolist() == [[0, 0, 0], [1, 8, 48], [6, 0, 8]]
+    assert s.deepest.depth == 48 and s.deepest.step == 3
 
 
 def test_figure_draws_depth_downwards_with_marks(tmp_path):
     s = stack_depth(_trace(tmp_path))
     fig = stack_figure(s)
     assert fig.layout.yaxis.autorange == "reversed"
-    assert fig.layout.title.text.endswith("max 48 bytes at step 2")
+    assert fig.layout.title.text.endswith("max 48 bytes at step 3")
     assert list(fig.layout.xaxis.range) == [0, 8]
     names = [t.name for t in fig.data]
     assert names == ["depth", "call", "ret"]
-    assert list(fig.data[0].y) == [8, 16, 48, 8, 0]
+    assert list(fig.data[0].y) == [0, 8, 16, 48, 8, 0]
 
 
 def test_recursion_depth_is_frames_times_frame_size(tmp_path):
@@ -87,3 +88,23 @@ def test_rsp_set_to_any_value_does_not_overflow_the_depth(tmp_path):
     s = stack_depth(open_trace(make_trace(tmp_path / "t", instructions=3, rsp=rows)))
     assert s.series["depth_min"].min() == -(1 << 63)
     assert s.series["depth_max"].max() == IR
+
+
+def test_the_deepest_step_is_the_one_trace_stack_shows(tmp_path):
+    """The chart's "max D bytes at step N": `trace stack TRACE N` shows depth D (issue 15
+    item 4: it said the step of the instruction, one before)."""
+    import re
+
+    from conftest import ROOT, trace_cli
+
+    fib = tmp_path / "fib.asm"
+    fib.write_text("%define N 6\n" + (ROOT / "bench" / "workloads" / "recursion.asm").read_text())
+    for source in (EXAMPLES / "recursion.asm", fib):
+        trace = recorded(source, tmp_path / source.stem)
+        d = stack_depth(open_trace(trace)).deepest
+        assert f"max {d.depth} bytes at step {d.step}" in stack_figure(
+            stack_depth(open_trace(trace))).layout.title.text
+        out = trace_cli("stack", str(trace), str(d.step)).stdout.decode()
+        assert re.search(rf"depth\s+{d.depth}\s+bytes", out), out
+        before = trace_cli("stack", str(trace), str(d.step - 1)).stdout.decode()
+        assert not re.search(rf"depth\s+{d.depth}\s+bytes", before)

@@ -51,7 +51,7 @@ def test_nasm_warning_is_shown_and_kept_in_the_metadata(tmp_path):
     source.write_text("section .text\nglobal _start\n_start:\n    mov al, 300\n"
                       "    mov eax, 60\n    xor edi, edi\n    syscall\n")
     out = tmp_path / "trace"
-    done = trace_cli("record", str(source), "-o", str(out), "-q")
+    done = trace_cli("record", str(source), "-o", str(out), "--no-echo")
     assert f"{source.name}:4: warning" in done.stderr.decode()
     info = json.loads(trace_cli("info", str(out), "--json").stdout)
     assert len(info["warnings"]) == 1 and ":4: warning" in info["warnings"][0]
@@ -97,7 +97,7 @@ def test_a_dynamically_linked_elf_is_refused(tmp_path):
 def test_unsupported_syscall_stops_the_run_naming_it_and_keeps_the_trace(tmp_path, program,
                                                                          name, nr):
     out = tmp_path / "t"
-    done = trace_cli("record", str(LIMITS / f"{program}.asm"), "-o", str(out), "-q")
+    done = trace_cli("record", str(LIMITS / f"{program}.asm"), "-o", str(out), "--no-echo")
     assert f"{name} (syscall {nr})" in done.stderr.decode()
     info = json.loads(trace_cli("info", str(out), "--json").stdout)
     assert info["stop_reason"] == "unsupported-syscall"
@@ -271,7 +271,7 @@ def _kill_when_written(proc: subprocess.Popen, accesses: Path) -> None:
 def test_sigkill_during_recording_leaves_a_readable_incomplete_trace(tmp_path):
     out = tmp_path / "t"
     proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
-                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                             str(out), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     # A recording is written beside -o and renamed into place when it ends: a killed one
     # stays in DIR.recording-PID (tracer/output.py).
@@ -304,7 +304,7 @@ def test_sigkill_while_replacing_a_trace_keeps_the_old_one(tmp_path):
     record(EXAMPLES / "hello.asm", out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
-                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                             str(out), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     partial = tmp_path / f"t.recording-{proc.pid}"
     _kill_when_written(proc, partial / "accesses.arrows")
@@ -312,7 +312,7 @@ def test_sigkill_while_replacing_a_trace_keeps_the_old_one(tmp_path):
     trace_cli("replay", str(out), "--verify")
     assert json.loads(trace_cli("info", str(partial), "--json").stdout)["accesses"]["write"] > 0
     # The dead recording's directory does not stand in the way, and is not deleted unasked.
-    done = trace_cli("record", str(EXAMPLES / "hello.asm"), "-o", str(out), "-q")
+    done = trace_cli("record", str(EXAMPLES / "hello.asm"), "-o", str(out), "--no-echo")
     assert f"{partial} is the partial trace of a recording that was killed" in \
         done.stderr.decode()
     assert partial.is_dir() and (out / "meta.json").is_file()

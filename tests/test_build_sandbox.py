@@ -146,7 +146,7 @@ def test_diagnostics_keep_the_path_as_the_user_typed_it(tmp_path):
         "    xor edi, edi\n    syscall\n")
     done = trace_cli("record", "sub/broken.asm", check=False, cwd=tmp_path)
     assert done.stderr.decode() == "error: sub/broken.asm:4: error: expression syntax error\n"
-    done = trace_cli("record", "sub/warns.asm", "-q", cwd=tmp_path)
+    done = trace_cli("record", "sub/warns.asm", "--no-echo", cwd=tmp_path)
     assert "nasm: sub/warns.asm:4: warning: byte data exceeds bounds" in done.stderr.decode()
 
 
@@ -174,7 +174,7 @@ def _path_with(tmp_path: Path, bwrap: str | None) -> dict[str, str]:
 
 
 def _record_with(env: dict[str, str], program: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*TRACE, "record", str(program), "-o", str(out), "-q"],
+    return subprocess.run([*TRACE, "record", str(program), "-o", str(out), "--no-echo"],
                           capture_output=True, env=env, timeout=120)
 
 

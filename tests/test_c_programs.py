@@ -66,7 +66,7 @@ def test_compiler_errors_are_file_line_and_leave_no_trace(tmp_path):
 def test_compiler_warnings_are_shown_and_kept_in_the_metadata(tmp_path):
     source = tmp_path / "warns.c"
     source.write_text("int main(void) {\n    int unused;\n    return 0;\n}\n")
-    done = _record(source, tmp_path / "t", "-q", "--cc-flag=-Wall")
+    done = _record(source, tmp_path / "t", "--no-echo", "--cc-flag=-Wall")
     assert f"gcc: {source}:2:9: warning: unused variable 'unused'" in done.stderr.decode()
     info = json.loads(trace_cli("info", str(tmp_path / "t"), "--json").stdout)
     assert any(":2:9: warning: unused variable" in w for w in info["warnings"])
@@ -118,7 +118,7 @@ def test_a_dynamically_linked_c_program_gets_one_sentence(tmp_path):
 
 @pytest.mark.parametrize("libc", LIBCS)
 def test_libc_questions_are_answered_as_linux_answers_them(tmp_path, libc):
-    _record(UNITS / "libc_calls.c", tmp_path / "t", "-q", "--libc", libc)
+    _record(UNITS / "libc_calls.c", tmp_path / "t", "--no-echo", "--libc", libc)
     assert _stdout(tmp_path / "t").splitlines() == [
         "exe /home/user/libc_calls",      # readlink("/proc/self/exe")
         "isatty 0 0 0",                    # ioctl(TCGETS) -> ENOTTY: pipes, not a terminal
@@ -139,7 +139,7 @@ def test_libc_questions_are_answered_as_linux_answers_them(tmp_path, libc):
 
 
 def test_glibc_start_up_registers_rseq_as_linux_does(tmp_path):
-    _record(PROGRAMS / "c" / "hello.c", tmp_path / "t", "-q")
+    _record(PROGRAMS / "c" / "hello.c", tmp_path / "t", "--no-echo")
     calls = read_table(tmp_path / "t", "syscalls").to_pylist()
     rseq = next(c for c in calls if c["name"] == "rseq")
     assert rseq["ret"] == 0 and rseq["args"][1] == 32
@@ -150,7 +150,7 @@ def test_glibc_start_up_registers_rseq_as_linux_does(tmp_path):
 
 
 def test_a_futex_wait_nothing_can_wake_stops_the_run_with_a_sentence(tmp_path):
-    done = _record(UNITS / "futex_deadlock.c", tmp_path / "t", "-q")
+    done = _record(UNITS / "futex_deadlock.c", tmp_path / "t", "--no-echo")
     err = done.stderr.decode()
     assert "waits on the futex" in err and "block it forever" in err
     info = json.loads(trace_cli("info", str(tmp_path / "t"), "--json").stdout)
@@ -168,7 +168,7 @@ def test_listing_state_and_stack_speak_c(tmp_path, libc):
     from analysis.symbols import Symbolizer
 
     source = PROGRAMS / "c" / "recursion.c"
-    _record(source, tmp_path / "t", "-q", "--libc", libc)
+    _record(source, tmp_path / "t", "--no-echo", "--libc", libc)
     t = open_trace(tmp_path / "t")
     lst = listing(t)
     assert lst.file.endswith("recursion.c") and lst.source_available
@@ -190,7 +190,7 @@ def test_fs_relative_accesses_are_recorded_at_the_thread_pointer(tmp_path):
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs
     from elftools.elf.elffile import ELFFile
 
-    _record(PROGRAMS / "c" / "hello.c", tmp_path / "t", "-q")
+    _record(PROGRAMS / "c" / "hello.c", tmp_path / "t", "--no-echo")
     fs_base = json.loads((tmp_path / "t" / "meta.json").read_text())["end"]["registers"][
         "fs_base"]
     set_fs = next(c for c in read_table(tmp_path / "t", "syscalls").to_pylist()

@@ -78,7 +78,7 @@ def test_a_killed_trace_with_flipped_bytes_in_accesses_is_refused(long_trace, tm
 def test_sigkill_leaves_a_journaled_prefix_and_damage_in_it_is_refused(tmp_path):
     target = tmp_path / "t"
     proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
-                             str(target), "-q"], stdout=subprocess.DEVNULL,
+                             str(target), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     # A recording writes beside its -o (t.recording-PID) and is renamed into place at the
     # end, so a killed one leaves its partial trace there.

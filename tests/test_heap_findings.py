@@ -27,7 +27,7 @@ def _recorded(source: Path, tmp_path: Path, libc: str, stdin: bytes = b"") -> Pa
     if stdin:
         (tmp_path / "stdin").write_bytes(stdin)
         extra = ["--stdin", str(tmp_path / "stdin")]
-    trace_cli("record", str(source), "-o", str(out), "-q", "--libc", libc, *extra)
+    trace_cli("record", str(source), "-o", str(out), "--no-echo", "--libc", libc, *extra)
     return out
 
 
@@ -169,7 +169,7 @@ def test_the_report_shows_heap_errors_and_the_glibc_heap(tmp_path):
 def test_allocator_auto_on_a_program_without_malloc_is_one_sentence(tmp_path):
     from conftest import EXAMPLES
 
-    trace_cli("record", str(EXAMPLES / "allocator.asm"), "-o", str(tmp_path / "t"), "-q")
+    trace_cli("record", str(EXAMPLES / "allocator.asm"), "-o", str(tmp_path / "t"), "--no-echo")
     done = trace_cli("report", str(tmp_path / "t"), "--allocator", "auto", check=False)
     assert done.returncode == 2
     assert "does not define malloc" in done.stderr.decode()

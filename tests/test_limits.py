@@ -62,7 +62,7 @@ def _peak_rss_mb(*args: str) -> tuple[float, subprocess.CompletedProcess]:
 def test_a_signal_stops_the_recording_and_keeps_a_verified_trace(tmp_path, sig, status):
     out = tmp_path / "t"
     proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
-                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                             str(out), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=ROOT)
     try:
         _wait_for(tmp_path, "accesses.arrows", 100_000, proc)
@@ -92,7 +92,7 @@ def test_a_signal_stops_the_recording_and_keeps_a_verified_trace(tmp_path, sig, 
 def test_ctrl_c_while_a_syscall_is_emulated_stops_the_run_too(tmp_path):
     out = tmp_path / "t"
     proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "syscall_forever.asm"), "-o",
-                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                             str(out), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=ROOT)
     try:
         _wait_for(tmp_path, "syscalls.arrows", 4096, proc)
@@ -112,7 +112,7 @@ def test_ctrl_c_while_a_syscall_is_emulated_stops_the_run_too(tmp_path):
 def test_a_second_ctrl_c_while_closing_leaves_the_trace_whole(tmp_path):
     out = tmp_path / "t"
     proc = subprocess.Popen([*TRACE, "record", str(LIMITS / "loop_forever.asm"), "-o",
-                             str(out), "-q"], stdout=subprocess.DEVNULL,
+                             str(out), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=ROOT)
     try:
         _wait_for(tmp_path, "accesses.arrows", 100_000, proc)
@@ -131,7 +131,7 @@ def test_a_second_ctrl_c_while_closing_leaves_the_trace_whole(tmp_path):
 # -- the size of the trace: every file -------------------------------------------------------
 def test_max_trace_mb_counts_the_kernels_writes_too(tmp_path):
     out = tmp_path / "t"
-    done = trace_cli("record", str(LIMITS / "getrandom_loop.asm"), "-o", str(out), "-q",
+    done = trace_cli("record", str(LIMITS / "getrandom_loop.asm"), "-o", str(out), "--no-echo",
                      "--max-steps", "300", "--max-trace-mb", "1")
     total = sum(f.stat().st_size for f in out.iterdir())
     assert total < 1.5 * MIB  # each call would write 32 MiB
@@ -148,7 +148,7 @@ def test_max_trace_mb_counts_the_kernels_writes_too(tmp_path):
 def test_the_kernels_writes_never_pile_up_in_memory(tmp_path):
     # 300 steps = 60 calls of getrandom(32 MiB) if no limit stopped them: 1.9 GB of rows.
     peak, done = _peak_rss_mb("record", str(LIMITS / "getrandom_loop.asm"), "-o",
-                              str(tmp_path / "t"), "-q", "--max-steps", "300",
+                              str(tmp_path / "t"), "--no-echo", "--max-steps", "300",
                               "--max-trace-mb", "160")
     assert done.returncode == 0, done.stderr.decode()
     assert peak < 600, f"peak RSS {peak:.0f} MB"
@@ -157,7 +157,7 @@ def test_the_kernels_writes_never_pile_up_in_memory(tmp_path):
 
 def test_the_free_disk_floor_stops_the_run(tmp_path):
     out = tmp_path / "t"
-    done = trace_cli("record", str(LIMITS / "loop_forever.asm"), "-o", str(out), "-q",
+    done = trace_cli("record", str(LIMITS / "loop_forever.asm"), "-o", str(out), "--no-echo",
                      "--min-free-mb", str(1 << 40))
     assert _info(out)["stop_reason"] == "min-free-disk"
     message = done.stderr.decode()
@@ -168,11 +168,11 @@ def test_the_free_disk_floor_stops_the_run(tmp_path):
 
 def test_the_default_limits_are_kept_in_the_metadata(tmp_path):
     out = tmp_path / "t"
-    trace_cli("record", str(ROOT / "examples" / "hello.asm"), "-o", str(out), "-q")
+    trace_cli("record", str(ROOT / "examples" / "hello.asm"), "-o", str(out), "--no-echo")
     limits = json.loads((out / "meta.json").read_text())["limits"]
     assert limits == {"max_steps": None, "max_trace_mb": 1024, "min_free_mb": 512,
                       "max_memory_mb": 4096}
-    trace_cli("record", str(ROOT / "examples" / "hello.asm"), "-o", str(out), "-q",
+    trace_cli("record", str(ROOT / "examples" / "hello.asm"), "-o", str(out), "--no-echo",
               "--max-trace-mb", "0", "--min-free-mb", "0", "--max-memory", "1.5G")
     limits = json.loads((out / "meta.json").read_text())["limits"]
     assert limits == {"max_steps": None, "max_trace_mb": None, "min_free_mb": None,
@@ -193,7 +193,7 @@ def test_max_memory_fails_mmap_and_brk_as_ulimit_v_does(tmp_path):
                             preexec_fn=_limit_address_space(256 * MIB))
     assert native.returncode == 3  # three 64 MiB mappings fit in 256 MiB
     out = tmp_path / "t"
-    peak, done = _peak_rss_mb("record", str(source), "-o", str(out), "-q",
+    peak, done = _peak_rss_mb("record", str(source), "-o", str(out), "--no-echo",
                               "--max-memory", "256M")
     assert done.returncode == 0, done.stderr.decode()
     info = _info(out)

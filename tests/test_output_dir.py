@@ -64,7 +64,7 @@ def test_a_project_with_a_meta_json_is_refused_and_kept(tmp_path):
     (proj / "meta.json").write_text('{"name": "p"}')
     before = _snapshot(proj)
     line = _refused(trace_cli("record", str(EXAMPLES / "recursion.asm"), "-o", str(proj),
-                              "-q", check=False))
+                              "--no-echo", check=False))
     assert line == f"error: {proj} is not a vmtrace trace (it holds src/, which vmtrace did " \
                    "not write); choose another -o"
     assert _snapshot(proj) == before
@@ -169,7 +169,7 @@ def test_only_a_directory_that_is_nothing_but_a_trace_may_be_replaced(trace_copy
 ], ids=["complete", "killed-mid-meta-rewrite", "incomplete"])
 def test_a_trace_is_replaced_whole_and_nothing_is_left_beside_it(trace_copy, prepare):
     prepare(trace_copy)
-    done = trace_cli("record", str(EXAMPLES / "recursion.asm"), "-o", str(trace_copy), "-q")
+    done = trace_cli("record", str(EXAMPLES / "recursion.asm"), "-o", str(trace_copy), "--no-echo")
     assert f"trace written to {trace_copy} " in done.stderr.decode()
     meta = json.loads((trace_copy / "meta.json").read_text())
     assert meta["complete"] and meta["program"]["name"] == "recursion.asm"
@@ -181,7 +181,7 @@ def test_a_trace_is_replaced_whole_and_nothing_is_left_beside_it(trace_copy, pre
 def test_an_empty_directory_and_missing_parents_are_fine(tmp_path):
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "empty", tmp_path / "a" / "b" / "c"):
-        trace_cli("record", str(HELLO), "-o", str(out), "-q")
+        trace_cli("record", str(HELLO), "-o", str(out), "--no-echo")
         assert json.loads((out / "meta.json").read_text())["complete"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "empty"]
 
@@ -205,7 +205,7 @@ def test_impossible_outputs_are_refused_in_one_sentence(recorded, tmp_path, make
     shutil.copytree(recorded, tmp_path / "a-trace")
     out = make(tmp_path)
     before = _snapshot(tmp_path)
-    line = _refused(trace_cli("record", str(HELLO), "-o", str(out), "-q", check=False))
+    line = _refused(trace_cli("record", str(HELLO), "-o", str(out), "--no-echo", check=False))
     assert line.startswith(f"error: {out} ") and says in line and "choose another -o" in line
     assert _snapshot(tmp_path) == before
     assert not out.exists() or out.is_symlink() or out.is_file() or out == Path("/proc")
@@ -238,7 +238,7 @@ def test_two_recordings_to_one_output_one_wins_the_other_says_so(tmp_path):
     """Two real recordings overlap: the first is held (SIGSTOP) once it has claimed -o, so
     the second certainly starts while the first runs."""
     out = tmp_path / "t"
-    first = subprocess.Popen([*TRACE, "record", str(LOOP), "-o", str(out), "-q",
+    first = subprocess.Popen([*TRACE, "record", str(LOOP), "-o", str(out), "--no-echo",
                               "--max-steps", "3000000"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     claimed = tmp_path / f"t.recording-{first.pid}"
@@ -248,7 +248,7 @@ def test_two_recordings_to_one_output_one_wins_the_other_says_so(tmp_path):
             assert first.poll() is None and time.monotonic() < deadline, "no recording"
             time.sleep(0.01)
         first.send_signal(signal.SIGSTOP)
-        line = _refused(trace_cli("record", str(HELLO), "-o", str(out), "-q", check=False))
+        line = _refused(trace_cli("record", str(HELLO), "-o", str(out), "--no-echo", check=False))
         assert line == (f"error: another `trace record` (process {first.pid}) is writing "
                         f"{out} right now; wait for it to finish or choose another -o")
     finally:

@@ -49,7 +49,7 @@ def test_without_allow_read_a_guest_gets_eacces_and_the_host_file_is_never_opene
     out = tmp_path / "t"
     done = subprocess.run(
         ["strace", "-f", "-e", "trace=open,openat,openat2", "-o", str(log), *TRACE, "record",
-         str(OPEN_FILE), "-o", str(out), "-q", "--", str(host_files["secret"])],
+         str(OPEN_FILE), "-o", str(out), "--no-echo", "--", str(host_files["secret"])],
         capture_output=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr.decode()
     info = json.loads(trace_cli("info", str(out), "--json").stdout)
@@ -98,7 +98,7 @@ def test_a_missing_file_in_the_allowed_directory_is_enoent(tmp_path, host_files)
 def test_stdin_from_our_own_stdin(tmp_path):
     program = next(c for c in all_cases() if c.source.stem == "read_stdin").source
     data = bytes(range(256)) * 3
-    done = trace_cli("record", str(program), "-o", str(tmp_path / "t"), "-q", "--stdin", "-",
+    done = trace_cli("record", str(program), "-o", str(tmp_path / "t"), "--no-echo", "--stdin", "-",
                      stdin=data)
     assert done.returncode == 0
     output = read_table(tmp_path / "t", "output")
@@ -145,7 +145,7 @@ def test_environment_can_be_replaced(tmp_path):
 def test_no_host_environment_leaks_into_the_guest(tmp_path):
     program = next(c for c in all_cases() if c.source.stem == "argv_env").source
     out = tmp_path / "t"
-    done = subprocess.run([*TRACE, "record", str(program), "-o", str(out), "-q"],
+    done = subprocess.run([*TRACE, "record", str(program), "-o", str(out), "--no-echo"],
                           capture_output=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "VMTRACE_LEAK_CHECK": "leaked"})
     assert done.returncode == 0
@@ -161,7 +161,7 @@ ENXIO, EROFS, EEXIST, ECONNREFUSED = 6, 30, 17, 111
 def test_a_fifo_under_an_allowed_directory_is_refused_without_blocking(tmp_path, host_files):
     fifo = host_files["allowed"] / "pipe"
     os.mkfifo(fifo)  # no writer: an open(O_RDONLY) of it would wait forever
-    done = subprocess.run([*TRACE, "record", str(OPEN_FILE), "-o", str(tmp_path / "t"), "-q",
+    done = subprocess.run([*TRACE, "record", str(OPEN_FILE), "-o", str(tmp_path / "t"), "--no-echo",
                            "--allow-read", str(host_files["allowed"]), "--", str(fifo)],
                           capture_output=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr.decode()

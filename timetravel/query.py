@@ -14,6 +14,7 @@ from typing import Callable
 import pyarrow as pa
 
 from analysis import open_trace
+from analysis.formatting import plural
 from analysis.memory import MemoryReader, MemoryView, access_history, segments_at, \
     symbolizer_at
 from analysis.stack_picture import StackPicture, stack_picture
@@ -127,7 +128,7 @@ def resolve_address(trace: Trace, text: str, length: int = 1) -> int:
     except ValueError as exc:
         raise QueryError(str(exc)) from None
     if not 0 <= addr <= USER_TOP - length:
-        raise QueryError(f"{text} is {addr:#x}: {length:,} byte(s) from there are not "
+        raise QueryError(f"{text} is {addr:#x}: {plural(length, 'byte')} from there are not "
                          "all in user memory (below 0x800000000000), where nothing can be "
                          "mapped")
     return addr

@@ -39,6 +39,15 @@ def _tool(name: str) -> str:
     return found
 
 
+def _ld_warning(line: str) -> str:
+    """An ld message as `ld: ...` (ld names itself by its path), with a hint for the one
+    a newcomer meets first."""
+    text = "ld: " + re.sub(r"^\S*\bld(\.bfd)?: ", "", line)
+    if "cannot find entry symbol _start" in text:
+        text += " (add `global _start` before the `_start:` label so that ld sees it)"
+    return text
+
+
 def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> BuiltProgram:
     """Assembles with `nasm -f elf64 -g -F dwarf` and links with `ld`, both sandboxed.
 
@@ -91,5 +100,5 @@ def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> Built
         raise AssembleError(f"linking {source} failed:\n{ld.stderr.strip()}")
     for line in ld.stderr.splitlines():
         if line.strip():
-            warnings.append(line.strip())
+            warnings.append(_ld_warning(line.strip()))
     return BuiltProgram(elf=exe, source=source, warnings=tuple(warnings))

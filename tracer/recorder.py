@@ -26,10 +26,11 @@ from tracer.build import assemble
 from tracer.compile_c import C_SUFFIXES, compile_c, compile_command
 from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
-from tracer.errors import UnsupportedSyscall
+from tracer.errors import ProgramError, UnsupportedSyscall
 from tracer.event_stream import EventStream, NativeStop, Progress
 from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
-from tracer.format.schema import PROGRAM_FILE
+from tracer.format.schema import META_FILE, PROGRAM_FILE, SOURCES_FILE
+from tracer.format.sources import write_sources
 from tracer.format.writer import (
     RowBuffer, TableWriter, file_checksums, write_meta, write_table,
 )
@@ -43,6 +44,7 @@ from tracer.limits import (
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.output import check_output, claim_output
 from tracer.registers import read_registers
+from tracer.sources import collect_sources
 from tracer.stop_request import StopRequest
 from tracer.syscalls.abi import I386, X86_64, SyscallAbi
 from tracer.syscalls.fileinfo import guest_exe_path
@@ -134,6 +136,12 @@ def record(options: RecordOptions) -> RecordResult:
             trace up to it is complete, ending in `error` (tracer/hook_errors.py).
     """
     program_path = options.program
+    if program_path.is_dir():
+        if (program_path / META_FILE).is_file():
+            raise ProgramError(f"{program_path} is a trace, not a program: `trace info "
+                               f"{program_path}` or `trace report {program_path}` reads it")
+        raise ProgramError(f"{program_path} is a directory: give a .asm, .c or static ELF "
+                           "file to record")
     out = options.output or default_output(program_path)
     check_output(out)
     with tempfile.TemporaryDirectory(prefix="vmtrace-build-") as tmp:
@@ -151,8 +159,9 @@ def record(options: RecordOptions) -> RecordResult:
         program = read_elf(elf_path)
         with claim_output(out) as output:
             shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
-            recording = _Recording(options, program, source, warnings, output.work)
-            result = recording.run()
+from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
+from tracer.format.schema import META_FILE, PROGRAM_FILE, SOURCES_FILE
+from tracer.format.sources import write_sources
             result.trace = output.commit()
         result.build_command = command
         failed = recording.hook_errors.first
@@ -160,6 +169,15 @@ def record(options: RecordOptions) -> RecordResult:
             failed.exception.add_note(f"{failed.sentence()}; the trace up to it is {result.trace}")
             raise failed.exception
         return result
+
+
+def _keep_sources(work: Path, program_path: Path, kind: str, include: tuple[Path, ...],
+                  program: ElfProgram) -> None:
+    """Writes sources.arrows when any source file can be kept (docs/trace-format.md)."""
+    files = collect_sources(program_path, kind, include,
+                            list(dict.fromkeys(e.file for e in program.lines)))
+    if files:
+        write_sources(work / SOURCES_FILE, files)
 
 
 def _compile(options: RecordOptions, workdir: Path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
+from typer.core import TyperGroup
 
 from vmtrace.commands import info as info_command
 from vmtrace.commands import plot as plot_command
@@ -17,8 +17,32 @@ from vmtrace.commands import (
     replay as replay_command, stack as stack_command, state as state_command,
     view as view_command, who_wrote as who_wrote_command,
 )
+from vmtrace.terminal import make_console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+def _flags_without_type(params: list) -> list:
+    # A flag takes no value: its help row shows no `<bool>` (typer shows one for every
+    # option, --help included).
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
+class _Group(TyperGroup):
+    """The `trace` group: hides the type of flags in every command's help."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            command.get_params = (lambda ctx, own=command.get_params:
+                                  _flags_without_type(own(ctx)))
+
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="Record what an x86-64 Linux program does to its memory, then see it.")
 app.command("record")(record_command.record)
 app.command("info")(info_command.info)
@@ -34,7 +58,7 @@ app.command("accesses")(accesses_command.accesses)
 app.command("explore")(explore_command.explore)
 app.command("view")(view_command.view)
 
-err_console = Console(stderr=True, highlight=False)
+err_console = make_console(stderr=True)
 
 
 def main(argv: list[str] | None = None) -> None:

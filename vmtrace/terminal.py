@@ -9,9 +9,13 @@ goes through here before it reaches a console: control characters are shown as e
 from __future__ import annotations
 
 import codecs
+from typing import TYPE_CHECKING
 import re
 
 from rich.markup import escape as _escape_markup
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # C0 controls but \t and \n, DEL, C1 controls, and the bidirectional overrides and
 # isolates that reorder what a terminal shows ("Trojan source").
@@ -52,3 +56,15 @@ class SafeDecoder:
 
     def text(self, data: bytes, final: bool = False) -> str:
         return safe_lines(self._decoder.decode(data, final))
+
+
+def make_console(stderr: bool = False) -> "Console":
+    """The console every command prints through: it never wraps a line (a `next:` command
+    or a file:line stays whole for copy-paste), and into a pipe or file it does not cut
+    lines at 80 columns either: tables take the width they need."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=1 << 14)
+    return console

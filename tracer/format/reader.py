@@ -21,9 +21,10 @@ from tracer.format.journal import (
 from tracer.format.meta import MAX_META_BYTES, TraceMeta, parse_meta
 from tracer.format.regular import map_regular, open_directory, open_regular, read_regular
 from tracer.format.schema import (
-    CHECKSUMS_FILE, FORMAT_VERSION, META_FILE, PROGRAM_FILE, STARTUP_TABLES, TABLES,
-    TRACE_FILES, file_name,
+    CHECKSUMS_FILE, FORMAT_VERSION, META_FILE, OPTIONAL_FILES, PROGRAM_FILE, SOURCES_FILE,
+    STARTUP_TABLES, TABLES, TRACE_FILES, file_name,
 )
+from tracer.format.sources import MAX_SOURCES_BYTES, SourceFile, parse_sources
 
 __all__ = ["TraceFiles", "TraceFormatError", "TraceMeta"]
 
@@ -68,7 +69,7 @@ class TraceFiles:
         each trace file present is a regular file (stat only: nothing is hashed here)."""
         expected = self.meta.files or {}
         if self.complete:
-            missing = sorted(TRACE_FILES - {META_FILE} - set(expected))
+            missing = sorted(TRACE_FILES - OPTIONAL_FILES - {META_FILE} - set(expected))
             if missing:
                 raise TraceFormatError(f"{self.path / META_FILE} is damaged: its `files` does "
                                        f"not list {', '.join(missing)}")
@@ -161,6 +162,7 @@ class TraceFiles:
         """
         self.check_tables(*TABLES)
         self.program_bytes()
+        self.sources()
 
     def program_bytes(self) -> bytes | None:
         """program.elf, checked against the SHA-256 meta.json recorded for it (None when a
@@ -178,6 +180,16 @@ class TraceFiles:
             raise TraceFormatError(f"{self.path / PROGRAM_FILE} is not the program that was "
                                    "recorded: its SHA-256 differs from meta.json's")
         return data
+
+    def sources(self) -> list[SourceFile] | None:
+        """The source files kept in the trace (None for a trace recorded before vmtrace
+        kept them, or of a program given as an ELF without sources beside it).
+
+        Raises:
+            TraceFormatError: sources.arrows is damaged or changed since the recording.
+        """
+        data = self._whole_file(SOURCES_FILE, MAX_SOURCES_BYTES + (1 << 20))
+        return None if data is None else parse_sources(data, self.path / SOURCES_FILE)
 
     # -- tables ---------------------------------------------------------------------------
     def has(self, table: str) -> bool:

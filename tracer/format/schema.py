@@ -13,6 +13,9 @@ META_FILE = "meta.json"
 PROGRAM_FILE = "program.elf"
 # One line per batch flushed to any table file, appended after the batch reached the disk.
 CHECKSUMS_FILE = "checksums.txt"
+# The program's source text and the files it includes (tracer/format/sources.py): optional,
+# since traces recorded before it existed lack it.
+SOURCES_FILE = "sources.arrows"
 
 SOURCES = ["explicit", "implicit", "kernel"]
 RSP_CAUSES = ["push", "pop", "call", "ret", "leave", "enter", "arith", "mov", "other"]
@@ -137,8 +140,12 @@ def file_name(table: str) -> str:
 
 
 TABLE_FILES = {file_name(t): t for t in TABLES}
-# Every file a trace directory may hold; a complete trace holds all of them.
-TRACE_FILES = frozenset({META_FILE, PROGRAM_FILE, CHECKSUMS_FILE, *TABLE_FILES})
+# Every file a trace directory may hold; a complete trace holds all of them but
+# OPTIONAL_FILES.
+TRACE_FILES = frozenset({META_FILE, PROGRAM_FILE, CHECKSUMS_FILE, SOURCES_FILE,
+                         *TABLE_FILES})
+# Files a complete trace may lack (older recordings); when present they are checksummed.
+OPTIONAL_FILES = frozenset({SOURCES_FILE})
 # Every name a recording may leave in its directory: the trace files and meta.json's
 # temporary twin (a recording killed while rewriting meta.json leaves it). `trace record -o`
 # replaces a directory only if it holds nothing else.

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from vmtrace.commands._replay_common import number
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 
 def accesses(
@@ -37,7 +36,7 @@ def accesses(
         return
     rows, prev, nxt, start = found.rows, found.previous, found.next, found.addr
     symbols = Symbolizer(t.symbols, t.lines)
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"[bold]{len(rows):,} accesses[/] to [{start:#x}, {start + length:#x})")
     out = Table(box=None, padding=(0, 1))
     for col in ("step", "rip", "", "op", "addr", "size", "value", "line"):

@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from vmtrace.commands._replay_common import open_session
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 HELP = ("n/→ next  p/← back  ]/[ ±100  }/{ ±10000  g STEP go to  w ADDR watch  "
         "> next write  < previous write  q quit")
@@ -156,7 +156,7 @@ def explore(
     view = View(explorer.clamp(step or 0))
     if watch is not None:
         view = explorer.command(view, f"w {watch}")
-    console = Console(highlight=False)
+    console = make_console()
     interactive = sys.stdin.isatty() and console.is_terminal
     commands = _keys() if interactive else (line for line in sys.stdin)
     while view is not None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+
+from vmtrace.terminal import make_console
 
 
 def index(
@@ -26,7 +27,7 @@ def index(
     if as_json:
         print(json.dumps({"directory": str(cache_dir(t.files)), **info}, indent=2))
         return
-    Console(highlight=False).print(
+    make_console().print(
         f"index of {trace} in {cache_dir(t.files)}: {info['keyframes']} keyframes every "
         f"{info['every']:,} steps, {info['pages']:,} distinct pages, "
         f"{info['cpu_writes'] + info['kernel_writes']:,} writes indexed; "

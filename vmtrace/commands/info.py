@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vmtrace.terminal import SafeDecoder, safe
+from analysis.formatting import plural
+from vmtrace.terminal import SafeDecoder, make_console, safe
 
 
 def _print_output(console: Console, opened, full: bool) -> None:
@@ -62,6 +63,7 @@ def info(
     """Summarise a recorded run: how it ended, its output, accesses, syscalls and map."""
     from analysis import open_trace
     from analysis.summary import summarize
+    from analysis.syscall_args import describe_args, describe_ret
 
     opened = open_trace(trace)
     opened.files.verify()
@@ -69,7 +71,7 @@ def info(
     if as_json:
         print(json.dumps(summary.to_json(), indent=2))
         return
-    console = Console(highlight=False)
+    console = make_console()
     s = summary
     if not s.complete:
         console.print("[yellow]incomplete trace: the recording was interrupted; what was "
@@ -89,25 +91,24 @@ def info(
                if s.stop_reason == "interrupted" else "a limit stopped the run")
         console.print(f"[yellow]the trace is truncated ({why})[/]")
     console.print(f"instructions: {s.instructions:,}   reads: {s.accesses.read:,}   "
-                  f"writes: {s.accesses.write:,}   max stack depth: {s.max_stack_depth:,} bytes")
-    console.print(f"program break: {s.brk_start:#x} -> {s.brk_end:#x} "
-                  f"({s.brk_end - s.brk_start:+,} bytes)")
+                  f"writes: {s.accesses.write:,}")
+    console.print(f"max stack depth: {s.stack_line}")
+    console.print(f"program break: {s.brk_line}")
     by_source = ", ".join(f"{safe(k)}: {v['read']:,} r / {v['write']:,} w"
                           for k, v in s.accesses.by_source.items())
     if by_source:
         console.print(f"by source: {by_source}")
     _print_output(console, opened, full)
     table = Table(title="syscalls", show_lines=False)
-    for col in ("step", "name", "args", "ret"):
+    for col in ("step", "name", "arguments", "returned"):
         table.add_column(col)
     for call in s.syscalls[:50]:
-        args = ", ".join(hex(a) for a in call["args"][:3])
-        ret = "" if call["ret"] is None else (hex(call["ret"]) if call["ret"] > 4096
-                                              else str(call["ret"]))
-        table.add_row(str(call["step"]), safe(call["name"]), args, ret)
+        table.add_row(str(call["step"]), safe(call["name"]),
+                      safe(describe_args(call["name"], call["args"])),
+                      describe_ret(call["name"], call["ret"]))
     console.print(table)
     if len(s.syscalls) > 50:
-        console.print(f"... and {len(s.syscalls) - 50} more syscalls")
+        console.print(f"... and {plural(len(s.syscalls) - 50, 'more syscall')}")
     regions = Table(title="memory map at the end")
     for col in ("start", "end", "perms", "kind", "name"):
         regions.add_column(col)

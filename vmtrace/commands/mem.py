@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from vmtrace.commands._replay_common import number, open_session
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 
 def mem(
@@ -33,7 +32,7 @@ def mem(
         print(json.dumps(view.to_json()))
         return
     symbols = symbolizer(session, step)
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"[bold]memory at {start:#x}[/] ({length} bytes) before step {step:,}")
     for off in range(0, length, 16):
         row = start + off

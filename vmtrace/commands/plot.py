@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from vmtrace.commands.report import (
-    AllocatorOption, allocator_fragmentation, default_output, write_output,
+    AllocatorOption, allocator_fragmentation, default_output, show as show_page,
+    write_output,
 )
+from vmtrace.terminal import make_console
 
-console = Console(stderr=True, highlight=False)
+console = make_console(stderr=True)
 
 
 class Chart(str, enum.Enum):
@@ -65,6 +66,5 @@ def plot(
     write_output(out, render_figures(figs, f"{t.meta.program.name}: {chart.value}"))
     console.print(f"{chart.value} chart written to [bold]{out}[/]")
     if show:
-        import webbrowser
-
-        webbrowser.open(out.resolve().as_uri())
+        
+        show_page(out)

@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from tracer.ending import StopReason
 from tracer.errors import TracerError
 from tracer.limits import DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB
-from vmtrace.terminal import SafeDecoder, safe
+from analysis.formatting import plural
+from vmtrace.terminal import SafeDecoder, make_console, safe
 
 # soft_wrap: a file:line warning or a trace path must stay on one line (editors and
 # copy-paste depend on it), whatever the terminal width.
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = make_console(stderr=True)
 
 
 class ProgressLine:
@@ -63,49 +63,54 @@ def _echo(fd: int, data: bytes) -> None:
 
 def record(
     program: Annotated[Path, typer.Argument(
-        help="A NASM .asm file, a C .c file, or a static x86-64 ELF.")],
+        metavar="PROGRAM", help="A NASM .asm file, a C .c file, or a static x86-64 ELF.")],
     args: Annotated[Optional[list[str]], typer.Argument(
         help="Arguments for the program (put them after --).")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "-o", "--output", help="Trace directory (default: traces/<program name>). Replaces "
+        "-o", "--output", metavar="DIR", help="Trace directory (default: traces/<program name>). Replaces "
         "an earlier trace there, never anything else; the run is written into "
         "DIR.recording-PID beside it and renamed when it ends, so a killed recording "
         "leaves its partial trace there.")] = None,
     stdin: Annotated[Optional[str], typer.Option(
-        "--stdin", help="File whose bytes are the program's standard input, or - for ours.")
+        "--stdin", metavar="FILE|-", help="File whose bytes are the program's standard input, or - for ours.")
     ] = None,
     max_steps: Annotated[Optional[int], typer.Option(
-        "--max-steps", min=1, help="Stop after this many instructions.")] = None,
+        "--max-steps", metavar="N", min=1, help="Stop after this many instructions.")] = None,
     max_trace_mb: Annotated[float, typer.Option(
-        "--max-trace-mb", min=0, help="Stop when the trace (all its files) reaches this many "
+        "--max-trace-mb", metavar="MIB", min=0, help="Stop when the trace (all its files) reaches this many "
         "MiB; 0: no limit.")] = DEFAULT_MAX_TRACE_MB,
     min_free_mb: Annotated[float, typer.Option(
-        "--min-free-mb", min=0, help="Stop when the disk holding the trace has less than this "
+        "--min-free-mb", metavar="MIB", min=0, help="Stop when the disk holding the trace has less than this "
         "many MiB free; 0: no floor.")] = DEFAULT_MIN_FREE_MB,
     max_memory: Annotated[str, typer.Option(
-        "--max-memory", help="Memory the program may map in all (like ulimit -v): past it, "
+        "--max-memory", metavar="SIZE", help="Memory the program may map in all (like ulimit -v): past it, "
         "mmap/brk/mremap fail with ENOMEM. A size such as 4G or 512M (plain number: MiB).")
     ] = "4G",
     allow_read: Annotated[Optional[list[Path]], typer.Option(
-        "--allow-read", help="A host directory the program may open regular files under, "
+        "--allow-read", metavar="DIR", help="A host directory the program may open regular files under, "
         "read-only (repeatable).")
     ] = None,
     include: Annotated[Optional[list[Path]], typer.Option(
-        "--include", help="A directory the .asm or .c source may %include, incbin or "
+        "--include", metavar="DIR", help="A directory the .asm or .c source may %include, incbin or "
         "#include from, besides its own (repeatable; nasm's -i, gcc's -I). The build reads "
         "nothing else on the host.")] = None,
     libc: Annotated[str, typer.Option(
-        "--libc", help="For a .c file: glibc (gcc -static) or musl (musl-gcc -static).")
+        "--libc", metavar="glibc|musl", help="For a .c file: glibc (gcc -static) or musl (musl-gcc -static).")
     ] = "glibc",
     cc_flag: Annotated[Optional[list[str]], typer.Option(
-        "--cc-flag", help="For a .c file: a further compiler flag, after -static -g -O0 "
+        "--cc-flag", metavar="FLAG", help="For a .c file: a further compiler flag, after -static -g -O0 "
         "(repeatable, e.g. --cc-flag=-O2).")] = None,
     env: Annotated[Optional[list[str]], typer.Option(
-        "--env", help="KEY=VALUE for the program's environment (repeatable; replaces the "
+        "--env", metavar="KEY=VALUE", help="KEY=VALUE for the program's environment (repeatable; replaces the "
         "small default environment).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for AT_RANDOM and getrandom.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q",
-                                        help="Do not echo the program's output.")] = False,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed for AT_RANDOM and getrandom.")] = 0,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print errors only: not the program's output, not the build's "
+        "warnings, not the summary (the trace keeps them all; trace info shows them).")
+    ] = False,
+    no_echo: Annotated[bool, typer.Option(
+        "--no-echo", help="Do not echo the program's output (still print the summary).")
+    ] = False,
 ) -> None:
     """Record every memory access, RSP change and syscall of PROGRAM into a trace.
 
@@ -116,7 +121,11 @@ def record(
     from tracer.recorder import RecordOptions, default_output, record as run_record
     from tracer.stop_request import EXIT_STATUS, stop_on_signals
 
+    console.quiet = quiet
     stdin_bytes = b""
+    if stdin is None and _piped_stdin():
+        console.print("[yellow]note:[/] standard input is a pipe or file, but the program "
+                      "gets none unless asked: add --stdin - to give it what is piped in")
     if stdin == "-":
         stdin_bytes = sys.stdin.buffer.read()
     elif stdin is not None:
@@ -149,7 +158,7 @@ def record(
             max_trace_mb=max_trace_mb or None, min_free_mb=min_free_mb or None,
             max_memory=memory, stop=stop, allow_read=tuple(allow_read or ()),
             include=tuple(include or ()), seed=seed,
-            echo=None if quiet else _echo, progress=line.update, libc=libc,
+            echo=None if quiet or no_echo else _echo, progress=line.update, libc=libc,
             cc_flags=tuple(cc_flag or ()), on_compile=_show_command)
         try:
             result = run_record(options)
@@ -157,18 +166,33 @@ def record(
             line.close()
         tool = "gcc" if result.build_command else "nasm"
         for warning in result.warnings:
-            console.print(f"[yellow]{tool}:[/] {safe(warning)}")
+            # ld's warnings name their tool already (`ld: warning: ...`).
+            label = "" if warning.startswith("ld: ") else f"[yellow]{tool}:[/] "
+            console.print(f"{label}{safe(warning)}")
         console.print(_ending(result, options))
         if result.memory_refusals:
-            console.print(f"[yellow]note:[/] {result.memory_refusals:,} mmap/brk/mremap "
-                          f"request(s) failed because of the --max-memory limit "
+            console.print(f"[yellow]note:[/] "
+                          f"{plural(result.memory_refusals, 'mmap/brk/mremap request')} failed because of the --max-memory limit "
                           f"({max_memory}); raise it with --max-memory SIZE")
-        console.print(f"trace written to [bold]{result.trace}[/] ({result.instructions:,} "
-                      f"instructions, {result.accesses:,} memory accesses)")
+        console.print(f"trace written to [bold]{result.trace}[/] "
+                      f"({plural(result.instructions, 'instruction')}, "
+                      f"{plural(result.accesses, 'memory access', 'memory accesses')})")
         console.print(f"next: [cyan]trace info {result.trace}[/]   "
                       f"[cyan]trace report {result.trace} --open[/]")
     if result.interrupted_by is not None:
         raise typer.Exit(EXIT_STATUS.get(result.interrupted_by, 130))
+
+
+def _piped_stdin() -> bool:
+    """Whether our standard input is a pipe or a file (not a terminal, not /dev/null)."""
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or (stat.S_ISREG(mode) and os.fstat(0).st_size > 0)
 
 
 def parse_size(text: str, option: str) -> int:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from vmtrace.terminal import safe
+from analysis.formatting import plural
+from vmtrace.terminal import make_console, safe
 
 
 def replay(
@@ -23,7 +23,7 @@ def replay(
     from tracer.format import TraceFiles
     from tracer.replay.verify import verify as run_verify
 
-    console = Console(highlight=False)
+    console = make_console()
     files = TraceFiles(trace)
     result = run_verify(files)
     if as_json:
@@ -34,8 +34,9 @@ def replay(
         if verify and not result.ok:
             sys.exit(1)
         return
-    counts = (f"{result.instructions:,} instructions, {result.accesses:,} accesses, "
-              f"{result.rsp_changes:,} RSP changes, {result.syscalls:,} syscalls")
+    counts = (f"{plural(result.instructions, 'instruction')}, "
+              f"{plural(result.accesses, 'access', 'accesses')}, "
+              f"{plural(result.rsp_changes, 'RSP change')}, {plural(result.syscalls, 'syscall')}")
     if result.ok:
         if files.complete:
             console.print(f"[green]replay reproduces the trace exactly[/] ({counts})")

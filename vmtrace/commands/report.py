@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import webbrowser
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True, highlight=False)
+from analysis.formatting import plural
+from vmtrace.terminal import make_console, safe
+
+console = make_console(stderr=True)
 
 AllocatorOption = Annotated[Optional[str], typer.Option(
     "--allocator", help="auto (the default when the program defines malloc): track the C "
@@ -84,6 +85,17 @@ def allocator_tracking(trace, spec_text: str | None):
     return fragmentation(events, trace.initial_brk), None
 
 
+def show(page: Path) -> None:
+    """Opens a written page in a browser; when none can be started, says why and where
+    the page is (--open and --show never fail silently)."""
+    from vmtrace.browser import open_in_browser
+
+    why = open_in_browser(page)
+    if why is not None:
+        console.print(f"[yellow]could not open a browser:[/] {safe(why)}; open "
+                      f"{safe(str(page.resolve()))} by hand")
+
+
 def report(
     trace: Annotated[Path, typer.Argument(help="A trace directory.")],
     output: Annotated[Optional[Path], typer.Option(
@@ -104,8 +116,8 @@ def report(
     write_output(out, render_report(data))
     size = out.stat().st_size
     console.print(f"report written to [bold]{out}[/] ({size / 1e6:.1f} MB, "
-                  f"{len(data.findings)} finding{'s' if len(data.findings) != 1 else ''})")
+                  f"{plural(len(data.findings), 'finding')})")
     if open_it:
-        webbrowser.open(out.resolve().as_uri())
+        show(out)
     else:
         console.print(f"next: open {out} in a browser, or [cyan]trace plot {trace} stack --show[/]")

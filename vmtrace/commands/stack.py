@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from vmtrace.commands._replay_common import open_session
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 _HEAD, _TAIL = 24, 96   # rows shown above and below the cut in a deep stack
 _STYLE = {"return address": "magenta", "saved rbp": "cyan", "argument": "yellow",
@@ -32,7 +31,7 @@ def stack(
     if as_json:
         print(json.dumps(pic.to_json(), indent=2))
         return
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"[bold]stack at step {step:,}[/]: initial RSP {pic.initial_rsp:#x}, "
                   f"RSP {pic.rsp:#x} (depth {pic.initial_rsp - pic.rsp:,} bytes), "
                   f"RBP {pic.rbp:#x}")

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from vmtrace.commands._replay_common import open_session
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 
 def state(
@@ -26,7 +25,7 @@ def state(
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    console = Console(highlight=False)
+    console = make_console()
     insn = data["instruction"]
     where = ""
     source = data["source"]

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from tracer.errors import TracerError
 from vmtrace.commands.report import AllocatorOption
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = make_console(stderr=True)
 LOOPBACK = "127.0.0.1"
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from vmtrace.commands._replay_common import open_session
-from vmtrace.terminal import safe
+from vmtrace.terminal import make_console, safe
 
 
 def who_wrote(
@@ -31,7 +30,7 @@ def who_wrote(
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    console = Console(highlight=False)
+    console = make_console()
     w = data["write"]
     a, s = data["addr"], data["step"]
     if data["byte"] is None:

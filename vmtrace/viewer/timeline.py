@@ -15,13 +15,7 @@ def timeline_document(trace, max_points: int, max_marks: int) -> dict:
 
     depth = stack_depth(trace, max_points=max_points, max_marks=max_marks)
     heap = heap_timeline(trace)
-    series = depth.series
-    # Points at the step where each change shows (s + 1), after a depth-0 point at step 0
-    # (the builder's own head row, when it added one, is that point already).
-    rows = list(zip(series["step"], series["depth_min"], series["depth_max"]))
-    if rows and rows[0] == (0, 0, 0):
-        rows = rows[1:]
-    shown = [(0, 0, 0)] + [(int(s) + 1, int(lo), int(hi)) for s, lo, hi in rows]
+    series = depth.series   # by the step convention already, from a depth-0 row at step 0
     marks = depth.marks
     syscalls = trace.table("syscalls", ["step", "name", "ret"]).to_pylist()[:max_marks]
     end = trace.meta.end
@@ -31,10 +25,11 @@ def timeline_document(trace, max_points: int, max_marks: int) -> dict:
     return {
         "steps": trace.instructions,
         "bucket": depth.bucket,
-        "depth": {"step": [p[0] for p in shown], "min": [p[1] for p in shown],
-                  "max": [p[2] for p in shown]},
+        "depth": {"step": [int(v) for v in series["step"]],
+                  "min": [int(v) for v in series["depth_min"]],
+                  "max": [int(v) for v in series["depth_max"]]},
         "deepest": None if depth.deepest is None else {
-            "depth": depth.deepest.depth, "step": depth.deepest.step + 1,
+            "depth": depth.deepest.depth, "step": depth.deepest.step,
             "function": depth.deepest.function},
         "brk": {"step": [int(s) + (1 if s else 0) for s in heap.brk["step"]],
                 "above_start": [int(e) - heap.initial_brk for e in heap.brk["end"]],
