@@ -159,9 +159,10 @@ def record(options: RecordOptions) -> RecordResult:
         program = read_elf(elf_path)
         with claim_output(out) as output:
             shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
-from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
-from tracer.format.schema import META_FILE, PROGRAM_FILE, SOURCES_FILE
-from tracer.format.sources import write_sources
+            _keep_sources(output.work, program_path, _source_kind(source), options.include,
+                          program)
+            recording = _Recording(options, program, source, warnings, output.work)
+            result = recording.run()
             result.trace = output.commit()
         result.build_command = command
         failed = recording.hook_errors.first
