@@ -5,9 +5,21 @@ lands on the `syscall` instruction itself so that its arguments are in the regis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from vmtrace.viewer.session import SeekTarget, ViewerSession
+if TYPE_CHECKING:
+    from vmtrace.viewer.session import ViewerSession
+
+
+@dataclass(frozen=True)
+class SeekTarget:
+    """Where a `next call`/`previous syscall`/... jump lands (None: there is no such step)."""
+
+    step: int | None
+    what: str
 
 _CACHE_ATTR = "_seek_steps"
 

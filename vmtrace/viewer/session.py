@@ -4,7 +4,6 @@ so that stepping forward replays one instruction, not a keyframe interval."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -23,14 +22,6 @@ SEEK_KINDS = ("call", "ret", "syscall", "write")
 class ViewerError(TracerError):
     """A request the trace cannot answer (a step outside the run, an unknown address):
     the message is one sentence for the user, sent with a 4xx status."""
-
-
-@dataclass(frozen=True)
-class SeekTarget:
-    """Where a `next call`/`previous syscall`/... jump lands (None: there is no such step)."""
-
-    step: int | None
-    what: str
 
 
 class ViewerSession:
@@ -246,7 +237,7 @@ class ViewerSession:
         self.check_step(step)
         return heap_document(self, step)
 
-    def seek(self, step: int, what: str, forward: bool, addr_text: str | None) -> SeekTarget:
+    def seek(self, step: int, what: str, forward: bool, addr_text: str | None):
         """The next (or previous) call, return, syscall or write to an address from `step`."""
         from vmtrace.viewer.seek import seek
 
