@@ -84,7 +84,8 @@ def test_plot_writes_each_chart(tmp_path):
     recorded(EXAMPLES / "recursion.asm", tmp_path / "r")
     t = open_trace(tmp_path / "r")
     titles = {c: build_figure(t, c, None)[0].layout.title.text for c in Chart}
-    assert titles[Chart.stack].endswith("max 160 bytes at step 37")  # `trace stack ... 37` shows it
+    # `trace stack TRACE 37` shows that depth (the step convention).
+    assert titles[Chart.stack].endswith("max 160 bytes at step 37")
     assert titles[Chart.heap].startswith("Heap: break")
     assert titles[Chart.heatmap].startswith("Accesses per segment")
     assert titles[Chart.vmmap].startswith("Virtual memory map")

@@ -201,7 +201,7 @@ def test_max_memory_fails_mmap_and_brk_as_ulimit_v_does(tmp_path):
     # the same failing mmap (-ENOMEM) and the same unmoved break
     assert b"".join(read_table(out, "output")["data"].to_pylist()) == native.stdout
     message = done.stderr.decode()
-    assert "2 mmap/brk/mremap request(s) failed because of the --max-memory limit" in message
+    assert "2 mmap/brk/mremap requests failed because of the --max-memory limit" in message
     # Unicorn backs every touched guest page with host memory: the limit bounds that too
     assert peak < 256 + 300, f"peak RSS {peak:.0f} MB"
 

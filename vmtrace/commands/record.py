@@ -67,41 +67,52 @@ def record(
     args: Annotated[Optional[list[str]], typer.Argument(
         help="Arguments for the program (put them after --).")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "-o", "--output", metavar="DIR", help="Trace directory (default: traces/<program name>). Replaces "
+        "-o", "--output", metavar="DIR",
+        help="Trace directory (default: traces/<program name>). Replaces "
         "an earlier trace there, never anything else; the run is written into "
         "DIR.recording-PID beside it and renamed when it ends, so a killed recording "
         "leaves its partial trace there.")] = None,
     stdin: Annotated[Optional[str], typer.Option(
-        "--stdin", metavar="FILE|-", help="File whose bytes are the program's standard input, or - for ours.")
+        "--stdin", metavar="FILE|-",
+        help="File whose bytes are the program's standard input, or - for ours.")
     ] = None,
     max_steps: Annotated[Optional[int], typer.Option(
-        "--max-steps", metavar="N", min=1, help="Stop after this many instructions.")] = None,
+        "--max-steps", metavar="N", min=1,
+        help="Stop after this many instructions.")] = None,
     max_trace_mb: Annotated[float, typer.Option(
-        "--max-trace-mb", metavar="MIB", min=0, help="Stop when the trace (all its files) reaches this many "
+        "--max-trace-mb", metavar="MIB", min=0,
+        help="Stop when the trace (all its files) reaches this many "
         "MiB; 0: no limit.")] = DEFAULT_MAX_TRACE_MB,
     min_free_mb: Annotated[float, typer.Option(
-        "--min-free-mb", metavar="MIB", min=0, help="Stop when the disk holding the trace has less than this "
+        "--min-free-mb", metavar="MIB", min=0,
+        help="Stop when the disk holding the trace has less than this "
         "many MiB free; 0: no floor.")] = DEFAULT_MIN_FREE_MB,
     max_memory: Annotated[str, typer.Option(
-        "--max-memory", metavar="SIZE", help="Memory the program may map in all (like ulimit -v): past it, "
+        "--max-memory", metavar="SIZE",
+        help="Memory the program may map in all (like ulimit -v): past it, "
         "mmap/brk/mremap fail with ENOMEM. A size such as 4G or 512M (plain number: MiB).")
     ] = "4G",
     allow_read: Annotated[Optional[list[Path]], typer.Option(
-        "--allow-read", metavar="DIR", help="A host directory the program may open regular files under, "
+        "--allow-read", metavar="DIR",
+        help="A host directory the program may open regular files under, "
         "read-only (repeatable).")
     ] = None,
     include: Annotated[Optional[list[Path]], typer.Option(
-        "--include", metavar="DIR", help="A directory the .asm or .c source may %include, incbin or "
+        "--include", metavar="DIR",
+        help="A directory the .asm or .c source may %include, incbin or "
         "#include from, besides its own (repeatable; nasm's -i, gcc's -I). The build reads "
         "nothing else on the host.")] = None,
     libc: Annotated[str, typer.Option(
-        "--libc", metavar="glibc|musl", help="For a .c file: glibc (gcc -static) or musl (musl-gcc -static).")
+        "--libc", metavar="glibc|musl",
+        help="For a .c file: glibc (gcc -static) or musl (musl-gcc -static).")
     ] = "glibc",
     cc_flag: Annotated[Optional[list[str]], typer.Option(
-        "--cc-flag", metavar="FLAG", help="For a .c file: a further compiler flag, after -static -g -O0 "
+        "--cc-flag", metavar="FLAG",
+        help="For a .c file: a further compiler flag, after -static -g -O0 "
         "(repeatable, e.g. --cc-flag=-O2).")] = None,
     env: Annotated[Optional[list[str]], typer.Option(
-        "--env", metavar="KEY=VALUE", help="KEY=VALUE for the program's environment (repeatable; replaces the "
+        "--env", metavar="KEY=VALUE",
+        help="KEY=VALUE for the program's environment (repeatable; replaces the "
         "small default environment).")] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Seed for AT_RANDOM and getrandom.")] = 0,
     quiet: Annotated[bool, typer.Option(
@@ -172,8 +183,9 @@ def record(
         console.print(_ending(result, options))
         if result.memory_refusals:
             console.print(f"[yellow]note:[/] "
-                          f"{plural(result.memory_refusals, 'mmap/brk/mremap request')} failed because of the --max-memory limit "
-                          f"({max_memory}); raise it with --max-memory SIZE")
+                          f"{plural(result.memory_refusals, 'mmap/brk/mremap request')} "
+                          f"failed because of the --max-memory limit ({max_memory}); raise "
+                          "it with --max-memory SIZE")
         console.print(f"trace written to [bold]{result.trace}[/] "
                       f"({plural(result.instructions, 'instruction')}, "
                       f"{plural(result.accesses, 'memory access', 'memory accesses')})")
