@@ -48,8 +48,6 @@ class Workload:
     # lackey to /dev/null run once each (the `huge` recording of 100 M events is there for
     # its peak RSS and for throughput ratios where start-up costs are amortised).
     trace_only_sizes: frozenset[str] = frozenset()
-    # Run those sizes `runs` times all the same (the headline workload's medians).
-    repeat_trace_only: bool = False
     # "asm": nasm -D<param>=n; "c": compiled like `trace record prog.c` with -D<param>=n.
     language: str = "asm"
 
@@ -64,7 +62,7 @@ WORKLOADS = (
              {"small": 10_000, "medium": 100_000, "large": 1_000_000, "huge": 6_000_000},
              "table load, store, two push/pop, a call into a framed function "
              "(push rbp/leave/ret), a 64-byte rep movsb every 64 iterations",
-             trace_only_sizes=frozenset({"huge"}), repeat_trace_only=True),
+             trace_only_sizes=frozenset({"huge"})),
     Workload("memloop", "ITERS",
              {"small": 100, "medium": 1_000, "large": 5_000, "huge": 50_000},
              "read-modify-write sweeps over an 8 KiB array (the memory-heavy loop)",
@@ -247,8 +245,7 @@ class Bench:
         tools += ([Tool.LACKEY_NULL] if size in workload.trace_only_sizes
                   else [Tool.LACKEY_FILE, Tool.LACKEY_NULL])
         exits: dict[Tool, set[int]] = {}
-        single = size in workload.trace_only_sizes and not workload.repeat_trace_only
-        m.n_runs = 1 if single else self.runs
+        m.n_runs = 1 if size in workload.trace_only_sizes else self.runs
         for i in range(m.n_runs):
             for tool in tools:
                 run = self._run_tool(tool, exe, m)
