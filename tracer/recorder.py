@@ -562,6 +562,7 @@ class _Recording:
         rips, counts = self.events.exec_counts()
         write_table(self.out, "exec_counts", {"rip": rips.tolist(), "count": counts.tolist()})
         n_accesses, n_rsp = self.events.totals
+        access_counts, lowest_rsp = self.events.access_counts(), self.events.lowest_rsp
         instructions = self.events.instructions
         self.events.close()
         for buffer in (self.regions, self.syscalls, self.kernel_writes, self.output):
@@ -578,6 +579,9 @@ class _Recording:
             "instructions": instructions,
             "accesses": n_accesses,
             "rsp_changes": n_rsp,
+            # What `trace info` shows, so that it never scans the event tables.
+            "access_counts": access_counts,
+            "lowest_rsp": lowest_rsp,
             "truncated": truncated,
             "error": self.error,
             "brk": {"start": self.space.brk_start, "end": self.space.brk},

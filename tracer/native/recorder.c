@@ -179,6 +179,10 @@ typedef struct recorder {
     int n_spare;
     count_table exec;
     uint64_t total_acc, total_rsp;
+    /* Totals for meta.json, so that `trace info` never has to scan the event tables:
+     * access rows by [source][is_write], and the lowest RSP the run reached. */
+    uint64_t n_by_kind[4][2];
+    uint64_t lowest_rsp;
 } recorder;
 
 static void *xcalloc(size_t n, size_t s) {
@@ -345,6 +349,7 @@ static inline void note_rsp(recorder *r, uint64_t rsp) {
     c->rsp_new[i] = rsp;
     c->rsp_cause[i] = (uint8_t)F_RSP_CAUSE(r->cur_flags);
     r->last_rsp = rsp;
+    if (rsp < r->lowest_rsp) r->lowest_rsp = rsp;
     r->total_rsp++;
 }
 
@@ -451,6 +456,7 @@ static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int 
     c->acc_has_value[n] = (uint8_t)has_value;
     c->n_acc = n + 1;
     r->total_acc++;
+    r->n_by_kind[source & 3][write ? 1 : 0]++;
 }
 
 static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size,
@@ -470,6 +476,7 @@ recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pend
     r->max_pending = max_pending;
     r->max_steps = max_steps;
     r->last_rsp = initial_rsp;
+    r->lowest_rsp = initial_rsp;
     r->cur = chunk_new(cap_acc, cap_rsp);
     r->exec.cap = 1 << 12;
     r->exec.code_lo = UINT64_MAX;
@@ -518,6 +525,7 @@ void vm_discard_current(recorder *r) {
            c->acc_source[c->n_acc - 1] != SOURCE_KERNEL) {
         c->n_acc--;
         r->total_acc--;
+        r->n_by_kind[c->acc_source[c->n_acc] & 3][c->acc_write[c->n_acc] ? 1 : 0]--;
     }
 }
 
@@ -556,6 +564,10 @@ int vm_stop_write(recorder *r) { return r->stop_write; }
 void vm_request_stop(recorder *r) { r->stop_requested = 1; }
 uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
 uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
+uint64_t vm_count_by_kind(recorder *r, int source, int write) {
+    return r->n_by_kind[source & 3][write ? 1 : 0];
+}
+uint64_t vm_lowest_rsp(recorder *r) { return r->lowest_rsp; }
 
 /* Flush the partial chunk and mark the queue closed: the drain thread ends when empty. */
 void vm_close(recorder *r) {
