@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         chosen = [p for p in chosen if p.stem in wanted]
-    reference = {} if args.save else json.loads(args.reference.read_text())
+    known = json.loads(args.reference.read_text()) if args.reference.exists() else {}
+    reference = {} if args.save else known
     results, failures = {}, []
     with tempfile.TemporaryDirectory(prefix="vmtrace-verify-") as tmp:
         for program in chosen:
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                         if want.get("tables", {}).get(t) != results[key].get("tables", {}).get(t))
                     failures.append(f"{key}: differs ({', '.join(diff) or 'end/error'})")
     if args.save:
+        if args.only:  # add to (or refresh in) the reference only the programs named
+            results = {**known, **results}
         args.reference.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         print(f"saved {len(results)} programs to {args.reference}")
     for line in failures:

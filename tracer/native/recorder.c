@@ -42,6 +42,10 @@ typedef struct chunk {
 #define F_REP_STRING (1u << 13) /* a rep/repe/repne string instruction */
 #define F_REP_ECX (1u << 14)   /* ... with an address-size prefix: its count is ECX */
 #define F_FAULTS (F_PRIVILEGED | F_INVALID | F_DEBUG_TRAP)
+/* The classifier knows the RSP change from the instruction alone (push, pop, call, ret):
+ * bits 16-23 hold it as a signed byte, and no register read is needed to see it. */
+#define F_RSP_DELTA (1u << 15)
+#define F_RSP_DELTA_OF(f) ((int64_t)(int8_t)(((f) >> 16) & 0xFF))
 /* Set by us, not the classifier: the bytes at this address were written since it was
  * classified (self-modifying code), so classify it again before using its flags. */
 #define F_STALE (1u << 31)
@@ -371,7 +375,10 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
     /* An RSP change seen now was made by the previous instruction; only instructions the
      * classifier marked as able to write RSP are checked (a register read costs ~3 ns). */
     if (r->step > 0 && (r->cur_flags & F_MAY_CHANGE_RSP)) {
-        uc_reg_read(uc, UC_X86_REG_RSP, &rsp);
+        if (r->cur_flags & F_RSP_DELTA)
+            rsp = r->last_rsp + (uint64_t)F_RSP_DELTA_OF(r->cur_flags);
+        else
+            uc_reg_read(uc, UC_X86_REG_RSP, &rsp);
         note_rsp(r, rsp);
     }
     /* QEMU's extra entry into a finished rep instruction is not a step (rep_exhausted). */
