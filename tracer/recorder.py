@@ -3,6 +3,7 @@ Unicorn with the native event hooks and our syscall layer, and writes every tabl
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import random
@@ -290,6 +291,9 @@ class _Recording:
         # Left before `finish`/`close`: the request never reaches a freed native recorder.
         listening = (o.stop.subscribed(lambda: self.events.request_stop(INTERRUPTED))
                      if o.stop is not None else nullcontext())
+        # Everything made so far lives for the whole run: keep it out of the collector's
+        # passes, which the drain thread's per-chunk objects would otherwise trigger.
+        gc.freeze()
         with listening:
             try:
                 uc.emu_start(loaded.entry, 0xFFFF_FFFF_FFFF_FFFF)
@@ -297,6 +301,7 @@ class _Recording:
                 if self.fault is None and self.stop_reason is None:
                     self._fault_from_error(exc)
             finally:
+                gc.unfreeze()
                 self.events.finish(uc.reg_read(UC_X86_REG_RSP))
                 self._flush_stack_growth()
         limit = self.events.stopped_by_limit
