@@ -17,6 +17,7 @@ def test_info_reads_no_event_table_of_a_big_trace(tmp_path, monkeypatch):
 
     import tracer.format.reader as reader
     from vmtrace.cli import app
+    from vmtrace.commands import info as info_command
 
     trace = tmp_path / "long"
     trace_cli("record", str(PROGRAMS / "long_loop.asm"), "-o", str(trace), "-q")
@@ -30,6 +31,9 @@ def test_info_reads_no_event_table_of_a_big_trace(tmp_path, monkeypatch):
         return real(fd)
 
     monkeypatch.setattr(reader, "map_regular", spy)
+    # Stands for a trace of many GB: below the bound the event tables are still hashed.
+    monkeypatch.setattr(info_command, "VERIFY_EVENT_TABLES_UP_TO", 1 << 20)
+    assert info_command._event_bytes(trace) > 1 << 20
     started = time.monotonic()
     result = CliRunner().invoke(app, ["info", str(trace)])
     took = time.monotonic() - started
