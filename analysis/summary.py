@@ -210,6 +210,17 @@ def access_counts_from(totals: list[dict]) -> AccessCounts:
                         by_source=dict(sorted(by_source.items())))
 
 
+def totals_from_meta(trace: Trace) -> tuple[AccessCounts, int] | None:
+    """The access counts and maximum stack depth recorded in meta.json, for a complete
+    trace whose recorder wrote them (None otherwise: count them from the tables)."""
+    end = trace.meta.end
+    if not trace.complete or end is None or end.access_counts is None or end.lowest_rsp is None:
+        return None
+    rows = [{"source": source, "is_write": key == "write", "n": n}
+            for source, pair in end.access_counts.items() for key, n in pair.items()]
+    return access_counts_from(rows), max(0, trace.initial_rsp - end.lowest_rsp)
+
+
 def summarize(trace: Trace, accesses: AccessCounts | None = None,
               stack_depth: int | None = None, with_output: bool = True) -> TraceSummary:
     """What `trace info` shows.

@@ -48,9 +48,21 @@ class Workload:
     # lackey to /dev/null run once each (the `huge` recording of 100 M events is there for
     # its peak RSS and for throughput ratios where start-up costs are amortised).
     trace_only_sizes: frozenset[str] = frozenset()
+    # "asm": nasm -D<param>=n; "c": compiled like `trace record prog.c` with -D<param>=n.
+    language: str = "asm"
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.{'c' if self.language == 'c' else 'asm'}"
 
 
 WORKLOADS = (
+    # The headline: the shape of compiled code (calls, frames, push/pop, a string copy).
+    Workload("mixed", "ITERS",
+             {"small": 10_000, "medium": 100_000, "large": 1_000_000, "huge": 6_000_000},
+             "table load, store, two push/pop, a call into a framed function "
+             "(push rbp/leave/ret), a 64-byte rep movsb every 64 iterations",
+             trace_only_sizes=frozenset({"huge"})),
     Workload("memloop", "ITERS",
              {"small": 100, "medium": 1_000, "large": 5_000, "huge": 50_000},
              "read-modify-write sweeps over an 8 KiB array (the memory-heavy loop)",
@@ -61,6 +73,9 @@ WORKLOADS = (
              "rep stosq/movsq/movsb/stosb over 16 KiB buffers"),
     Workload("churn", "ROUNDS", {"small": 10, "medium": 100, "large": 500},
              "brk grow/shrink and mmap/munmap of 64 KiB, touching every 64 bytes"),
+    Workload("malloc_pairs", "PAIRS", {"small": 1_000, "medium": 10_000, "large": 100_000},
+             "C (glibc, -O0, static): malloc/free pairs of varying small sizes",
+             language="c"),
 )
 SIZES = ("small", "medium", "large", "huge")
 
@@ -87,6 +102,7 @@ class Measurement:
     events: int = 0               # trace's access rows (user and kernel side)
     rsp_changes: int = 0
     trace_bytes: int = 0          # size of accesses.arrows
+    trace_bytes_all: int = 0      # every file of the trace directory
     lackey_events: int | None = None   # L + S + 2*M lines
     lackey_instructions: int | None = None
     exit_code: int | None = None
@@ -145,14 +161,32 @@ def build(workload: Workload, size: str, into: Path) -> Path:
     """
     value = workload.sizes[size]
     into.mkdir(parents=True, exist_ok=True)
+    if workload.language == "c":
+        return _build_c(workload, value, into / f"{workload.name}-{size}")
     obj = into / f"{workload.name}-{size}.o"
     exe = into / f"{workload.name}-{size}"
     for cmd in (["nasm", "-f", "elf64", f"-D{workload.param}={value}",
-                 str(WORKLOAD_DIR / f"{workload.name}.asm"), "-o", str(obj)],
+                 str(WORKLOAD_DIR / workload.file), "-o", str(obj)],
                 ["ld", "-o", str(exe), str(obj)]):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise BenchError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return exe
+
+
+def _build_c(workload: Workload, value: int, exe: Path) -> Path:
+    """Compiles a C workload exactly as `trace record prog.c` does (tracer.compile_c)."""
+    from tracer.compile_c import compile_c
+    from tracer.errors import TracerError
+
+    with tempfile.TemporaryDirectory(dir=exe.parent) as tmp:
+        try:
+            built = compile_c(WORKLOAD_DIR / workload.file, Path(tmp),
+                              cc_flags=(f"-D{workload.param}={value}",))
+        except TracerError as exc:
+            raise BenchError(f"compiling {workload.file} failed: {exc}") from exc
+        shutil.copyfile(built.elf, exe)
+    exe.chmod(0o755)
     return exe
 
 
@@ -256,6 +290,7 @@ class Bench:
             m.instructions, m.events = end["instructions"], end["accesses"]
             m.rsp_changes = end["rsp_changes"]
             m.trace_bytes = (trace / "accesses.arrows").stat().st_size
+            m.trace_bytes_all = sum(p.stat().st_size for p in trace.iterdir())
             run = Run(run.wall_s, run.cpu_s, run.max_rss_kb, end["exit_code"])
             shutil.rmtree(trace)
         elif tool is Tool.LACKEY_FILE:

@@ -17,6 +17,7 @@ from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, Uc
 from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_RIP, UC_X86_REG_RSP
 
 from tracer.address_space import AddressSpace
+from tracer.cpu import start_like_linux
 from tracer.elf import read_elf
 from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.syscalls.abi import X86_64
@@ -42,6 +43,7 @@ def run(elf: Path) -> dict:
     """
     program = read_elf(elf)
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    start_like_linux(uc)  # as the recorder does: x87/SSE control words, CPUID
     space = AddressSpace(uc)
     space.set_initial_brk(load_elf(space, uc, program))
     rng = random.Random(0)

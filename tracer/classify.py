@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from capstone import CS_AC_WRITE, CS_ARCH_X86, CS_MODE_64, Cs
-from capstone.x86 import X86_OP_MEM, X86_OP_REG
+from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
 
 from tracer.format.schema import RSP_CAUSES, SOURCES
 
@@ -58,6 +58,9 @@ PRIVILEGED = 1 << 9
 INVALID = 1 << 10       # #UD on the CPU (SIGILL) where Unicorn would run it
 DEBUG_TRAP = 1 << 11    # int1 (icebp): SIGTRAP
 ALIGNED = 1 << 12       # its memory operand must be aligned (see `aligned_operand`)
+# The RSP change is known from the instruction alone: bits 16-23 hold it as a signed byte,
+# and the recorder adds it instead of reading RSP (recorder.c F_RSP_DELTA).
+RSP_DELTA = 1 << 15
 # Instructions that raise #GP in user mode (CPL 3, IOPL 0) on Linux. Unicorn runs at CPL 0
 # and would execute them, so the recorder stops before them and reports SIGSEGV.
 _PRIVILEGED = {"hlt", "cli", "sti", "in", "out", "insb", "insw", "insd", "outsb", "outsw",
@@ -205,4 +208,30 @@ class InstructionClassifier:
         invalid = base in _UNAVAILABLE or (base == "mov" and no_such_cr) or locked_wrong
         return (flags_of(cls, writes_rsp)
                 | (INVALID if invalid else PRIVILEGED if privileged else 0)
-                | (DEBUG_TRAP if base == "int1" else 0))
+                | (DEBUG_TRAP if base == "int1" else 0)
+                | rsp_delta_flags(insn, registers))
+
+
+def rsp_delta_flags(insn, registers: set[str]) -> int:
+    """RSP_DELTA and the change, for the stack instructions whose change is fixed: near
+    push/pop of a general register, memory or immediate (8 bytes in 64-bit mode), call
+    (-8) and ret (+8, or +8+n for `ret n`). 0 for any other, including an operand-size
+    prefix, push/pop of RSP or a segment register, leave and enter: the recorder reads
+    RSP after those."""
+    mnemonic = insn.mnemonic
+    if mnemonic not in ("push", "pop", "call", "ret") or 0x66 in bytes(insn.prefix):
+        return 0
+    if registers & (_RSP_REGS | {"cs", "ds", "es", "ss", "fs", "gs"}) and mnemonic != "call":
+        return 0
+    if mnemonic == "ret":
+        if not insn.operands:
+            delta = 8
+        elif len(insn.operands) == 1 and insn.operands[0].type == X86_OP_IMM:
+            delta = 8 + insn.operands[0].imm
+        else:
+            return 0
+    else:
+        delta = -8 if mnemonic in ("push", "call") else 8
+    if not -128 <= delta <= 127:
+        return 0
+    return RSP_DELTA | (delta & 0xFF) << 16

@@ -242,6 +242,22 @@ class EventStream:
         self._lib.vm_free(self._r)
         self._r = None
 
+    def access_counts(self) -> dict[str, dict[str, int]]:
+        """Access rows by source and direction, as `end.access_counts` in meta.json (only
+        the sources that occur)."""
+        counts = {}
+        for code, name in enumerate(SOURCES):
+            read = self._lib.vm_count_by_kind(self._r, code, 0)
+            write = self._lib.vm_count_by_kind(self._r, code, 1)
+            if read or write:
+                counts[name] = {"read": read, "write": write}
+        return counts
+
+    @property
+    def lowest_rsp(self) -> int:
+        """The lowest RSP the run reached (the initial one if it never went lower)."""
+        return self._lib.vm_lowest_rsp(self._r)
+
     @property
     def totals(self) -> tuple[int, int]:
         return self._lib.vm_total_accesses(self._r), self._lib.vm_total_rsp(self._r)

@@ -3,6 +3,7 @@ Unicorn with the native event hooks and our syscall layer, and writes every tabl
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import random
@@ -304,6 +305,9 @@ class _Recording:
         # Left before `finish`/`close`: the request never reaches a freed native recorder.
         listening = (o.stop.subscribed(lambda: self.events.request_stop(StopReason.INTERRUPTED))
                      if o.stop is not None else nullcontext())
+        # Everything made so far lives for the whole run: keep it out of the collector's
+        # passes, which the drain thread's per-chunk objects would otherwise trigger.
+        gc.freeze()
         with listening:
             try:
                 uc.emu_start(loaded.entry, 0xFFFF_FFFF_FFFF_FFFF)
@@ -312,6 +316,7 @@ class _Recording:
                         and self.hook_errors.first is None):
                     self._fault_from_error(exc)
             finally:
+                gc.unfreeze()
                 self.events.finish(uc.reg_read(UC_X86_REG_RSP))
                 self._flush_stack_growth()
         failed = self.hook_errors.first
@@ -546,6 +551,7 @@ class _Recording:
         rips, counts = self.events.exec_counts()
         write_table(self.out, "exec_counts", {"rip": rips.tolist(), "count": counts.tolist()})
         n_accesses, n_rsp = self.events.totals
+        access_counts, lowest_rsp = self.events.access_counts(), self.events.lowest_rsp
         instructions = self.events.instructions
         self.events.close()
         for buffer in (self.regions, self.syscalls, self.kernel_writes, self.output):
@@ -562,6 +568,9 @@ class _Recording:
             "instructions": instructions,
             "accesses": n_accesses,
             "rsp_changes": n_rsp,
+            # What `trace info` shows, so that it never scans the event tables.
+            "access_counts": access_counts,
+            "lowest_rsp": lowest_rsp,
             "truncated": truncated,
             "error": self.error,
             "brk": {"start": self.space.brk_start, "end": self.space.brk},

@@ -16,7 +16,7 @@ from typing import Any
 
 from tracer.ending import Fault
 from tracer.format.errors import TraceFormatError
-from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, TRACE_FILES
+from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, SOURCES, TRACE_FILES
 
 MAX_META_BYTES = 64 << 20   # argv and env are capped at 2 MiB by the recorder (E2BIG)
 MAX_DEPTH = 6               # the deepest meta.json the recorder writes is 4
@@ -66,6 +66,10 @@ class RunEnd:
     brk_start: int
     brk_end: int
     registers: Mapping[str, int]
+    # Totals for `trace info` (traces recorded before they were added have neither):
+    # access rows by source then "read"/"write", and the lowest RSP of the run.
+    access_counts: Mapping[str, Mapping[str, int]] | None = None
+    lowest_rsp: int | None = None
 
 
 @dataclass(frozen=True)
@@ -252,7 +256,23 @@ def _end(value: Any) -> RunEnd | None:
         error=_opt_str(_key(e, "error", "end"), "end.error"),
         brk_start=_int(_key(brk, "start", "end.brk"), "end.brk.start"),
         brk_end=_int(_key(brk, "end", "end.brk"), "end.brk.end"),
-        registers=_registers(_key(e, "registers", "end"), "end.registers"))
+        registers=_registers(_key(e, "registers", "end"), "end.registers"),
+        access_counts=_access_counts(e.get("access_counts")),
+        lowest_rsp=_opt_int(e.get("lowest_rsp"), "end.lowest_rsp"))
+
+
+def _access_counts(value: Any) -> dict[str, dict[str, int]] | None:
+    if value is None:
+        return None
+    counts = _obj(value, "end.access_counts")
+    out = {}
+    for source, pair in counts.items():
+        where = f"end.access_counts.{source}"
+        if source not in SOURCES:
+            raise _Invalid(where, f"is no source ({', '.join(SOURCES)})")
+        pair = _obj(pair, where)
+        out[source] = {k: _int(_key(pair, k, where), f"{where}.{k}") for k in ("read", "write")}
+    return out
 
 
 def _files(value: Any) -> Mapping[str, FileChecksum]:

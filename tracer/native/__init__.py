@@ -135,6 +135,8 @@ def load() -> ctypes.CDLL:
         "vm_stepper_steps": (u64, [vp]),
         "vm_total_accesses": (u64, [vp]),
         "vm_total_rsp": (u64, [vp]),
+        "vm_count_by_kind": (u64, [vp, i, i]),
+        "vm_lowest_rsp": (u64, [vp]),
         "vm_close": (None, [vp]),
         "vm_flush": (None, [vp]),
         "vm_take": (chunk_p, [vp]),

@@ -42,6 +42,10 @@ typedef struct chunk {
 #define F_REP_STRING (1u << 13) /* a rep/repe/repne string instruction */
 #define F_REP_ECX (1u << 14)   /* ... with an address-size prefix: its count is ECX */
 #define F_FAULTS (F_PRIVILEGED | F_INVALID | F_DEBUG_TRAP)
+/* The classifier knows the RSP change from the instruction alone (push, pop, call, ret):
+ * bits 16-23 hold it as a signed byte, and no register read is needed to see it. */
+#define F_RSP_DELTA (1u << 15)
+#define F_RSP_DELTA_OF(f) ((int64_t)(int8_t)(((f) >> 16) & 0xFF))
 /* Set by us, not the classifier: the bytes at this address were written since it was
  * classified (self-modifying code), so classify it again before using its flags. */
 #define F_STALE (1u << 31)
@@ -185,6 +189,10 @@ typedef struct recorder {
     int n_spare;
     count_table exec;
     uint64_t total_acc, total_rsp;
+    /* Totals for meta.json, so that `trace info` never has to scan the event tables:
+     * access rows by [source][is_write], and the lowest RSP the run reached. */
+    uint64_t n_by_kind[4][2];
+    uint64_t lowest_rsp;
 } recorder;
 
 static void *xcalloc(size_t n, size_t s) {
@@ -351,6 +359,7 @@ static inline void note_rsp(recorder *r, uint64_t rsp) {
     c->rsp_new[i] = rsp;
     c->rsp_cause[i] = (uint8_t)F_RSP_CAUSE(r->cur_flags);
     r->last_rsp = rsp;
+    if (rsp < r->lowest_rsp) r->lowest_rsp = rsp;
     r->total_rsp++;
 }
 
@@ -372,7 +381,10 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
     /* An RSP change seen now was made by the previous instruction; only instructions the
      * classifier marked as able to write RSP are checked (a register read costs ~3 ns). */
     if (r->step > 0 && (r->cur_flags & F_MAY_CHANGE_RSP)) {
-        uc_reg_read(uc, UC_X86_REG_RSP, &rsp);
+        if (r->cur_flags & F_RSP_DELTA)
+            rsp = r->last_rsp + (uint64_t)F_RSP_DELTA_OF(r->cur_flags);
+        else
+            uc_reg_read(uc, UC_X86_REG_RSP, &rsp);
         note_rsp(r, rsp);
     }
     /* QEMU's extra entry into a finished rep instruction is not a step (rep_exhausted). */
@@ -457,6 +469,7 @@ static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int 
     c->acc_has_value[n] = (uint8_t)has_value;
     c->n_acc = n + 1;
     r->total_acc++;
+    r->n_by_kind[source & 3][write ? 1 : 0]++;
 }
 
 static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size,
@@ -476,6 +489,7 @@ recorder *vm_new(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pend
     r->max_pending = max_pending;
     r->max_steps = max_steps;
     r->last_rsp = initial_rsp;
+    r->lowest_rsp = initial_rsp;
     r->cur = chunk_new(cap_acc, cap_rsp);
     r->exec.cap = 1 << 12;
     r->exec.code_lo = UINT64_MAX;
@@ -524,6 +538,7 @@ void vm_discard_current(recorder *r) {
            c->acc_source[c->n_acc - 1] != SOURCE_KERNEL) {
         c->n_acc--;
         r->total_acc--;
+        r->n_by_kind[c->acc_source[c->n_acc] & 3][c->acc_write[c->n_acc] ? 1 : 0]--;
     }
 }
 
@@ -562,6 +577,10 @@ int vm_stop_write(recorder *r) { return r->stop_write; }
 void vm_request_stop(recorder *r) { r->stop_requested = 1; }
 uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
 uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
+uint64_t vm_count_by_kind(recorder *r, int source, int write) {
+    return r->n_by_kind[source & 3][write ? 1 : 0];
+}
+uint64_t vm_lowest_rsp(recorder *r) { return r->lowest_rsp; }
 
 /* Flush the partial chunk and mark the queue closed: the drain thread ends when empty. */
 void vm_close(recorder *r) {

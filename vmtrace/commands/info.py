@@ -15,6 +15,17 @@ from analysis.formatting import plural
 from vmtrace.terminal import SafeDecoder, make_console, safe
 
 
+# `trace info` hashes and counts the event tables (accesses, rsp) only while they are this
+# small together (about a second); beyond, it answers from meta.json's totals.
+VERIFY_EVENT_TABLES_UP_TO = 64 << 20
+EVENT_TABLES = ("accesses", "rsp")
+
+
+def _event_bytes(trace: Path) -> int:
+    return sum((trace / f"{t}.arrows").stat().st_size for t in EVENT_TABLES
+               if (trace / f"{t}.arrows").is_file())
+
+
 def _print_output(console: Console, opened, full: bool) -> None:
     """The program's stdout, control characters shown escaped; its first and last lines
     only, unless `full`."""
@@ -62,12 +73,25 @@ def info(
 ) -> None:
     """Summarise a recorded run: how it ended, its output, accesses, syscalls and map."""
     from analysis import open_trace
-    from analysis.summary import summarize
+    from analysis.summary import summarize, totals_from_meta
     from analysis.syscall_args import describe_args, describe_ret
+    from tracer.format.schema import TABLES
 
     opened = open_trace(trace)
-    opened.files.verify()
-    summary = summarize(opened, with_output=as_json)
+    totals = totals_from_meta(opened)
+    if totals is None or _event_bytes(trace) <= VERIFY_EVENT_TABLES_UP_TO:
+        # Small enough to check and count whole: every byte is hashed and every value
+        # checked as it is read, as all other commands do.
+        opened.files.verify()
+        totals = None
+    else:
+        # A big complete trace whose meta.json holds the totals: answer from them, in the
+        # same time whatever the size of the event tables. Their sizes were checked on
+        # opening; their checksums are checked by any command that reads them.
+        opened.files.check_tables(*(t for t in TABLES if t not in EVENT_TABLES))
+        opened.files.program_bytes()
+    accesses, depth = totals if totals is not None else (None, None)
+    summary = summarize(opened, accesses=accesses, stack_depth=depth, with_output=as_json)
     if as_json:
         print(json.dumps(summary.to_json(), indent=2))
         return

@@ -1,0 +1,132 @@
+"""Proves a recorder change lost nothing: records every example and test program and compares
+each table, row for row, with a reference saved from the recorder before the change.
+
+    python bench/verify.py --save            # before the change: write the reference
+    python bench/verify.py                   # after it: compare (exit 1 on any difference)
+    python bench/verify.py --only rsp_zoo,string_rep   # a subset (the test suite's check)
+
+Tables are compared by content (each column's values, in row order), not by file bytes, so a
+change of compression or Arrow layout passes as long as every reader sees the same rows. Also
+compared: meta.json's `end` (how the run ended, counts, registers); and `end.access_counts` /
+`end.lowest_rsp` are checked against the tables themselves."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REFERENCE = ROOT / "bench" / "verify-reference.json"
+MAX_STEPS = 3_000_000  # every program here ends well before; a runaway one stays bounded
+
+
+def programs() -> list[Path]:
+    """Every example and test program that records by itself (no stdin or arguments)."""
+    found = sorted((ROOT / "examples").glob("*.asm"))
+    found += sorted((ROOT / "tests" / "programs").glob("*.asm"))
+    found += sorted((ROOT / "tests" / "programs" / "c").glob("*.c"))
+    return found
+
+
+def _digest(values) -> str:
+    return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
+
+
+def fingerprint(trace: Path) -> dict:
+    """Per table: row count and one digest per column; plus meta.json's `end`."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from tracer.format.schema import TABLES, file_name
+
+    tables = {}
+    for table in TABLES:
+        path = trace / file_name(table)
+        if not path.exists():
+            continue
+        with pa.memory_map(str(path)) as source:
+            data = ipc.open_stream(source).read_all()
+        tables[table] = {"rows": data.num_rows,
+                         **{name: _digest(data.column(name).to_pylist())
+                            for name in data.column_names}}
+    end = json.loads((trace / "meta.json").read_text())["end"] or {}
+    end = {k: v for k, v in end.items() if k not in ("access_counts", "lowest_rsp")}
+    return {"tables": tables, "end": _digest(sorted(end.items()))}
+
+
+def check_totals(trace: Path) -> list[str]:
+    """`end.access_counts` and `end.lowest_rsp` against a scan of the tables."""
+    from analysis import open_trace
+    from analysis.summary import access_counts, max_stack_depth, totals_from_meta
+
+    opened = open_trace(trace)
+    totals = totals_from_meta(opened)
+    if totals is None:
+        return [] if not opened.complete else ["meta.json has no totals"]
+    counts, depth = totals
+    problems = []
+    if counts != access_counts(opened):
+        problems.append(f"end.access_counts {counts} != the table's {access_counts(opened)}")
+    if depth != max_stack_depth(opened):
+        problems.append(f"end.lowest_rsp gives depth {depth} != {max_stack_depth(opened)}")
+    return problems
+
+
+def record_one(program: Path, out: Path) -> Path:
+    from tracer.recorder import RecordOptions, record
+
+    return record(RecordOptions(program=program, output=out, max_steps=MAX_STEPS)).trace
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--save", action="store_true", help="write the reference")
+    parser.add_argument("--only", help="comma-separated program stems")
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
+    args = parser.parse_args(argv)
+    chosen = programs()
+    if args.only:
+        wanted = set(args.only.split(","))
+        chosen = [p for p in chosen if p.stem in wanted]
+    known = json.loads(args.reference.read_text()) if args.reference.exists() else {}
+    reference = {} if args.save else known
+    results, failures = {}, []
+    with tempfile.TemporaryDirectory(prefix="vmtrace-verify-") as tmp:
+        for program in chosen:
+            key = str(program.relative_to(ROOT))
+            try:
+                trace = record_one(program, Path(tmp) / program.stem)
+            except Exception as exc:  # a program that cannot record: its error is its result
+                results[key] = {"error": type(exc).__name__}
+            else:
+                results[key] = fingerprint(trace)
+                failures += [f"{key}: {p}" for p in check_totals(trace)]
+            if not args.save:
+                want = reference.get(key)
+                if want is None:
+                    failures.append(f"{key}: not in the reference")
+                elif want != results[key]:
+                    diff = sorted(t for t in set(want.get("tables", {})) | set(
+                        results[key].get("tables", {}))
+                        if want.get("tables", {}).get(t) != results[key].get("tables", {}).get(t))
+                    failures.append(f"{key}: differs ({', '.join(diff) or 'end/error'})")
+    if args.save:
+        if args.only:  # add to (or refresh in) the reference only the programs named
+            results = {**known, **results}
+        args.reference.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        print(f"saved {len(results)} programs to {args.reference}")
+    for line in failures:
+        print(line)
+    if not args.save:
+        print(f"{len(results) - len(failures)} of {len(results)} programs identical")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
