@@ -320,3 +320,21 @@ def test_the_dataset_and_compare_modules_load_neither_emulator_nor_ray():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True, timeout=120)
     assert not set(json.loads(done.stdout)) & {"unicorn", "capstone", "ray"}
+
+
+def test_compare_escapes_what_programs_and_compilers_wrote(tmp_path, capsys):
+    # Rows written directly (no Ray): a compiler message and a source name are untrusted.
+    from analysis.dataset import DatasetLocation, DatasetWriter, failed_row
+
+    writer = DatasetWriter(DatasetLocation.parse(tmp_path / "ds"))
+    evil = "<img src=x onerror=alert(1)>"
+    writer.write_row("evil", failed_row(f"{evil}.asm", "asm", "build-error",
+                                        f"{evil}.asm:1: error: </script>", "0" * 64))
+    status, _, err = cli("compare", tmp_path / "ds", capsys=capsys)
+    assert status == 0, err
+    html = (tmp_path / "ds" / "compare.html").read_text()
+    assert evil not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "</script>.asm" not in html
+    status, out, _ = cli("sql", tmp_path / "ds", "SELECT program, status FROM programs",
+                         "--json", capsys=capsys)
+    assert json.loads(out) == [{"program": "evil", "status": "build-error"}]

@@ -122,7 +122,7 @@ def _analyse(job: ProgramJob, options: BatchOptions, root: Path, writer, out: Pa
 
     trace = open_trace(out)
     frag, heap = allocator_tracking(trace, None)
-    data = build_report(trace, frag, heap)
+    data = build_report(trace, frag, heap, views=options.reports)
     report = None
     if options.reports:
         from analysis.html import render_report
