@@ -54,7 +54,9 @@ def big_query(rows: int, workdir: Path, programs: int = 100) -> dict:
     import duckdb
 
     data = workdir / "accesses"
-    con = duckdb.connect(config={"memory_limit": "1GB"})
+    # Spills (a partitioned COPY buffers per partition) stay in the temporary directory.
+    con = duckdb.connect(config={"memory_limit": "1GB",
+                                 "temp_directory": str(workdir / "spill")})
     started = time.monotonic()
     con.execute(f"""COPY (SELECT 'p' || (i % {programs}) AS program, i AS step,
                    4198400 + (i % 64) * 4 AS rip, 140737488347136 - (i % 4096) * 8 AS addr,
