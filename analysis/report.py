@@ -25,10 +25,10 @@ class ReportData:
     summary: TraceSummary
     stack: StackDepth
     heap: HeapTimeline
-    heatmaps: Heatmaps
-    vmmap: VmMap
+    heatmaps: Heatmaps | None     # None: built with views=False (as vmmap and listing)
+    vmmap: VmMap | None
     findings: list[Finding]
-    listing: Listing
+    listing: Listing | None
     fragmentation: Fragmentation | None
     libc_heap: LibcHeap | None = None        # --allocator auto: the C library's blocks
     heap_errors: list[HeapError] | None = None
@@ -47,7 +47,7 @@ def _for_c(findings: list[Finding]) -> list[Finding]:
 
 
 def build_report(trace: Trace, fragmentation: Fragmentation | None = None,
-                 libc_heap: LibcHeap | None = None) -> ReportData:
+                 libc_heap: LibcHeap | None = None, views: bool = True) -> ReportData:
     """Runs every analysis of the report over a trace.
 
     Args:
@@ -55,6 +55,9 @@ def build_report(trace: Trace, fragmentation: Fragmentation | None = None,
         fragmentation: allocator tracking, when the user named an allocator.
         libc_heap: the C library's allocations (`--allocator auto`): its heap errors join
             the findings.
+        views: False skips what only the page shows (heatmaps, memory map, listing: those
+            fields are then None), for a caller that needs the numbers and findings only
+            (`trace batch --no-reports`).
 
     Returns:
         The report's data: two passes over the rsp table, one over accesses.
@@ -64,15 +67,16 @@ def build_report(trace: Trace, fragmentation: Fragmentation | None = None,
     heap = heap_timeline(trace)
     # One pass over the accesses table feeds the heatmaps, the per-line counts and the
     # findings that look at accesses.
-    heat = HeatmapBuilder(trace, lowest_rsp=lowest)
-    rips = RipCounter(trace)
+    heat = HeatmapBuilder(trace, lowest_rsp=lowest) if views else None
+    rips = RipCounter(trace) if views else None
     scanners = FindingScanners(trace, heap)
     checker = None if libc_heap is None else HeapChecker(
         libc_heap, Symbolizer(trace.symbols, trace.lines))
-    scan_accesses(trace, [heat, rips, *scanners.consumers,
-                          *([checker] if checker is not None else [])])
-    maps = heat.result()
-    summary = summarize(trace, accesses=access_counts_from(maps.source_counts),
+    scan_accesses(trace, [c for c in (heat, rips, *scanners.consumers, checker)
+                          if c is not None])
+    maps = heat.result() if heat is not None else None
+    counts = access_counts_from(maps.source_counts) if maps is not None else None
+    summary = summarize(trace, accesses=counts,
                         stack_depth=stack.deepest.depth if stack.deepest else 0)
     found = scanners.findings(stack)
     if trace.meta.program.kind == "c":
@@ -87,6 +91,6 @@ def build_report(trace: Trace, fragmentation: Fragmentation | None = None,
         found = sorted([*found, *as_findings(errors)],
                        key=lambda f: (f.step is None, f.step or 0))
     return ReportData(summary=summary, stack=stack, heap=heap, heatmaps=maps,
-                      vmmap=vmmap(trace, lowest), findings=found,
-                      listing=listing(trace, rips.result()), fragmentation=fragmentation,
-                      libc_heap=libc_heap, heap_errors=errors)
+                      vmmap=vmmap(trace, lowest) if views else None, findings=found,
+                      listing=listing(trace, rips.result()) if rips else None,
+                      fragmentation=fragmentation, libc_heap=libc_heap, heap_errors=errors)

@@ -7,10 +7,13 @@ import sys
 import typer
 from typer.core import TyperGroup
 
+from vmtrace.commands import batch as batch_command
+from vmtrace.commands import compare as compare_command
 from vmtrace.commands import info as info_command
 from vmtrace.commands import plot as plot_command
 from vmtrace.commands import record as record_command
 from vmtrace.commands import report as report_command
+from vmtrace.commands import sql as sql_command
 from vmtrace.commands import (
     accesses as accesses_command, explore as explore_command, index as index_command,
     mem as mem_command,
@@ -57,6 +60,9 @@ app.command("who-wrote")(who_wrote_command.who_wrote)
 app.command("accesses")(accesses_command.accesses)
 app.command("explore")(explore_command.explore)
 app.command("view")(view_command.view)
+app.command("batch", cls=batch_command.BatchCommand)(batch_command.batch)
+app.command("compare")(compare_command.compare)
+app.command("sql")(sql_command.sql)
 
 err_console = make_console(stderr=True)
 
