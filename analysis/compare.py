@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from analysis.dataset import FINDING_COLUMNS, programs_table
 from analysis.findings import FindingKind
-from analysis.html import _document, _Page  # the report's page shell: CSS, offline plotly
+from analysis.html_page import Page  # the report's page shell: CSS, offline plotly
 
 # (title, test) of each group the page counts and names.
 GROUPS: list[tuple[str, Any]] = [
@@ -111,7 +111,7 @@ def render_comparison(data: Comparison, page_path: Path) -> str:
         page_path: where the page will be written: links to the reports are relative to
             it, so that they work from file:// wherever the dataset is moved with it.
     """
-    page = _Page()
+    page = Page()
     page.add(f"<style>{_CSS}</style>")
     page.add(f"<h1>vmtrace: {len(data.rows)} programs compared</h1>")
     page.add(f"<p>Dataset: {escape(data.dataset)}. Click a column to sort; a program's "
@@ -130,7 +130,7 @@ def render_comparison(data: Comparison, page_path: Path) -> str:
                        ("heap_peak", "Heap peak: the program break above its start (bytes)")):
         page.figure(_histogram(data, key, title))
     page.add(f"<script>{_SORT_JS}</script>")
-    return _document("vmtrace: programs compared", "\n".join(page.parts))
+    return page.document("vmtrace: programs compared")
 
 
 def _programs_table(data: Comparison, page_path: Path) -> str:

@@ -78,10 +78,34 @@ def check_totals(trace: Path) -> list[str]:
     return problems
 
 
+# The ELF's debug information names its source as given and (gcc) the working directory, and
+# a small ELF's first page, recorded in memory_image, holds part of it: programs are built from
+# a copy at this fixed place, by a relative path, so that the tables do not depend on where
+# the checkout is.
+FIXED = Path(tempfile.gettempdir()) / "vmtrace-verify-sources"
+
+
+def _fixed_copy() -> Path:
+    import shutil
+
+    shutil.rmtree(FIXED, ignore_errors=True)
+    shutil.copytree(ROOT / "examples", FIXED / "examples")
+    shutil.copytree(ROOT / "tests" / "programs", FIXED / "tests" / "programs")
+    return FIXED
+
+
 def record_one(program: Path, out: Path) -> Path:
+    import os
+
     from tracer.recorder import RecordOptions, record
 
-    return record(RecordOptions(program=program, output=out, max_steps=MAX_STEPS)).trace
+    here = Path.cwd()
+    os.chdir(FIXED)
+    try:
+        relative = program.relative_to(ROOT)
+        return record(RecordOptions(program=relative, output=out, max_steps=MAX_STEPS)).trace
+    finally:
+        os.chdir(here)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     known = json.loads(args.reference.read_text()) if args.reference.exists() else {}
     reference = {} if args.save else known
     results, failures = {}, []
+    _fixed_copy()
     with tempfile.TemporaryDirectory(prefix="vmtrace-verify-") as tmp:
         for program in chosen:
             key = str(program.relative_to(ROOT))
