@@ -48,6 +48,15 @@ def _ld_warning(line: str) -> str:
     return text
 
 
+def check_build_inputs(source: Path, include: Sequence[Path], error: type[Exception]) -> None:
+    """Raises ProgramError for a missing source, `error` for a missing --include directory."""
+    if not source.exists():
+        raise ProgramError(f"{source}: no such file")
+    for directory in include:
+        if not directory.is_dir():
+            raise error(f"--include {directory}: no such directory")
+
+
 def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> BuiltProgram:
     """Assembles with `nasm -f elf64 -g -F dwarf` and links with `ld`, both sandboxed.
 
@@ -68,11 +77,7 @@ def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> Built
         ProgramError: the source file does not exist.
         SandboxError: the build sandbox is unavailable (nothing is built without it).
     """
-    if not source.exists():
-        raise ProgramError(f"{source}: no such file")
-    for directory in include:
-        if not directory.is_dir():
-            raise AssembleError(f"--include {directory}: no such directory")
+    check_build_inputs(source, include, AssembleError)
     # nasm looks for %include files in its working directory and its -i directories only:
     # the source's directory is added so that a file beside the source is found from any
     # working directory. Readable: that directory, where the source points if it is a

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tracer import sandbox
-from tracer.build import BuiltProgram
+from tracer.build import BuiltProgram, check_build_inputs
 from tracer.errors import AssembleError, ProgramError
 
 C_SUFFIXES = (".c",)
@@ -59,11 +59,7 @@ def compile_c(source: Path, workdir: Path, libc: str = "glibc", cc_flags: Sequen
         ProgramError: the source file does not exist.
         SandboxError: the build sandbox is unavailable (nothing is built without it).
     """
-    if not source.exists():
-        raise ProgramError(f"{source}: no such file")
-    for directory in include:
-        if not directory.is_dir():
-            raise CompileError(f"--include {directory}: no such directory")
+    check_build_inputs(source, include, CompileError)
     exe = workdir / source.stem
     argv = compile_command(source, exe, libc, cc_flags, include)
     compiler = shutil.which(argv[0])
