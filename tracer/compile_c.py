@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tracer import sandbox
 from tracer.build import BuiltProgram, check_build_inputs
-from tracer.errors import AssembleError, ProgramError
+from tracer.errors import AssembleError
 
 C_SUFFIXES = (".c",)
 LIBCS = {"glibc": ("gcc", "gcc"), "musl": ("musl-gcc", "musl-tools")}  # compiler, package
