@@ -71,12 +71,14 @@ def big_query(rows: int, workdir: Path, programs: int = 100) -> dict:
              "hive_partitioning = true) GROUP BY program ORDER BY n DESC LIMIT 5")
     child = ("import duckdb, resource, sys, time\n"
              "con = duckdb.connect(config={'memory_limit': '1GB'})\n"
+             "con.execute('SET enable_progress_bar = false')\n"
              "t = time.monotonic(); con.sql(sys.argv[1]).fetchall()\n"
              "print(time.monotonic() - t, "
              "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     done = subprocess.run([sys.executable, "-c", child, query], check=True,
                           capture_output=True, text=True)
-    seconds, rss_kb = done.stdout.split()
+    # The last line: anything DuckDB printed before it is not the measurement.
+    seconds, rss_kb = done.stdout.strip().splitlines()[-1].split()
     return {"rows": rows, "write_s": written, "bytes": size, "query_s": float(seconds),
             "peak_rss_mb": int(rss_kb) / 1024}
 
