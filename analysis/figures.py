@@ -81,12 +81,16 @@ def heap_figure(heap: HeapTimeline) -> go.Figure:
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=("program break (heap grows up)", "mmap regions")[:rows])
     b = heap.brk
-    steps = list(b["step"]) + [max(heap.instructions, int(b["step"].iloc[-1]))]
+    # A brk at step N moves the break for the state at step N + 1 (the N that `trace stack`
+    # takes, as the stack series counts): the line steps there; the call's marker stays at N.
+    moved_at = [int(s) + 1 if i else 0 for i, s in enumerate(b["step"])]
+    steps = moved_at + [max(heap.instructions, moved_at[-1])]
     sizes = list(b["end"] - heap.initial_brk) + [int(b["end"].iloc[-1] - heap.initial_brk)]
     fig.add_trace(go.Scatter(
         x=steps, y=sizes, mode="lines", line={"shape": "hv", "color": "#00897b"},
         name="heap size", customdata=[f"{heap.initial_brk + v:#x}" for v in sizes],
-        hovertemplate="step %{x}<br>break %{customdata}<br>heap %{y} bytes<extra></extra>"),
+        hovertemplate="from step %{x}<br>break %{customdata}<br>heap %{y} bytes"
+                      "<extra></extra>"),
         row=1, col=1)
     calls = heap.brk_calls[heap.brk_calls["requested"].notna()]
     if not calls.empty:

@@ -59,7 +59,8 @@ def test_break_steps_brk_calls_and_mmap_lifetimes():
 def test_heap_figure_data():
     fig = heap_figure(heap_timeline_from(_regions(), _syscalls(), BRK, 40))
     brk = fig.data[0]
-    assert list(brk.x) == [0, 5, 12, 40] and list(brk.y) == [0, 0x1000, 0x3000, 0x3000]
+    # The break is the state's: brk at step 5 has moved it for the state at step 6.
+    assert list(brk.x) == [0, 6, 13, 40] and list(brk.y) == [0, 0x1000, 0x3000, 0x3000]
     calls = fig.data[1]
     assert list(calls.x) == [5, 12, 15] and list(calls.marker.symbol) == ["circle", "circle", "x"]
     assert len(fig.data) == 2 + 3  # one box per mmap region
