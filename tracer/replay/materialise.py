@@ -32,7 +32,8 @@ from tracer.format.schema import (
     PAGES, PAGES_FILE, TABLES, file_name,
 )
 from tracer.format.regions import PAGE
-from tracer.format.writer import TableWriter, file_checksums, write_meta, write_table
+from tracer.format.checksum import sha256_file
+from tracer.format.writer import write_meta, write_table
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.keyframes import restore_keyframe
 from tracer.replay.machine import Ending, ReplayError, ReplayMachine
@@ -85,7 +86,7 @@ class MaterialiseResult:
 
 
 class _SliceSink:
-    """Stands where the recorder's TableWriter stands: an uncompressed stream file, steps
+    """Stands where the recorder's TableWriter stands: a stream file of its own, steps
     made absolute (the native hooks count from the slice's first step)."""
 
     def __init__(self, path: Path, table: str, offset: int):
@@ -432,10 +433,15 @@ def _run(tasks: list[SliceTask], jobs: int, progress) -> list[SliceResult]:
     return sorted(results, key=lambda r: r.index)
 
 
-def _splice(path: Path, journal: JournalWriter, parts: list[tuple[Path, int]]) -> None:
+def _splice(path: Path, journal: JournalWriter, parts: list[tuple[Path, int]]) -> dict:
     """Joins the slices' streams into one, their compressed batches copied as they are (no
     decoding in this one process): the schema and dictionary messages once, every record
-    batch in order, one end-of-stream; a journal line per slice."""
+    batch in order, one end-of-stream; a journal line per slice.
+
+    Returns:
+        The file's `files` entry (bytes, sha256), hashed as it was written.
+    """
+    whole = hashlib.sha256()
     with open(path, "wb") as f:
         position = 0
         have_schema = have_dictionary = False
@@ -458,6 +464,7 @@ def _splice(path: Path, journal: JournalWriter, parts: list[tuple[Path, int]]) -
                     data = message.serialize()
                     f.write(data)
                     digest.update(data)
+                    whole.update(data)
                     position += len(data)
             os.unlink(part)
             if position > start:
@@ -466,8 +473,10 @@ def _splice(path: Path, journal: JournalWriter, parts: list[tuple[Path, int]]) -
                                             digest.hexdigest()))
         f.write(_EOS)
         f.flush()
+        whole.update(_EOS)
         journal.append(JournalEntry(path.name, position, position + len(_EOS), 0,
                                     hashlib.sha256(_EOS).hexdigest()))
+    return {"bytes": position + len(_EOS), "sha256": whole.hexdigest()}
 
 
 def _restore_journal(files: TraceFiles) -> None:
@@ -486,11 +495,13 @@ def _commit(files: TraceFiles, work: Path, results: list[SliceResult]) -> None:
     until that one rename the trace stays pending (and its event files are not read)."""
     out = work / "out"
     journal = JournalWriter(out)
+    checksums = {}
     try:
         for table, attr, rows in (("accesses", "accesses_file", "accesses"),
                                   ("rsp", "rsp_file", "rsp_changes")):
-            _splice(out / file_name(table), journal,
-                    [(Path(getattr(r, attr)), getattr(r, rows)) for r in results])
+            checksums[file_name(table)] = _splice(
+                out / file_name(table), journal,
+                [(Path(getattr(r, attr)), getattr(r, rows)) for r in results])
     finally:
         journal.close()
     rips = np.concatenate([np.asarray(r.exec_rips, np.uint64) for r in results])
@@ -527,5 +538,8 @@ def _commit(files: TraceFiles, work: Path, results: list[SliceResult]) -> None:
     end["lowest_rsp"] = min(r.lowest_rsp for r in results)
     meta["end"] = end
     meta["events"] = EVENTS_MATERIALISED
-    meta["files"] = {**meta["files"], **file_checksums(files.path)}
+    for name in (file_name("exec_counts"), CHECKSUMS_FILE):
+        path = files.path / name
+        checksums[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    meta["files"] = {**meta["files"], **checksums}
     write_meta(files.path, meta)
