@@ -108,12 +108,64 @@ def record_one(program: Path, out: Path) -> Path:
         os.chdir(here)
 
 
+def materialise_sweep(only: str | None = None) -> int:
+    """Every program: its full recording against the same recording made pending
+    (bench/fastlike.py) and materialised, with a slice starting at every keyframe."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from fastlike import differences, make_fast_like
+
+    from tracer.replay.materialise import materialise
+
+    chosen = programs()
+    if only:
+        chosen = [p for p in chosen if p.stem in set(only.split(","))]
+    _fixed_copy()
+    failures, done = [], 0
+    with tempfile.TemporaryDirectory(prefix="vmtrace-materialise-") as tmp:
+        for program in chosen:
+            key = str(program.relative_to(ROOT))
+            try:
+                full = record_one(program, Path(tmp) / program.stem)
+            except Exception:
+                continue  # a program that cannot record has nothing to materialise
+            steps = json.loads((full / "meta.json").read_text())["end"]["instructions"]
+            # A slice at every keyframe (at most ~300), at two phases; then two slices.
+            for every, jobs, slices in ((max(7, steps // 300), 2, 10 ** 6),
+                                        (max(3, steps // 40) + 1, 1, 10 ** 6),
+                                        (max(5, steps // 3), 2, None)):
+                fast = Path(tmp) / f"{program.stem}-fast"
+                shutil.rmtree(fast, ignore_errors=True)
+                shutil.copytree(full, fast)
+                try:
+                    make_fast_like(fast, every)
+                    materialise(fast, jobs=jobs, slices=slices)
+                    problems = differences(full, fast)
+                except Exception as exc:
+                    problems = [f"{type(exc).__name__}: {exc}"]
+                failures += [f"{key} (every {every}, jobs {jobs}): {p}" for p in problems]
+            done += 1
+            shutil.rmtree(full)
+            shutil.rmtree(Path(tmp) / f"{program.stem}-fast", ignore_errors=True)
+            print(f"{key}: {'ok' if not failures else len(failures)}", flush=True)
+    for line in failures:
+        print(line)
+    print(f"{done} programs x 3 keyframe intervals: {len(failures)} differences")
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--save", action="store_true", help="write the reference")
     parser.add_argument("--only", help="comma-separated program stems")
     parser.add_argument("--reference", type=Path, default=REFERENCE)
+    parser.add_argument("--materialise", action="store_true",
+                        help="instead: full recording -> fast-like -> materialised, with "
+                             "jobs 1 and 2 and small keyframe intervals, compared row for row")
     args = parser.parse_args(argv)
+    if args.materialise:
+        return materialise_sweep(args.only)
     chosen = programs()
     if args.only:
         wanted = set(args.only.split(","))

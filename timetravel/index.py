@@ -15,7 +15,9 @@ from analysis.trace import Trace
 from analysis.write_index import WriteIndex, build_write_index
 from tracer.format.cache import cache_dir, is_real_dir, prune_stale, remove
 from tracer.format.schema import TABLES
-from tracer.replay.keyframes import DEFAULT_EVERY, UNICORN_VERSION, Keyframes, build_keyframes
+from tracer.replay.keyframes import (
+    DEFAULT_EVERY, UNICORN_VERSION, Keyframes, TraceKeyframes, build_keyframes,
+)
 
 INDEX_VERSION = 2
 _INFO = "index.json"
@@ -90,7 +92,15 @@ def build_index(trace: Trace, every: int = DEFAULT_EVERY, directory: Path | None
 
 
 def open_index(trace: Trace, on_build: Callable[[], None] | None = None) -> ReplayIndex:
-    """The trace's index, built first if it is missing or stale."""
+    """The trace's index, built first if it is missing or stale. A fast recording whose
+    event tables are pending uses the keyframes it holds and builds nothing: the machine
+    state at a step needs no events, and a question about writes materialises only the
+    slices it reaches (timetravel/slices.py)."""
+    if trace.files.pending:
+        from timetravel.slices import SliceWrites
+
+        return ReplayIndex(trace.path, {"pending": True}, TraceKeyframes(trace.files),
+                           SliceWrites(trace, cache_dir(trace.files) / "slices"))
     directory = cache_dir(trace.files)
     info = _valid(directory)
     if info is None:

@@ -16,7 +16,7 @@ from vmtrace.commands import report as report_command
 from vmtrace.commands import sql as sql_command
 from vmtrace.commands import (
     accesses as accesses_command, explore as explore_command, index as index_command,
-    mem as mem_command,
+    materialize as materialize_command, mem as mem_command,
     replay as replay_command, stack as stack_command, state as state_command,
     view as view_command, who_wrote as who_wrote_command,
 )
@@ -63,6 +63,7 @@ app.command("view")(view_command.view)
 app.command("batch", cls=batch_command.BatchCommand)(batch_command.batch)
 app.command("compare")(compare_command.compare)
 app.command("sql")(sql_command.sql)
+app.command("materialize")(materialize_command.materialize)
 
 err_console = make_console(stderr=True)
 
@@ -76,10 +77,17 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.errors import AnalysisError
     from tracer.errors import TracerError
     from tracer.format import TraceFormatError
+    from tracer.format.errors import EventsPending
     from vmtrace.terminal import safe
 
     try:
-        app(args=argv, prog_name="trace")  # standalone: typer itself reports usage errors
+        try:
+            app(args=argv, prog_name="trace")  # standalone: typer itself reports usage errors
+        except EventsPending as pending:
+            # A command that needs the event tables of a --fast recording: materialise
+            # them (saying so), then run the command again.
+            materialize_command.materialise_first(pending.path)
+            app(args=argv, prog_name="trace")
     except (TracerError, TraceFormatError, AnalysisError) as exc:
         # safe(): the message may quote the trace or the program (one line, no escapes).
         err_console.print(f"[bold red]error:[/] {safe(exc)}", soft_wrap=True)

@@ -14,21 +14,22 @@ from pathlib import Path
 import pyarrow as pa
 
 from tracer.format.content import checked_batch
-from tracer.format.errors import TraceFormatError
+from tracer.format.errors import EventsPending, TraceFormatError
 from tracer.format.journal import (
     MAX_JOURNAL_BYTES, JournalEntry, parse_journal, verified_length,
 )
 from tracer.format.meta import MAX_META_BYTES, TraceMeta, parse_meta
 from tracer.format.regular import map_regular, open_directory, open_regular, read_regular
 from tracer.format.schema import (
-    CHECKSUMS_FILE, FORMAT_VERSION, META_FILE, OPTIONAL_FILES, PROGRAM_FILE, SOURCES_FILE,
-    STARTUP_TABLES, TABLES, TRACE_FILES, file_name,
+    CHECKSUMS_FILE, EVENT_TABLES, FAST_FILES, FORMAT_VERSION, META_FILE, OPTIONAL_FILES,
+    PROGRAM_FILE, SOURCES_FILE, STARTUP_TABLES, TABLES, TRACE_FILES, file_name,
 )
 from tracer.format.sources import MAX_SOURCES_BYTES, SourceFile, parse_sources
 
 __all__ = ["TraceFiles", "TraceFormatError", "TraceMeta"]
 
 MAX_PROGRAM_BYTES = 1 << 30
+MAX_FAST_BYTES = 8 << 30
 
 
 class TraceFiles:
@@ -60,6 +61,15 @@ class TraceFiles:
     def complete(self) -> bool:
         return self.meta.complete
 
+    @property
+    def pending(self) -> bool:
+        """True for a fast recording whose event tables are not materialised yet."""
+        return self.meta.pending
+
+    def _pending_error(self) -> EventsPending:
+        return EventsPending(f"{self.path} was recorded with --fast: its event tables are not "
+                             f"materialised yet (run `trace materialize {self.path}`)", self.path)
+
     # -- opening and checking files -------------------------------------------------------
     def _open(self, name: str) -> int | None:
         return open_regular(self._dir_fd, name, self.path)
@@ -69,7 +79,11 @@ class TraceFiles:
         each trace file present is a regular file (stat only: nothing is hashed here)."""
         expected = self.meta.files or {}
         if self.complete:
-            missing = sorted(TRACE_FILES - OPTIONAL_FILES - {META_FILE} - set(expected))
+            # A pending trace lacks the event tables (and, while it is pending, any left
+            # by an interrupted materialisation are not its files).
+            absent = {file_name(t) for t in EVENT_TABLES} if self.pending else set()
+            missing = sorted(TRACE_FILES - OPTIONAL_FILES - {META_FILE} - absent
+                             - set(expected))
             if missing:
                 raise TraceFormatError(f"{self.path / META_FILE} is damaged: its `files` does "
                                        f"not list {', '.join(missing)}")
@@ -81,15 +95,20 @@ class TraceFiles:
                 continue
             size = os.fstat(fd).st_size
             os.close(fd)
+            if name == CHECKSUMS_FILE and self.pending and size > expected[name].bytes:
+                continue  # lines an interrupted materialisation appended (`_entries`)
             if name in expected and size != expected[name].bytes:
                 raise TraceFormatError(
                     f"{self.path / name} is corrupt or truncated: it has {size:,} bytes, the "
                     f"recording wrote {expected[name].bytes:,}")
 
-    def _whole_file(self, name: str, limit: int) -> bytes | None:
-        """A small file's bytes, checked against `files` when the trace is complete."""
+    def _whole_file(self, name: str, limit: int, prefix: bool = False) -> bytes | None:
+        """A small file's bytes, checked against `files` when the trace is complete
+        (`prefix`: only the bytes `files` covers, the rest left out)."""
         data = read_regular(self._dir_fd, name, self.path, limit)
         expected = (self.meta.files or {}).get(name)
+        if prefix and data is not None and expected is not None:
+            data = data[:expected.bytes]
         if data is not None and expected is not None and (
                 len(data) != expected.bytes
                 or hashlib.sha256(data).hexdigest() != expected.sha256):
@@ -99,7 +118,8 @@ class TraceFiles:
 
     def _entries(self, name: str) -> list[JournalEntry]:
         if self._journal is None:
-            data = self._whole_file(CHECKSUMS_FILE, MAX_JOURNAL_BYTES)
+            data = self._whole_file(CHECKSUMS_FILE, MAX_JOURNAL_BYTES,
+                                    prefix=self.pending and self.complete)
             self._journal = parse_journal(data or b"", self.complete,
                                           self.path / CHECKSUMS_FILE)
         return self._journal.get(name, [])
@@ -108,6 +128,8 @@ class TraceFiles:
         """The checked bytes of a table's file (None when it is absent or nothing of it is
         journaled, which only a killed recording leaves)."""
         name = file_name(table)
+        if self.pending and table in EVENT_TABLES:
+            raise self._pending_error()
         if name in self._checked:
             return self._checked[name]
         path = self.path / name
@@ -160,9 +182,34 @@ class TraceFiles:
         Raises:
             TraceFormatError: a file is missing, cut, or has other contents.
         """
-        self.check_tables(*TABLES)
+        self.check_tables(*(t for t in TABLES if not (self.pending and t in EVENT_TABLES)))
         self.program_bytes()
         self.sources()
+        for name in sorted(FAST_FILES):
+            self._whole_file(name, MAX_FAST_BYTES)
+
+    def fast_table(self, name: str, schema: pa.Schema) -> pa.Table | None:
+        """One of the files a fast recording adds (keyframes, pages, kernel accesses), read
+        whole and checked against `files` (None when the trace has none).
+
+        Raises:
+            TraceFormatError: the file is damaged, changed, or has another schema.
+        """
+        if self.complete and name not in (self.meta.files or {}):
+            return None
+        data = self._whole_file(name, MAX_FAST_BYTES)
+        if data is None:
+            return None
+        try:
+            table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+            table.validate(full=True)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise TraceFormatError(f"{self.path / name} is corrupt: it does not decode ({exc})"
+                                   ) from None
+        if not table.schema.equals(schema, check_metadata=False):
+            raise TraceFormatError(f"{self.path / name} does not have the schema of format "
+                                   f"version {FORMAT_VERSION}")
+        return table
 
     def program_bytes(self) -> bytes | None:
         """program.elf, checked against the SHA-256 meta.json recorded for it (None when a

@@ -112,6 +112,31 @@ EXEC_COUNTS = pa.schema([
     pa.field("count", pa.uint64(), nullable=False),
 ])
 
+# Written by `trace record --fast` (docs/trace-format.md, "Pending event tables"): the state
+# at chosen steps, so that the event tables can be rebuilt slice by slice. Same schemas as
+# the keyframes kept in the replay index (tracer/replay/keyframes.py).
+KEYFRAMES = pa.schema([
+    ("step", pa.uint64()), ("context", pa.binary()), ("cursor", pa.uint32()),
+    ("heap_end", pa.uint64()), ("page_addr", pa.list_(pa.uint64())),
+    ("page_id", pa.list_(pa.uint32())),
+])
+PAGES = pa.schema([("data", pa.binary())])
+# ... and the kernel side of each syscall's memory accesses, in order (the accesses table's
+# `source = kernel` rows without rip and value: the replay reads those back).
+KERNEL_ACCESSES = pa.schema([
+    pa.field("step", pa.uint64(), nullable=False),
+    pa.field("addr", pa.uint64(), nullable=False),
+    pa.field("size", pa.uint32(), nullable=False),
+    pa.field("is_write", pa.bool_(), nullable=False),
+])
+KEYFRAMES_FILE = "keyframes.arrows"
+PAGES_FILE = "pages.arrows"
+KERNEL_ACCESSES_FILE = "kernel_accesses.arrows"
+# The tables a fast recording leaves to be materialised (meta.json `events`: pending).
+EVENT_TABLES = ("accesses", "rsp", "exec_counts")
+EVENTS_PENDING = "pending"
+EVENTS_MATERIALISED = "materialised"
+
 # table name -> (file name, schema). Event tables are streamed while the program runs.
 TABLES: dict[str, pa.Schema] = {
     "accesses": ACCESSES,
@@ -142,11 +167,15 @@ def file_name(table: str) -> str:
 TABLE_FILES = {file_name(t): t for t in TABLES}
 # Every file a trace directory may hold; a complete trace holds all of them but
 # OPTIONAL_FILES.
+FAST_FILES = frozenset({KEYFRAMES_FILE, PAGES_FILE, KERNEL_ACCESSES_FILE})
 TRACE_FILES = frozenset({META_FILE, PROGRAM_FILE, CHECKSUMS_FILE, SOURCES_FILE,
-                         *TABLE_FILES})
+                         *TABLE_FILES, *FAST_FILES})
 # Files a complete trace may lack (older recordings); when present they are checksummed.
-OPTIONAL_FILES = frozenset({SOURCES_FILE})
+OPTIONAL_FILES = frozenset({SOURCES_FILE, *FAST_FILES})
 # Every name a recording may leave in its directory: the trace files and meta.json's
 # temporary twin (a recording killed while rewriting meta.json leaves it). `trace record -o`
 # replaces a directory only if it holds nothing else.
 RECORDING_FILES = TRACE_FILES | {META_FILE + ".tmp"}
+# Where `trace materialize` stages its files inside the trace (an interrupted one leaves it;
+# the next one deletes it).
+MATERIALISING_DIR = "materialising.tmp"

@@ -20,8 +20,8 @@ from tracer.format.build import record_batch
 from tracer.format.checksum import sha256_file
 from tracer.format.journal import JournalEntry, JournalWriter
 from tracer.format.schema import (
-    CHECKSUMS_FILE, FORMAT_NAME, FORMAT_VERSION, META_FILE, PROGRAM_FILE, SOURCES_FILE, TABLES,
-    file_name,
+    CHECKSUMS_FILE, FAST_FILES, FORMAT_NAME, FORMAT_VERSION, META_FILE, PROGRAM_FILE,
+    SOURCES_FILE, TABLES, file_name,
 )
 
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -149,7 +149,7 @@ def file_checksums(directory: Path) -> dict[str, dict[str, Any]]:
     """Size and SHA-256 of every file of the trace but meta.json (the tables, program.elf and
     the journal), for meta.json's `files` when the recording completes: a complete trace
     is then checked whole, and any file missing or cut is noticed when it is opened."""
-    names = sorted({PROGRAM_FILE, CHECKSUMS_FILE, SOURCES_FILE,
+    names = sorted({PROGRAM_FILE, CHECKSUMS_FILE, SOURCES_FILE, *FAST_FILES,
                     *(file_name(t) for t in TABLES)})
     return {name: {"bytes": (directory / name).stat().st_size,
                    "sha256": sha256_file(directory / name)}

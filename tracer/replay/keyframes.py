@@ -17,6 +17,7 @@ from unicorn import UC_ARCH_X86, UC_MODE_64
 from unicorn.unicorn_py3.unicorn import UcContext
 
 from tracer.format import TraceFiles
+from tracer.format.schema import KEYFRAMES, PAGES
 from tracer.replay.inputs import RecordedInputs, load_inputs
 from tracer.format.regions import PAGE
 from tracer.replay.machine import ReplayError, ReplayMachine
@@ -25,12 +26,8 @@ KEYFRAMES_FILE = "keyframes.arrow"
 PAGES_FILE = "pages.arrow"
 DEFAULT_EVERY = 1 << 16  # a seek replays at most 65,536 steps (a few ms); 10 M steps: 156 keyframes, +1 MB
 
-_KEYFRAMES = pa.schema([
-    ("step", pa.uint64()), ("context", pa.binary()), ("cursor", pa.uint32()),
-    ("heap_end", pa.uint64()), ("page_addr", pa.list_(pa.uint64())),
-    ("page_id", pa.list_(pa.uint32())),
-])
-_PAGES = pa.schema([("data", pa.binary())])
+_KEYFRAMES = KEYFRAMES
+_PAGES = PAGES
 
 
 def build_keyframes(files: TraceFiles, directory: Path, every: int = DEFAULT_EVERY,
@@ -39,6 +36,22 @@ def build_keyframes(files: TraceFiles, directory: Path, every: int = DEFAULT_EVE
 
     Returns:
         `keyframes`, `pages` (distinct pages stored) and `page_refs`.
+    """
+    frames, pages, stats = collect_keyframes(files, every, inputs)
+    directory.mkdir(parents=True, exist_ok=True)
+    _write(directory / KEYFRAMES_FILE, frames)
+    _write(directory / PAGES_FILE, pages)
+    return stats
+
+
+def collect_keyframes(files: TraceFiles, every: int = DEFAULT_EVERY,
+                      inputs: RecordedInputs | None = None
+                      ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """Re-executes the run once and takes a keyframe every `every` steps.
+
+    Returns:
+        The keyframes and pages tables, and `keyframes`, `pages` (distinct pages stored),
+        `page_refs` and `every`.
     """
     inputs = inputs or load_inputs(files)
     machine = ReplayMachine(inputs)
@@ -61,12 +74,10 @@ def build_keyframes(files: TraceFiles, directory: Path, every: int = DEFAULT_EVE
         step += every
         if machine.ending is not None:
             break
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(directory / KEYFRAMES_FILE, pa.table(frames, schema=_KEYFRAMES))
     pages = sorted(page_ids, key=page_ids.get)
-    _write(directory / PAGES_FILE, pa.table({"data": pages}, schema=_PAGES))
-    return {"keyframes": len(frames["step"]), "pages": len(pages), "page_refs": refs,
-            "every": every}
+    return (pa.table(frames, schema=_KEYFRAMES), pa.table({"data": pages}, schema=_PAGES),
+            {"keyframes": len(frames["step"]), "pages": len(pages), "page_refs": refs,
+             "every": every})
 
 
 def _write(path: Path, table: pa.Table) -> None:
@@ -117,6 +128,43 @@ class Keyframes:
         return [data[i].as_py() for i in ids]
 
 
+class TraceKeyframes:
+    """The keyframes a fast recording keeps inside its trace (keyframes.arrows, pages.arrows),
+    with the queries of `Keyframes`."""
+
+    def __init__(self, files: TraceFiles):
+        """Reads them (checked against meta.json's `files`).
+
+        Raises:
+            TraceFormatError: the trace has none, or they are damaged.
+        """
+        from tracer.format.errors import TraceFormatError
+        from tracer.format.schema import KEYFRAMES_FILE, PAGES_FILE
+
+        self._frames = files.fast_table(KEYFRAMES_FILE, KEYFRAMES)
+        self._pages = files.fast_table(PAGES_FILE, PAGES)
+        if self._frames is None or self._pages is None:
+            raise TraceFormatError(f"{files.path} has no keyframes ({KEYFRAMES_FILE})")
+        self._steps = self._frames.column("step").to_pylist()
+        if not self._steps or self._steps[0] != 0:
+            raise TraceFormatError(f"{files.path / KEYFRAMES_FILE} is damaged: it has no "
+                                   "keyframe at step 0")
+
+    def steps(self) -> list[int]:
+        """The steps that have a keyframe, in order."""
+        return list(self._steps)
+
+    def nearest(self, step: int) -> dict:
+        """The last keyframe at or before `step`, as a row (step, context, cursor, ...)."""
+        i = bisect.bisect_right(self._steps, step) - 1
+        return self._frames.slice(i, 1).to_pylist()[0]
+
+    def pages(self, ids: list[int]) -> list[bytes]:
+        """The bytes of the stored pages with these ids."""
+        data = self._pages.column("data")
+        return [data[i].as_py() for i in ids]
+
+
 def check_step(step: int, last: int) -> int:
     """Returns `step` when a run of `last` steps has it (0 to `last`: the state at `last`
     is the final one).
@@ -151,15 +199,30 @@ def machine_at(files: TraceFiles, step: int, keyframes: Keyframes | None,
         machine.run(step)
         return machine
     frame = keyframes.nearest(step)
-    machine.map_regions(inputs.regions_before(frame["step"]))
-    for addr, data in zip(frame["page_addr"], keyframes.pages(frame["page_id"])):
-        machine.uc.mem_write(addr, data)
+    restore_keyframe(machine, frame, keyframes.pages(frame["page_id"]))
+    machine.run(step - frame["step"])
+    return machine
+
+
+def restore_keyframe(machine: ReplayMachine, frame: dict, pages: list[bytes]) -> None:
+    """Puts a fresh replay engine in the state of a keyframe row (its map as the region
+    events before its step leave it, its non-zero pages, CPU context and syscall cursor).
+
+    Raises:
+        ReplayError: the keyframe does not fit the trace's memory map.
+    """
+    machine.map_regions(machine.inputs.regions_before(frame["step"]))
+    for addr, data in zip(frame["page_addr"], pages):
+        try:
+            machine.uc.mem_write(addr, data)
+        except unicorn.UcError:
+            raise ReplayError(f"the keyframe at step {frame['step']:,} holds a page at "
+                              f"{addr:#x} that is not mapped at that step: it is damaged"
+                              ) from None
     context = UcContext.__new__(UcContext)
     context.__setstate__((frame["context"], len(frame["context"]), UC_ARCH_X86, UC_MODE_64))
     machine.uc.context_restore(context)
     machine.cursor = frame["cursor"]
-    machine.run(step - frame["step"])
-    return machine
 
 
 UNICORN_VERSION = unicorn.__version__

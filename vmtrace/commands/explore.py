@@ -152,6 +152,9 @@ def explore(
         "--watch", help="Follow writes to this address (0x..., or symbol[+offset]).")] = None,
 ) -> None:
     """Step through the run: registers and stack side by side, jump to writes of an address."""
+    from vmtrace.commands.materialize import materialise_first
+
+    materialise_first(trace)  # every screen shows the stack (its writes): the events first
     explorer = Explorer(trace)
     view = View(explorer.clamp(step or 0))
     if watch is not None:

@@ -53,6 +53,9 @@ def view(
 ) -> None:
     """Step through a recorded run in the browser: source, registers, stack, memory map,
     memory, heap and output at every step, with a timeline to seek on."""
+    from vmtrace.commands.materialize import materialise_first
+
+    materialise_first(trace)  # the server answers any question: the events first
     if export is not None:
         from vmtrace.viewer.export import export_viewer
 
