@@ -16,7 +16,10 @@ from typing import Any
 
 from tracer.ending import Fault
 from tracer.format.errors import TraceFormatError
-from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, SOURCES, TRACE_FILES
+from tracer.format.schema import (
+    EVENTS_MATERIALISED, EVENTS_PENDING, FORMAT_NAME, FORMAT_VERSION, META_FILE, SOURCES,
+    TRACE_FILES,
+)
 
 MAX_META_BYTES = 64 << 20   # argv and env are capped at 2 MiB by the recorder (E2BIG)
 MAX_DEPTH = 6               # the deepest meta.json the recorder writes is 4
@@ -94,6 +97,9 @@ class TraceMeta:
     end: RunEnd | None
     files: Mapping[str, FileChecksum] | None
     raw: dict[str, Any] = field(repr=False)
+    # "pending": a `trace record --fast` trace whose accesses, rsp and exec_counts are not
+    # materialised yet; "materialised" once they are; None for a full recording.
+    events: str | None = None
 
 
 class _Invalid(Exception):
@@ -317,7 +323,9 @@ def _validate(raw: dict[str, Any], version: int) -> TraceMeta:
         initial=_initial(_key(raw, "initial", "")),
         end=end,
         files=files,
-        raw=raw)
+        raw=raw,
+        events=_choice(raw.get("events"), "events",
+                       (None, EVENTS_PENDING, EVENTS_MATERIALISED)))
 
 
 def parse_meta(data: bytes, path: Path) -> TraceMeta:

@@ -21,8 +21,8 @@ from tracer.format.journal import (
 from tracer.format.meta import MAX_META_BYTES, TraceMeta, parse_meta
 from tracer.format.regular import map_regular, open_directory, open_regular, read_regular
 from tracer.format.schema import (
-    CHECKSUMS_FILE, FORMAT_VERSION, META_FILE, OPTIONAL_FILES, PROGRAM_FILE, SOURCES_FILE,
-    STARTUP_TABLES, TABLES, TRACE_FILES, file_name,
+    CHECKSUMS_FILE, EVENT_TABLES, EVENTS_PENDING, FORMAT_VERSION, META_FILE, OPTIONAL_FILES,
+    PROGRAM_FILE, SOURCES_FILE, STARTUP_TABLES, TABLES, TRACE_FILES, file_name,
 )
 from tracer.format.sources import MAX_SOURCES_BYTES, SourceFile, parse_sources
 
@@ -60,6 +60,17 @@ class TraceFiles:
     def complete(self) -> bool:
         return self.meta.complete
 
+    @property
+    def events_pending(self) -> bool:
+        """Whether this is a `trace record --fast` trace whose accesses, rsp and
+        exec_counts tables are not materialised yet."""
+        return self.meta.events == EVENTS_PENDING
+
+    def _optional(self, name: str) -> bool:
+        """Whether a complete trace may lack the file `name`."""
+        return name in OPTIONAL_FILES or (
+            self.events_pending and name in {file_name(t) for t in EVENT_TABLES})
+
     # -- opening and checking files -------------------------------------------------------
     def _open(self, name: str) -> int | None:
         return open_regular(self._dir_fd, name, self.path)
@@ -69,7 +80,8 @@ class TraceFiles:
         each trace file present is a regular file (stat only: nothing is hashed here)."""
         expected = self.meta.files or {}
         if self.complete:
-            missing = sorted(TRACE_FILES - OPTIONAL_FILES - {META_FILE} - set(expected))
+            missing = sorted(n for n in TRACE_FILES - {META_FILE} - set(expected)
+                             if not self._optional(n))
             if missing:
                 raise TraceFormatError(f"{self.path / META_FILE} is damaged: its `files` does "
                                        f"not list {', '.join(missing)}")
@@ -110,10 +122,14 @@ class TraceFiles:
         name = file_name(table)
         if name in self._checked:
             return self._checked[name]
+        if table in EVENT_TABLES and self.events_pending:
+            raise TraceFormatError(
+                f"{self.path} was recorded with `trace record --fast`: its {table} table is "
+                "not materialised yet (record the program without --fast to have it)")
         path = self.path / name
         fd = self._open(name)
         if fd is None:
-            if self.complete:
+            if self.complete and not self._optional(name):
                 raise TraceFormatError(f"{self.path} is damaged: {name} is missing")
             self._checked[name] = None
             return None
@@ -160,7 +176,8 @@ class TraceFiles:
         Raises:
             TraceFormatError: a file is missing, cut, or has other contents.
         """
-        self.check_tables(*TABLES)
+        self.check_tables(*(t for t in TABLES
+                            if not (self.events_pending and t in EVENT_TABLES)))
         self.program_bytes()
         self.sources()
 
@@ -193,7 +210,10 @@ class TraceFiles:
 
     # -- tables ---------------------------------------------------------------------------
     def has(self, table: str) -> bool:
-        """Whether the table has any checked bytes (a killed recording may lack some)."""
+        """Whether the table has any checked bytes (a killed recording may lack some, a
+        `--fast` trace its event tables until they are materialised)."""
+        if table in EVENT_TABLES and self.events_pending:
+            return False
         return self._checked_bytes(table) is not None
 
     def batches(self, table: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:

@@ -112,6 +112,16 @@ EXEC_COUNTS = pa.schema([
     pa.field("count", pa.uint64(), nullable=False),
 ])
 
+# Keyframes of a `trace record --fast` trace (tracer/replay/keyframes.py's layout): the
+# machine state every so many steps, and the distinct non-zero pages they reference.
+KEYFRAMES = pa.schema([
+    ("step", pa.uint64()), ("context", pa.binary()), ("cursor", pa.uint32()),
+    ("heap_end", pa.uint64()), ("page_addr", pa.list_(pa.uint64())),
+    ("page_id", pa.list_(pa.uint32())),
+])
+
+PAGES = pa.schema([("data", pa.binary())])
+
 # table name -> (file name, schema). Event tables are streamed while the program runs.
 TABLES: dict[str, pa.Schema] = {
     "accesses": ACCESSES,
@@ -125,7 +135,16 @@ TABLES: dict[str, pa.Schema] = {
     "memory_image": MEMORY_IMAGE,
     "inputs": INPUTS,
     "exec_counts": EXEC_COUNTS,
+    "keyframes": KEYFRAMES,
+    "pages": PAGES,
 }
+
+# The tables a `--fast` trace leaves to be materialised (meta.json `"events": "pending"`),
+# and the ones only such a trace has.
+EVENT_TABLES = ("accesses", "rsp", "exec_counts")
+KEYFRAME_TABLES = ("keyframes", "pages")
+EVENTS_PENDING = "pending"
+EVENTS_MATERIALISED = "materialised"
 
 
 # Written before the program's first instruction: a killed recording that lacks one of
@@ -145,7 +164,7 @@ TABLE_FILES = {file_name(t): t for t in TABLES}
 TRACE_FILES = frozenset({META_FILE, PROGRAM_FILE, CHECKSUMS_FILE, SOURCES_FILE,
                          *TABLE_FILES})
 # Files a complete trace may lack (older recordings); when present they are checksummed.
-OPTIONAL_FILES = frozenset({SOURCES_FILE})
+OPTIONAL_FILES = frozenset({SOURCES_FILE, *(file_name(t) for t in KEYFRAME_TABLES)})
 # Every name a recording may leave in its directory: the trace files and meta.json's
 # temporary twin (a recording killed while rewriting meta.json leaves it). `trace record -o`
 # replaces a directory only if it holds nothing else.
