@@ -85,6 +85,8 @@ class RecordOptions:
     libc: str = "glibc"
     cc_flags: tuple[str, ...] = ()
     on_compile: Callable[[str], None] | None = None
+    # `trace record --fast` (tracer/fast_record.py): one keyframe about every so many steps.
+    keyframe_every: int = 1 << 22
 
 
 @dataclass
@@ -120,12 +122,17 @@ def default_output(program: Path) -> Path:
     return Path("traces") / program.stem
 
 
-def record(options: RecordOptions) -> RecordResult:
+def record(options: RecordOptions, recording: type[_Recording] | None = None) -> RecordResult:
     """Records `options.program` into a trace directory.
 
     The run is written into `NAME.recording-PID/` beside the output directory and renamed
     into place when it ends (tracer/output.py); a recording killed before that leaves its
     partial trace there.
+
+    Args:
+        options: what to record and how.
+        recording: the kind of run (tracer/fast_record.py's for `--fast`); a full one by
+            default.
 
     Returns:
         How the run ended; the trace is complete on return.
@@ -162,11 +169,11 @@ def record(options: RecordOptions) -> RecordResult:
             shutil.copyfile(elf_path, output.work / PROGRAM_FILE)
             _keep_sources(output.work, program_path, _source_kind(source), options.include,
                           program)
-            recording = _Recording(options, program, source, warnings, output.work)
-            result = recording.run()
+            run = (recording or _Recording)(options, program, source, warnings, output.work)
+            result = run.run()
             result.trace = output.commit()
         result.build_command = command
-        failed = recording.hook_errors.first
+        failed = run.hook_errors.first
         if failed is not None:
             failed.exception.add_note(f"{failed.sentence()}; the trace up to it is {result.trace}")
             raise failed.exception

@@ -129,6 +129,10 @@ KERNEL_ACCESSES = pa.schema([
     pa.field("size", pa.uint32(), nullable=False),
     pa.field("is_write", pa.bool_(), nullable=False),
 ])
+# The three as tables a recording streams (tracer/format/writer.py TableWriter): they are
+# not in TABLES because a full recording has none of them.
+FAST_TABLES: dict[str, pa.Schema] = {
+    "keyframes": KEYFRAMES, "pages": PAGES, "kernel_accesses": KERNEL_ACCESSES}
 KEYFRAMES_FILE = "keyframes.arrows"
 PAGES_FILE = "pages.arrows"
 KERNEL_ACCESSES_FILE = "kernel_accesses.arrows"

@@ -100,6 +100,13 @@ class MemOperand(ctypes.Structure):
 CLASSIFY_FN = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint8),
                                ctypes.c_uint32, ctypes.POINTER(MemOperand))
 
+# uint32_t decode(uint64_t addr, const uint8_t *code, uint32_t len, uint32_t *offsets,
+# uint32_t *flags, uint32_t cap): the fast recorder's block decoder (recorder.c `discover`):
+# each instruction's offset and classifier flags, and how many; 0 when it cannot.
+DECODE_FN = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint8),
+                             ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32),
+                             ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint32)
+
 _lib: ctypes.CDLL | None = None
 
 
@@ -145,6 +152,25 @@ def load() -> ctypes.CDLL:
         "vm_exec_count_size": (u64, [vp]),
         "vm_exec_counts": (u64, [vp, _u64p, _u64p, u64]),
         "vm_free": (None, [vp]),
+        "fr_new": (vp, [vp, u64, DECODE_FN, CLASSIFY_FN]),
+        "fr_install": (i, [vp]),
+        "fr_uninstall": (None, [vp]),
+        "fr_apply": (i, [vp]),
+        "fr_step_at": (u64, [vp, u64]),
+        "fr_started": (u64, [vp, u64]),
+        "fr_rewind": (None, [vp, u64]),
+        "fr_invalidate": (None, [vp, u64, u64]),
+        "fr_steps": (u64, [vp]),
+        "fr_pending": (i, [vp]),
+        "fr_set_next_keyframe": (None, [vp, u64]),
+        "fr_request_stop": (None, [vp]),
+        "fr_stop_reason": (i, [vp]),
+        "fr_stop_rip": (u64, [vp]),
+        "fr_stop_fault": (i, [vp]),
+        "fr_stop_address": (u64, [vp]),
+        "fr_stop_write": (i, [vp]),
+        "fr_exact_pages": (u64, [vp]),
+        "fr_free": (None, [vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)

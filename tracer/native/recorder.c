@@ -706,3 +706,465 @@ void vm_stepper_reset(stepper *s, uint64_t limit) {
 }
 
 uint64_t vm_stepper_steps(stepper *s) { return s->steps; }
+
+/* -- the fast recorder's step counter (trace record --fast) --------------------------------
+ * Numbers steps as `hook_code` does (one per instruction the CPU single-steps, each rep
+ * iteration one, QEMU's extra entry into a finished rep instruction none) with a block hook
+ * only: each translated block's instructions are decoded once (the `decode` callback) and
+ * counted when the block is entered. Steps inside a block are its start step plus the
+ * instruction's index, so an event at a known RIP (a syscall, a fault) gets its exact step.
+ *
+ * A block takes the exact path instead (a code hook on its pages, counting instruction by
+ * instruction with the recorder's rules and stopping before a faulting one, as hook_code
+ * does) when it holds an instruction the CPU faults on before running it (F_FAULTS,
+ * F_ALIGNED), when its bytes are writable (self-modifying code: each instruction's bytes are
+ * compared with those classified before it counts), when it would cross --max-steps, or
+ * when it cannot be decoded. Switching a block to the exact path needs its cached
+ * translation dropped, which Unicorn refuses while it runs: the hook stops the emulation
+ * before the block (`fr_pending`) and the caller applies it and resumes. */
+typedef uint32_t (*decode_fn)(uint64_t addr, const uint8_t *code, uint32_t len,
+                              uint32_t *offsets, uint32_t *flags, uint32_t cap);
+
+#define FB_MAX_INSNS 1024 /* QEMU puts at most 512 instructions in a block */
+#define MODE_NONE 0       /* between blocks, or stopped at a block's entry */
+#define MODE_FAST 1       /* in a block counted at its entry */
+#define MODE_EXACT 2      /* in a block counted by the code hook */
+#define PENDING_NONE 0
+#define PENDING_EXACT 1    /* the block at pending_addr needs the code hook: fr_apply */
+#define PENDING_KEYFRAME 2 /* at a block boundary past next_keyframe: take one, resume */
+
+typedef struct {
+    uint64_t addr;
+    uint32_t size;      /* 0: invalidated (rediscovered on its next entry) */
+    uint32_t used;      /* the slot holds a block (even an invalidated one) */
+    uint32_t n, exact, writable, last_flags;
+    uint64_t last_addr; /* of its last instruction */
+    uint32_t *offsets;  /* n instruction offsets from addr */
+} fblock;
+
+typedef struct {
+    uint64_t addr;
+    uint32_t used, flags, len;
+    uint8_t code[16];
+    mem_operand op;
+} finsn;
+
+typedef struct fast {
+    uc_engine *uc;
+    uc_hook h_block;
+    decode_fn decode;
+    classify_fn classify;
+    fblock *blocks;
+    uint64_t bcap, bused;
+    finsn *insns;
+    uint64_t icap, iused;
+    uint64_t *hooked;      /* pages that have the exact code hook, and its handles */
+    uc_hook *hook_ids;
+    uint64_t nhooked, caphooked;
+    uint32_t **retired;    /* offsets of rediscovered blocks: a pointer may still be current */
+    uint64_t nretired, capretired;
+    uint64_t steps;        /* steps started, a fast block's counted whole at its entry */
+    uint64_t blk_base;     /* the step of the current fast block's first instruction */
+    uint64_t cur_step;     /* exact mode: the step being executed */
+    int mode;
+    uint64_t cur_addr;
+    uint32_t cur_n, cur_writable;
+    uint32_t *cur_offsets;
+    uint64_t last_rip, prev_last_rip;   /* the last step's address, and the one before */
+    uint32_t last_flags, prev_last_flags;
+    uint64_t max_steps, next_keyframe;  /* 0: none */
+    volatile int stop_requested;
+    int stop_reason, stop_fault, stop_write;
+    uint64_t stop_rip, stop_address;
+    int pending;
+    uint64_t pending_addr;
+    uint32_t pending_size;
+    uint8_t *code;         /* a block's bytes, for the decoder */
+    uint32_t code_cap;
+} fast;
+
+static inline uint64_t fhash(uint64_t key) { return (key * 0x9E3779B97F4A7C15ull) >> 20; }
+
+static fblock *fblock_slot(fast *f, uint64_t addr) {
+    uint64_t mask = f->bcap - 1, i = fhash(addr) & mask;
+    while (f->blocks[i].used && f->blocks[i].addr != addr) i = (i + 1) & mask;
+    return &f->blocks[i];
+}
+
+static void fblock_grow(fast *f) {
+    fblock *old = f->blocks;
+    uint64_t old_cap = f->bcap;
+    f->bcap *= 2;
+    f->blocks = xcalloc(f->bcap, sizeof(fblock));
+    for (uint64_t j = 0; j < old_cap; j++)
+        if (old[j].used) *fblock_slot(f, old[j].addr) = old[j];
+    free(old);
+}
+
+static finsn *finsn_slot(fast *f, uint64_t addr) {
+    uint64_t mask = f->icap - 1, i = fhash(addr) & mask;
+    while (f->insns[i].used && f->insns[i].addr != addr) i = (i + 1) & mask;
+    return &f->insns[i];
+}
+
+static void finsn_grow(fast *f) {
+    finsn *old = f->insns;
+    uint64_t old_cap = f->icap;
+    f->icap *= 2;
+    f->insns = xcalloc(f->icap, sizeof(finsn));
+    for (uint64_t j = 0; j < old_cap; j++)
+        if (old[j].used) *finsn_slot(f, old[j].addr) = old[j];
+    free(old);
+}
+
+static int page_hooked(const fast *f, uint64_t page) {
+    for (uint64_t i = 0; i < f->nhooked; i++)
+        if (f->hooked[i] == page) return 1;
+    return 0;
+}
+
+static int pages_hooked(const fast *f, uint64_t addr, uint32_t size) {
+    for (uint64_t p = addr >> 12; p <= (addr + (size ? size : 1) - 1) >> 12; p++)
+        if (!page_hooked(f, p)) return 0;
+    return 1;
+}
+
+/* Whether any byte of [addr, addr + size) may be written by the guest. */
+static int code_writable(uc_engine *uc, uint64_t addr, uint32_t size) {
+    uc_mem_region *regions = NULL;
+    uint32_t count = 0;
+    int writable = 0;
+    if (uc_mem_regions(uc, &regions, &count) != UC_ERR_OK) return 1;
+    for (uint32_t i = 0; i < count; i++)
+        if (regions[i].begin < addr + size && regions[i].end >= addr &&
+            (regions[i].perms & UC_PROT_WRITE))
+            writable = 1;
+    uc_free(regions);
+    return writable;
+}
+
+static void fast_stop(fast *f, int reason) {
+    f->stop_reason = reason;
+    f->mode = MODE_NONE;
+    uc_emu_stop(f->uc);
+}
+
+static void ask_exact(fast *f, uint64_t addr, uint32_t size) {
+    f->pending = PENDING_EXACT;
+    f->pending_addr = addr;
+    f->pending_size = size;
+    f->mode = MODE_NONE;
+    uc_emu_stop(f->uc);
+}
+
+/* Decodes a new (or rewritten) block into its slot; 0 when the run stops for fr_apply. */
+static int discover(fast *f, uint64_t addr, uint32_t size) {
+    static uint32_t offs[FB_MAX_INSNS], flags[FB_MAX_INSNS];
+    if (size > f->code_cap) {
+        free(f->code);
+        f->code_cap = size * 2;
+        f->code = xcalloc(f->code_cap, 1);
+    }
+    uint32_t n = 0;
+    if (uc_mem_read(f->uc, addr, f->code, size) == UC_ERR_OK && f->decode)
+        n = f->decode(addr, f->code, size, offs, flags, FB_MAX_INSNS);
+    int exact = n == 0 || n > FB_MAX_INSNS;
+    if (exact) n = 0;
+    uint32_t last_flags = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t avail = size - offs[i] < 16 ? size - offs[i] : 16;
+        uint32_t rep = rep_string_flags(f->code + offs[i], avail);
+        if ((flags[i] & (F_FAULTS | F_ALIGNED)) || ((rep & F_REP_STRING) && i != n - 1))
+            exact = 1;
+        last_flags = rep;
+    }
+    int writable = code_writable(f->uc, addr, size);
+    exact |= writable;
+    fblock *b = fblock_slot(f, addr);
+    if (!b->used) {
+        if ((f->bused + 1) * 2 > f->bcap) {
+            fblock_grow(f);
+            b = fblock_slot(f, addr);
+        }
+        f->bused++;
+    } else if (b->offsets) {
+        if (f->nretired == f->capretired) {
+            f->capretired = f->capretired ? f->capretired * 2 : 16;
+            f->retired = realloc(f->retired, f->capretired * sizeof(uint32_t *));
+            if (!f->retired) abort();
+        }
+        f->retired[f->nretired++] = b->offsets;
+    }
+    b->used = 1;
+    b->addr = addr;
+    b->size = size;
+    b->n = n;
+    b->exact = (uint32_t)exact;
+    b->writable = (uint32_t)writable;
+    b->last_flags = last_flags;
+    b->last_addr = n ? addr + offs[n - 1] : addr;
+    b->offsets = xcalloc(n, 4);
+    memcpy(b->offsets, offs, n * 4);
+    if (exact && !pages_hooked(f, addr, size)) {
+        ask_exact(f, addr, size);
+        return 0;
+    }
+    return 1;
+}
+
+static void hook_fast_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
+    fast *f = user;
+    fblock *b = fblock_slot(f, addr);
+    if (!b->used || b->size != size) {
+        if (!discover(f, addr, size)) return;
+        b = fblock_slot(f, addr);
+    }
+    if (b->exact) {
+        f->mode = MODE_EXACT;
+        f->cur_writable = b->writable;
+        return;
+    }
+    /* QEMU's extra entry into a finished rep instruction (a block of its own) is no step. */
+    if (b->n == 1 && (b->last_flags & F_REP_STRING) && f->last_rip == addr &&
+        (f->last_flags & F_REP_STRING) && rep_exhausted(uc, f->last_flags)) {
+        f->mode = MODE_FAST;
+        f->cur_n = 0;
+        f->blk_base = f->steps;
+        return;
+    }
+    if (f->stop_requested) { fast_stop(f, STOP_REQUESTED); return; }
+    if (f->max_steps && f->steps >= f->max_steps) { fast_stop(f, STOP_MAX_STEPS); return; }
+    if (f->max_steps && f->steps + b->n > f->max_steps) {
+        /* The limit falls inside this block: count it instruction by instruction. */
+        b->exact = 1;
+        if (!pages_hooked(f, addr, size)) { ask_exact(f, addr, size); return; }
+        f->mode = MODE_EXACT;
+        f->cur_writable = b->writable;
+        return;
+    }
+    if (f->next_keyframe && f->steps >= f->next_keyframe) {
+        f->pending = PENDING_KEYFRAME;
+        f->mode = MODE_NONE;
+        uc_emu_stop(uc);
+        return;
+    }
+    f->mode = MODE_FAST;
+    f->cur_addr = addr;
+    f->cur_n = b->n;
+    f->cur_offsets = b->offsets;
+    f->blk_base = f->steps;
+    f->steps += b->n;
+    f->prev_last_rip = f->last_rip;
+    f->prev_last_flags = f->last_flags;
+    f->last_rip = b->last_addr;
+    f->last_flags = b->last_flags;
+}
+
+/* The flags of the instruction at `address`, classified once; in writable code its bytes
+ * are compared with the classified ones each time (self-modifying code). */
+static uint32_t fast_insn_flags(fast *f, uint64_t address, uint32_t size, mem_operand *op) {
+    finsn *e = finsn_slot(f, address);
+    if (e->used && e->len && !f->cur_writable) {
+        *op = e->op;
+        return e->flags;
+    }
+    uint8_t code[16];
+    uint32_t len = read_code(f->uc, address, size, code);
+    if (e->used && e->len == len && memcmp(e->code, code, len) == 0) {
+        *op = e->op;
+        return e->flags;
+    }
+    mem_operand decoded = {0};
+    uint32_t flags = f->classify ? f->classify(address, code, len, &decoded) : F_MAY_CHANGE_RSP;
+    flags |= rep_string_flags(code, len);
+    if (!e->used) {
+        if ((f->iused + 1) * 2 > f->icap) {
+            finsn_grow(f);
+            e = finsn_slot(f, address);
+        }
+        f->iused++;
+    }
+    e->used = 1;
+    e->addr = address;
+    e->flags = flags;
+    e->len = len;
+    memcpy(e->code, code, 16);
+    e->op = decoded;
+    *op = decoded;
+    return flags;
+}
+
+/* The exact path: hook_code's counting, for the instructions of exact blocks only. */
+static void hook_fast_code(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
+    fast *f = user;
+    if (f->mode != MODE_EXACT) return;  /* a fast block on a hooked page: counted already */
+    if ((f->last_flags & F_REP_STRING) && address == f->last_rip &&
+        rep_exhausted(uc, f->last_flags))
+        return;
+    if ((f->max_steps && f->steps >= f->max_steps) || f->stop_requested) {
+        f->stop_reason = f->stop_requested ? STOP_REQUESTED : STOP_MAX_STEPS;
+        uc_emu_stop(uc);
+        return;
+    }
+    if (f->next_keyframe && f->steps >= f->next_keyframe) {
+        /* (Code that only runs on the exact path still gets its keyframes.) */
+        f->pending = PENDING_KEYFRAME;
+        f->mode = MODE_NONE;
+        uc_emu_stop(uc);
+        return;
+    }
+    mem_operand op;
+    uint32_t flags = fast_insn_flags(f, address, size, &op);
+    int fault = FAULT_NONE;
+    if (flags & F_PRIVILEGED) fault = FAULT_PRIVILEGED;
+    else if (flags & F_INVALID) fault = FAULT_INVALID;
+    else if (flags & F_DEBUG_TRAP) fault = FAULT_DEBUG_TRAP;
+    else if ((flags & F_ALIGNED) && misaligned(uc, &op, &f->stop_address)) {
+        f->stop_write = (int)op.write;
+        fault = FAULT_MISALIGNED;
+    }
+    if (fault != FAULT_NONE) {
+        f->stop_reason = STOP_FAULT;
+        f->stop_fault = fault;
+        f->stop_rip = address;
+        uc_emu_stop(uc);
+        return;
+    }
+    f->prev_last_rip = f->last_rip;
+    f->prev_last_flags = f->last_flags;
+    f->cur_step = f->steps++;
+    f->last_rip = address;
+    f->last_flags = flags;
+}
+
+fast *fr_new(uc_engine *uc, uint64_t max_steps, decode_fn decode, classify_fn classify) {
+    fast *f = xcalloc(1, sizeof(fast));
+    f->uc = uc;
+    f->max_steps = max_steps;
+    f->decode = decode;
+    f->classify = classify;
+    f->bcap = 1 << 10;
+    f->blocks = xcalloc(f->bcap, sizeof(fblock));
+    f->icap = 1 << 8;
+    f->insns = xcalloc(f->icap, sizeof(finsn));
+    return f;
+}
+
+int fr_install(fast *f) {
+    return (int)uc_hook_add(f->uc, &f->h_block, UC_HOOK_BLOCK, (void *)hook_fast_block, f, 1, 0);
+}
+
+/* After emu_start returned: puts the exact code hook on the pending block's pages and drops
+ * their translations, so that the block is counted instruction by instruction. */
+int fr_apply(fast *f) {
+    if (f->pending == PENDING_EXACT) {
+        uint64_t addr = f->pending_addr, size = f->pending_size ? f->pending_size : 1;
+        for (uint64_t p = addr >> 12; p <= (addr + size - 1) >> 12; p++) {
+            if (page_hooked(f, p)) continue;
+            uc_hook h;
+            uc_err e = uc_hook_add(f->uc, &h, UC_HOOK_CODE, (void *)hook_fast_code, f,
+                                   p << 12, (p << 12) + 0xFFF);
+            if (e) return (int)e;
+            if (f->nhooked == f->caphooked) {
+                f->caphooked = f->caphooked ? f->caphooked * 2 : 16;
+                f->hooked = realloc(f->hooked, f->caphooked * 8);
+                f->hook_ids = realloc(f->hook_ids, f->caphooked * sizeof(uc_hook));
+                if (!f->hooked || !f->hook_ids) abort();
+            }
+            f->hook_ids[f->nhooked] = h;
+            f->hooked[f->nhooked++] = p;
+            uc_ctl_remove_cache(f->uc, p << 12, (p << 12) + 0x1000);
+        }
+    }
+    f->pending = PENDING_NONE;
+    return 0;
+}
+
+static int64_t cur_index(const fast *f, uint64_t rip) {
+    if (f->mode != MODE_FAST || !f->cur_n || rip < f->cur_addr) return -1;
+    uint64_t off = rip - f->cur_addr;
+    for (uint32_t k = 0; k < f->cur_n; k++)
+        if (f->cur_offsets[k] == off) return k;
+    return -1;
+}
+
+/* The step of the instruction at `rip`, which is executing (a syscall, a fault): in a fast
+ * block its index from the block's first step; a RIP past the block (a trap-like
+ * interrupt reports the next instruction) is its last instruction. */
+uint64_t fr_step_at(fast *f, uint64_t rip) {
+    if (f->mode == MODE_EXACT) return f->cur_step;
+    if (f->mode == MODE_FAST && f->cur_n) {
+        int64_t k = cur_index(f, rip);
+        return f->blk_base + (k >= 0 ? (uint64_t)k : f->cur_n - 1);
+    }
+    return f->steps ? f->steps - 1 : 0;
+}
+
+/* How many steps had started when the run stopped at `rip` (recorder.c's r->step): a fast
+ * block was counted whole at its entry, so one cut short at `rip` counts up to it. */
+uint64_t fr_started(fast *f, uint64_t rip) {
+    int64_t k = cur_index(f, rip);
+    return k >= 0 ? f->blk_base + (uint64_t)k + 1 : f->steps;
+}
+
+/* The instruction at `rip` stopped before it ran (its stack access grew the stack) and runs
+ * again when the emulation resumes there: it is not counted yet. */
+void fr_rewind(fast *f, uint64_t rip) {
+    int64_t k = cur_index(f, rip);
+    if (k >= 0) {
+        f->steps = f->blk_base + (uint64_t)k;
+        if (k > 0) {
+            f->last_rip = f->cur_addr + f->cur_offsets[k - 1];
+            f->last_flags = 0;  /* a rep instruction is always a block's last */
+        } else {
+            f->last_rip = f->prev_last_rip;
+            f->last_flags = f->prev_last_flags;
+        }
+    } else if (f->mode == MODE_EXACT && f->steps > 0) {
+        f->steps = f->cur_step;
+        f->last_rip = f->prev_last_rip;
+        f->last_flags = f->prev_last_flags;
+    }
+    f->mode = MODE_NONE;
+}
+
+/* The code in [start, end) may have changed (a region event): decode its blocks again. */
+void fr_invalidate(fast *f, uint64_t start, uint64_t end) {
+    for (uint64_t i = 0; i < f->bcap; i++) {
+        fblock *b = &f->blocks[i];
+        if (b->used && b->addr < end && b->addr + b->size > start) b->size = 0;
+    }
+    for (uint64_t i = 0; i < f->icap; i++) {
+        finsn *e = &f->insns[i];
+        if (e->used && e->addr < end && e->addr + 16 > start) e->len = 0;
+    }
+}
+
+uint64_t fr_steps(fast *f) { return f->steps; }
+int fr_pending(fast *f) { return f->pending; }
+void fr_set_next_keyframe(fast *f, uint64_t step) { f->next_keyframe = step; }
+void fr_request_stop(fast *f) { f->stop_requested = 1; }
+int fr_stop_reason(fast *f) { return f->stop_reason; }
+uint64_t fr_stop_rip(fast *f) { return f->stop_rip; }
+int fr_stop_fault(fast *f) { return f->stop_fault; }
+uint64_t fr_stop_address(fast *f) { return f->stop_address; }
+int fr_stop_write(fast *f) { return f->stop_write; }
+uint64_t fr_exact_pages(fast *f) { return f->nhooked; }
+
+/* Takes the hooks off the engine (before fr_free, while the engine lives). */
+void fr_uninstall(fast *f) {
+    uc_hook_del(f->uc, f->h_block);
+    for (uint64_t i = 0; i < f->nhooked; i++) uc_hook_del(f->uc, f->hook_ids[i]);
+}
+
+void fr_free(fast *f) {
+    free(f->hook_ids);
+    for (uint64_t i = 0; i < f->bcap; i++) free(f->blocks[i].offsets);
+    for (uint64_t i = 0; i < f->nretired; i++) free(f->retired[i]);
+    free(f->retired);
+    free(f->blocks);
+    free(f->insns);
+    free(f->hooked);
+    free(f->code);
+    free(f);
+}

@@ -122,6 +122,11 @@ def record(
     no_echo: Annotated[bool, typer.Option(
         "--no-echo", help="Do not echo the program's output (still print the summary).")
     ] = False,
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="Record only the run's inputs (syscalls, kernel writes, regions, "
+        "output) and keyframes, near Unicorn's own speed: the accesses, rsp and "
+        "exec_counts tables are left to be materialised from the keyframes later.")
+    ] = False,
 ) -> None:
     """Record every memory access, RSP change and syscall of PROGRAM into a trace.
 
@@ -172,7 +177,11 @@ def record(
             echo=None if quiet or no_echo else _echo, progress=line.update, libc=libc,
             cc_flags=tuple(cc_flag or ()), on_compile=_show_command)
         try:
-            result = run_record(options)
+            if fast:
+                from tracer.fast_record import record_fast
+                result = record_fast(options)
+            else:
+                result = run_record(options)
         finally:
             line.close()
         tool = "gcc" if result.build_command else "nasm"
@@ -186,11 +195,13 @@ def record(
                           f"{plural(result.memory_refusals, 'mmap/brk/mremap request')} "
                           f"failed because of the --max-memory limit ({max_memory}); raise "
                           "it with --max-memory SIZE")
+        events = ("access and RSP events not materialised yet" if fast else
+                  plural(result.accesses, 'memory access', 'memory accesses'))
         console.print(f"trace written to [bold]{result.trace}[/] "
-                      f"({plural(result.instructions, 'instruction')}, "
-                      f"{plural(result.accesses, 'memory access', 'memory accesses')})")
-        console.print(f"next: [cyan]trace info {result.trace}[/]   "
-                      f"[cyan]trace report {result.trace} --open[/]")
+                      f"({plural(result.instructions, 'instruction')}, {events})")
+        if not fast:  # (the commands that read a --fast trace come with materialising)
+            console.print(f"next: [cyan]trace info {result.trace}[/]   "
+                          f"[cyan]trace report {result.trace} --open[/]")
     if result.interrupted_by is not None:
         raise typer.Exit(EXIT_STATUS.get(result.interrupted_by, 130))
 
