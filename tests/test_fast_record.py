@@ -99,7 +99,7 @@ def test_a_pending_trace_says_so_instead_of_reading_an_event_table(tmp_path):
                      str(tmp_path / "t"))
     assert b"Traceback" not in done.stderr
     files = TraceFiles(tmp_path / "t")
-    assert files.events_pending and files.complete
+    assert files.pending and files.complete
     files.verify()
     assert not (tmp_path / "t" / "accesses.arrows").exists()
     with pytest.raises(TraceFormatError, match="--fast"):
@@ -135,7 +135,7 @@ def test_a_killed_fast_recording_is_readable_as_far_as_it_got(tmp_path):
     proc.wait()
     assert partial is not None, proc.stderr.read().decode()
     files = TraceFiles(partial)
-    assert not files.complete and files.events_pending
+    assert not files.complete and files.pending
     assert files.table("syscalls").num_rows > 0
     frames = files.table("keyframes")
     assert frames.num_rows >= 1 and frames.column("step")[0].as_py() == 0

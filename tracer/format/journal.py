@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.format.errors import TraceFormatError
-from tracer.format.schema import CHECKSUMS_FILE, TABLE_FILES
+from tracer.format.schema import CHECKSUMS_FILE, FAST_FILES, TABLE_FILES
 
 MAX_JOURNAL_BYTES = 1 << 30
 _LINE = re.compile(rb"([a-z_]+\.arrows) (\d{1,20}) (\d{1,20}) (\d{1,20}) ([0-9a-f]{64})")
@@ -71,7 +71,8 @@ def parse_journal(data: bytes, complete: bool, path: Path) -> dict[str, list[Jou
     out: dict[str, list[JournalEntry]] = {}
     for number, line in enumerate(lines, 1):
         m = _LINE.fullmatch(line)
-        if m is None or m.group(1).decode() not in TABLE_FILES:
+        if m is None or (m.group(1).decode() not in TABLE_FILES
+                          and m.group(1).decode() not in FAST_FILES):
             raise TraceFormatError(f"{path} is damaged at line {number}: it is not a "
                                    "checksum line")
         name = m.group(1).decode()

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
+from unicorn.unicorn_py3.unicorn import UcContext
 from unicorn.x86_const import UC_X86_REG_RSP
 
 from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
@@ -37,8 +39,8 @@ from tracer.format.writer import write_meta, write_table
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.keyframes import restore_keyframe
 from tracer.replay.machine import Ending, ReplayError, ReplayMachine
+from tracer.registers import architectural_state
 
-_CONTEXT_HEADER = 40  # struct uc_context before the CPUX86State it holds (unicorn 2)
 # As the recorder's TableWriter: the slices' batches go into the trace as they are.
 _SLICE_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 _EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the IPC stream's end-of-stream marker
@@ -277,6 +279,15 @@ def materialise_slice(task: SliceTask) -> SliceResult:
     return result
 
 
+def _keyframe_registers(frame: dict) -> tuple:
+    """The program-visible CPU state a keyframe's saved context holds."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    context = UcContext.__new__(UcContext)
+    context.__setstate__((frame["context"], len(frame["context"]), UC_ARCH_X86, UC_MODE_64))
+    uc.context_restore(context)
+    return architectural_state(uc)
+
+
 def _check_next_keyframe(frames: pa.Table, pages: pa.Table, machine: ReplayMachine,
                          task: SliceTask, instructions: int, where: str) -> None:
     """A slice must end in the state its successor's keyframe holds: CPU context, syscall
@@ -288,9 +299,9 @@ def _check_next_keyframe(frames: pa.Table, pages: pa.Table, machine: ReplayMachi
                           "this run")
     nxt = _keyframe(frames, task.end, Path(task.trace))
     differ = []
-    # The saved context starts with Unicorn's header (sizes and a host pointer); the CPU
-    # state (registers, flags, FPU/SSE, segments) follows it.
-    if bytes(machine.uc.context_save())[_CONTEXT_HEADER:] != nxt["context"][_CONTEXT_HEADER:]:
+    # Compared as the program sees it: the fast recorder saves its keyframes where a block
+    # ends, the replay stops inside blocks, so QEMU's lazy-flag bytes in the context differ.
+    if architectural_state(machine.uc) != _keyframe_registers(nxt):
         differ.append("its CPU state")
     if nxt["cursor"] != machine.cursor:
         differ.append("its syscall cursor")
