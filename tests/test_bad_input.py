@@ -252,12 +252,13 @@ def test_max_trace_mb_stops_the_run_near_the_limit(tmp_path):
 
 # -- a recording killed with SIGKILL --------------------------------------------------------
 def _kill_when_written(proc: subprocess.Popen, accesses: Path) -> None:
-    """SIGKILLs the recording once at least one whole batch of accesses is on disk (the
-    schema alone is < 1 KiB)."""
+    """SIGKILLs the recording once checksums.txt vouches for a whole batch of accesses (the
+    file's size alone can be half of the first batch)."""
+    journal = accesses.parent / "checksums.txt"
     deadline = time.monotonic() + 120
     try:
-        while proc.poll() is None and not (accesses.exists()
-                                           and accesses.stat().st_size > 100_000):
+        while proc.poll() is None and not (journal.exists() and any(
+                line.startswith("accesses.arrows ") for line in journal.read_text().splitlines())):
             assert time.monotonic() < deadline, f"{accesses} never appeared"
             time.sleep(0.05)
         assert proc.poll() is None, "the recording ended by itself"
