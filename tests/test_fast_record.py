@@ -104,12 +104,9 @@ def test_a_pending_trace_says_so_instead_of_reading_an_event_table(tmp_path):
     assert not (tmp_path / "t" / "accesses.arrows").exists()
     with pytest.raises(TraceFormatError, match="--fast"):
         files.table("accesses")
-    for command in (["stack", str(tmp_path / "t"), "5"], ["replay", str(tmp_path / "t"),
-                                                          "--verify"]):
-        refused = trace_cli(*command, check=False)
-        assert refused.returncode != 0
-        assert b"Traceback" not in refused.stderr + refused.stdout
-        assert b"--fast" in refused.stderr + refused.stdout
+    # A command that needs the events replays what it needs (tests/test_materialise.py).
+    shown = trace_cli("stack", str(tmp_path / "t"), "5")
+    assert b"Traceback" not in shown.stderr and b"red zone" in shown.stdout
 
 
 def test_record_help_documents_fast():

@@ -29,8 +29,7 @@ def rich_run(prepare):
 
 
 def test_the_documented_tables_are_the_schema_module_tables():
-    # keyframes and pages are only in `trace record --fast` traces (tests/test_fast_record.py)
-    assert set(TABLES) == DOC_TABLES | {"keyframes", "pages"}
+    assert set(TABLES) == DOC_TABLES
 
 
 @pytest.mark.parametrize("table", sorted(DOC_TABLES))

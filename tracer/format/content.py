@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from tracer.format.errors import TraceFormatError
 from tracer.format.regions import PAGE
 from tracer.format.schema import (
-    REGION_ACTIONS, REGION_KINDS, RSP_CAUSES, SOURCES, TABLES,
+    REGION_ACTIONS, REGION_KINDS, RSP_CAUSES, SOURCES, TABLES, schema_of,
 )
 
 USER_TOP = 1 << 47      # x86-64 user addresses are below 2^47
@@ -113,7 +113,7 @@ def checked_batch(table: str, batch: pa.RecordBatch, where: str) -> pa.RecordBat
         TraceFormatError: a null where the format has none, an unknown dictionary word, or a
             row the recorder cannot have written.
     """
-    schema = TABLES[table]
+    schema = schema_of(table)
     for i, field in enumerate(batch.schema):
         column = batch.column(i)
         if not schema.field(field.name).nullable and column.null_count:

@@ -22,7 +22,7 @@ from tracer.format.meta import MAX_META_BYTES, TraceMeta, parse_meta
 from tracer.format.regular import map_regular, open_directory, open_regular, read_regular
 from tracer.format.schema import (
     CHECKSUMS_FILE, EVENT_TABLES, FAST_FILES, FORMAT_VERSION, META_FILE, OPTIONAL_FILES,
-    PROGRAM_FILE, SOURCES_FILE, STARTUP_TABLES, TABLES, TRACE_FILES, file_name,
+    PROGRAM_FILE, SOURCES_FILE, STARTUP_TABLES, TABLES, TRACE_FILES, file_name, schema_of,
 )
 from tracer.format.sources import MAX_SOURCES_BYTES, SourceFile, parse_sources
 
@@ -95,7 +95,8 @@ class TraceFiles:
                 continue
             size = os.fstat(fd).st_size
             os.close(fd)
-            if name == CHECKSUMS_FILE and self.pending and size > expected[name].bytes:
+            if name == CHECKSUMS_FILE and self.pending and name in expected \
+                    and size > expected[name].bytes:
                 continue  # lines an interrupted materialisation appended (`_entries`)
             if name in expected and size != expected[name].bytes:
                 raise TraceFormatError(
@@ -255,7 +256,7 @@ class TraceFiles:
         path = self.path / file_name(table)
         if data is None:
             return
-        expected = TABLES[table]
+        expected = schema_of(table)
         try:
             source = pa.BufferReader(pa.py_buffer(data))
             if not pa.ipc.open_stream(source).schema.equals(expected, check_metadata=False):
@@ -285,7 +286,7 @@ class TraceFiles:
 
     def table(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """Reads a whole table (use `batches` or DuckDB for the big event tables)."""
-        schema = TABLES[table]
+        schema = schema_of(table)
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
         return pa.Table.from_batches(list(self.batches(table, columns)), schema=schema)
@@ -293,7 +294,7 @@ class TraceFiles:
     def record_batch_reader(self, table: str, columns: list[str] | None = None
                             ) -> pa.RecordBatchReader:
         """A streaming reader, e.g. for DuckDB to aggregate without loading the table."""
-        schema = TABLES[table]
+        schema = schema_of(table)
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
         self._table_bytes(table)  # refuse damage here, not inside DuckDB's scan

@@ -133,6 +133,13 @@ KERNEL_ACCESSES = pa.schema([
 # not in TABLES because a full recording has none of them.
 FAST_TABLES: dict[str, pa.Schema] = {
     "keyframes": KEYFRAMES, "pages": PAGES, "kernel_accesses": KERNEL_ACCESSES}
+
+
+def schema_of(table: str) -> pa.Schema:
+    """The schema of any table a trace may stream: the run's tables and the fast files."""
+    return TABLES[table] if table in TABLES else FAST_TABLES[table]
+
+
 KEYFRAMES_FILE = "keyframes.arrows"
 PAGES_FILE = "pages.arrows"
 KERNEL_ACCESSES_FILE = "kernel_accesses.arrows"

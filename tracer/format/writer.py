@@ -20,8 +20,8 @@ from tracer.format.build import record_batch
 from tracer.format.checksum import sha256_file
 from tracer.format.journal import JournalEntry, JournalWriter
 from tracer.format.schema import (
-    CHECKSUMS_FILE, FAST_FILES, FAST_TABLES, FORMAT_NAME, FORMAT_VERSION, META_FILE, PROGRAM_FILE,
-    SOURCES_FILE, TABLES, file_name,
+    CHECKSUMS_FILE, FAST_FILES, FORMAT_NAME, FORMAT_VERSION, META_FILE, PROGRAM_FILE,
+    SOURCES_FILE, TABLES, file_name, schema_of,
 )
 
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -75,7 +75,7 @@ class TableWriter:
     file, then its journal line, so whatever a kill leaves is whole or unjournaled."""
 
     def __init__(self, directory: Path, table: str):
-        self.schema = TABLES[table] if table in TABLES else FAST_TABLES[table]
+        self.schema = schema_of(table)
         self.path = directory / file_name(table)
         self._sink = _HashingSink(self.path)
         self._journal = JournalWriter(directory)
