@@ -1,26 +1,62 @@
-"""`trace`: the command-line entry point. Errors from either side are printed here, once."""
+"""`trace`: the command-line entry point. Errors from either side are printed here, once.
+
+`trace record` (the command whose start-up matters most) is parsed without typer when its
+arguments are plain (vmtrace/record_args.py); everything else goes through the typer app,
+built on first use (`app`)."""
 
 from __future__ import annotations
 
 import sys
 
-import typer
-from typer.core import TyperGroup
+def _build_app():
+    import typer
+    from typer.core import TyperGroup
 
-from vmtrace.commands import batch as batch_command
-from vmtrace.commands import compare as compare_command
-from vmtrace.commands import info as info_command
-from vmtrace.commands import plot as plot_command
-from vmtrace.commands import record as record_command
-from vmtrace.commands import report as report_command
-from vmtrace.commands import sql as sql_command
-from vmtrace.commands import (
-    accesses as accesses_command, explore as explore_command, index as index_command,
-    mem as mem_command,
-    replay as replay_command, stack as stack_command, state as state_command,
-    view as view_command, who_wrote as who_wrote_command,
-)
-from vmtrace.terminal import make_console
+    from vmtrace.commands import batch as batch_command
+    from vmtrace.commands import compare as compare_command
+    from vmtrace.commands import info as info_command
+    from vmtrace.commands import plot as plot_command
+    from vmtrace.commands import record as record_command
+    from vmtrace.commands import report as report_command
+    from vmtrace.commands import sql as sql_command
+    from vmtrace.commands import (
+        accesses as accesses_command, explore as explore_command, index as index_command,
+        mem as mem_command,
+        replay as replay_command, stack as stack_command, state as state_command,
+        view as view_command, who_wrote as who_wrote_command,
+    )
+
+    class _Group(TyperGroup):
+        """The `trace` group: hides the type of flags in every command's help."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            for command in self.commands.values():
+                command.get_params = (lambda ctx, own=command.get_params:
+                                      _flags_without_type(own(ctx)))
+
+        def get_params(self, ctx):
+            return _flags_without_type(super().get_params(ctx))
+
+    app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
+                      help="Record what an x86-64 Linux program does to its memory, then see it.")
+    app.command("record")(record_command.record)
+    app.command("info")(info_command.info)
+    app.command("report")(report_command.report)
+    app.command("plot")(plot_command.plot)
+    app.command("replay")(replay_command.replay)
+    app.command("index")(index_command.index)
+    app.command("state")(state_command.state)
+    app.command("stack")(stack_command.stack)
+    app.command("mem")(mem_command.mem)
+    app.command("who-wrote")(who_wrote_command.who_wrote)
+    app.command("accesses")(accesses_command.accesses)
+    app.command("explore")(explore_command.explore)
+    app.command("view")(view_command.view)
+    app.command("batch", cls=batch_command.BatchCommand)(batch_command.batch)
+    app.command("compare")(compare_command.compare)
+    app.command("sql")(sql_command.sql)
+    return app
 
 
 def _flags_without_type(params: list) -> list:
@@ -32,39 +68,43 @@ def _flags_without_type(params: list) -> list:
     return params
 
 
-class _Group(TyperGroup):
-    """The `trace` group: hides the type of flags in every command's help."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for command in self.commands.values():
-            command.get_params = (lambda ctx, own=command.get_params:
-                                  _flags_without_type(own(ctx)))
-
-    def get_params(self, ctx):
-        return _flags_without_type(super().get_params(ctx))
+_APP = None
 
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
-                  help="Record what an x86-64 Linux program does to its memory, then see it.")
-app.command("record")(record_command.record)
-app.command("info")(info_command.info)
-app.command("report")(report_command.report)
-app.command("plot")(plot_command.plot)
-app.command("replay")(replay_command.replay)
-app.command("index")(index_command.index)
-app.command("state")(state_command.state)
-app.command("stack")(stack_command.stack)
-app.command("mem")(mem_command.mem)
-app.command("who-wrote")(who_wrote_command.who_wrote)
-app.command("accesses")(accesses_command.accesses)
-app.command("explore")(explore_command.explore)
-app.command("view")(view_command.view)
-app.command("batch", cls=batch_command.BatchCommand)(batch_command.batch)
-app.command("compare")(compare_command.compare)
-app.command("sql")(sql_command.sql)
+def _app():
+    global _APP
+    if _APP is None:
+        _APP = _build_app()
+    return _APP
 
-err_console = make_console(stderr=True)
+
+def __getattr__(name: str):
+    # `app` (the typer app: tests and in-process callers use it) is built on first use.
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    # Imported when an error is raised: tracer.format loads pyarrow, which `trace record`
+    # loads only after it has started the program's build.
+    from analysis.errors import AnalysisError
+    from tracer.errors import TracerError
+    from tracer.format import TraceFormatError
+
+    return TracerError, TraceFormatError, AnalysisError
+
+
+def _record(arguments: dict) -> None:
+    from vmtrace.commands.record import record
+
+    try:
+        record(**arguments)
+    except (KeyboardInterrupt, EOFError):
+        # As typer says it (a Ctrl-C during the recording itself stops it and keeps the
+        # trace: stop_on_signals).
+        print("\nAborted!", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,16 +113,22 @@ def main(argv: list[str] | None = None) -> None:
     Args:
         argv: the arguments (default: the command line's); tests pass their own.
     """
-    from analysis.errors import AnalysisError
-    from tracer.errors import TracerError
-    from tracer.format import TraceFormatError
-    from vmtrace.terminal import safe
-
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="trace")  # standalone: typer itself reports usage errors
-    except (TracerError, TraceFormatError, AnalysisError) as exc:
+        if args[:1] == ["record"]:
+            from vmtrace.record_args import parse_record
+
+            parsed = parse_record(args[1:])
+            if parsed is not None:  # plain arguments: no typer (it would take them the same)
+                _record(parsed)
+                return
+        # standalone: typer itself reports usage errors
+        _app()(args=argv, prog_name="trace")
+    except _user_errors() as exc:
+        from vmtrace.terminal import make_console, safe
+
         # safe(): the message may quote the trace or the program (one line, no escapes).
-        err_console.print(f"[bold red]error:[/] {safe(exc)}", soft_wrap=True)
+        make_console(stderr=True).print(f"[bold red]error:[/] {safe(exc)}", soft_wrap=True)
         sys.exit(2)
 
 
