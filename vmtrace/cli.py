@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import sys
 
-def _build_app():
+# Every command: its name, its module under vmtrace.commands, the function, and the click
+# class for the one command that needs its own.
+COMMANDS = {
+    "record": ("record", "record", None),
+    "info": ("info", "info", None),
+    "report": ("report", "report", None),
+    "plot": ("plot", "plot", None),
+    "replay": ("replay", "replay", None),
+    "index": ("index", "index", None),
+    "state": ("state", "state", None),
+    "stack": ("stack", "stack", None),
+    "mem": ("mem", "mem", None),
+    "who-wrote": ("who_wrote", "who_wrote", None),
+    "accesses": ("accesses", "accesses", None),
+    "explore": ("explore", "explore", None),
+    "view": ("view", "view", None),
+    "batch": ("batch", "batch", "BatchCommand"),
+    "compare": ("compare", "compare", None),
+    "sql": ("sql", "sql", None),
+}
+
+
+def _build_app(only: str | None = None):
+    """The typer app with every command, or with `only` that one (`trace info ...` then
+    imports no other command's module; it parses, helps and errs exactly the same)."""
+    import importlib
+
     import typer
     from typer.core import TyperGroup
-
-    from vmtrace.commands import batch as batch_command
-    from vmtrace.commands import compare as compare_command
-    from vmtrace.commands import info as info_command
-    from vmtrace.commands import plot as plot_command
-    from vmtrace.commands import record as record_command
-    from vmtrace.commands import report as report_command
-    from vmtrace.commands import sql as sql_command
-    from vmtrace.commands import (
-        accesses as accesses_command, explore as explore_command, index as index_command,
-        mem as mem_command,
-        replay as replay_command, stack as stack_command, state as state_command,
-        view as view_command, who_wrote as who_wrote_command,
-    )
 
     class _Group(TyperGroup):
         """The `trace` group: hides the type of flags in every command's help."""
@@ -40,22 +52,15 @@ def _build_app():
 
     app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                       help="Record what an x86-64 Linux program does to its memory, then see it.")
-    app.command("record")(record_command.record)
-    app.command("info")(info_command.info)
-    app.command("report")(report_command.report)
-    app.command("plot")(plot_command.plot)
-    app.command("replay")(replay_command.replay)
-    app.command("index")(index_command.index)
-    app.command("state")(state_command.state)
-    app.command("stack")(stack_command.stack)
-    app.command("mem")(mem_command.mem)
-    app.command("who-wrote")(who_wrote_command.who_wrote)
-    app.command("accesses")(accesses_command.accesses)
-    app.command("explore")(explore_command.explore)
-    app.command("view")(view_command.view)
-    app.command("batch", cls=batch_command.BatchCommand)(batch_command.batch)
-    app.command("compare")(compare_command.compare)
-    app.command("sql")(sql_command.sql)
+    for name, (module_name, function, cls) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(f"vmtrace.commands.{module_name}")
+        kwargs = {"cls": getattr(module, cls)} if cls else {}
+        app.command(name, **kwargs)(getattr(module, function))
+    if only is not None:
+        # A one-command app would run it without its name: a callback keeps it a group.
+        app.callback()(lambda: None)
     return app
 
 
@@ -76,6 +81,13 @@ def _app():
     if _APP is None:
         _APP = _build_app()
     return _APP
+
+
+def _app_for(args: list[str]):
+    """The app that runs `args`: with only its command, when it names one."""
+    if args and args[0] in COMMANDS and _APP is None:
+        return _build_app(only=args[0])
+    return _app()
 
 
 def __getattr__(name: str):
@@ -123,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                 _record(parsed)
                 return
         # standalone: typer itself reports usage errors
-        _app()(args=argv, prog_name="trace")
+        _app_for(args)(args=argv, prog_name="trace")
     except _user_errors() as exc:
         from vmtrace.terminal import make_console, safe
 

@@ -49,8 +49,7 @@ _FLOAT = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 def _value(option: Option, text: str) -> object | None:
     """`text` converted as typer converts it, or None where typer might differ or refuse."""
     if option.kind in ("str", "path"):
-        if text.startswith("-") and text != "-":
-            return None  # an option where a value should be: typer decides
+        # Whatever follows is the value, as in click (`--cc-flag -O2`, `-o --odd-name`).
         return Path(text) if option.kind == "path" else text
     pattern, convert = (_INT, int) if option.kind == "int" else (_FLOAT, float)
     if not pattern.fullmatch(text):
