@@ -108,8 +108,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _record(arguments: dict) -> None:
+    import os
+
     from vmtrace.commands.record import record
 
+    # numpy (which pyarrow loads) starts OpenBLAS with a thread per core, ~0.03 s of CPU
+    # and the other core, where the program's build runs meanwhile; a recording never
+    # multiplies matrices. (The program itself is emulated: it never sees our environment.)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         record(**arguments)
     except (KeyboardInterrupt, EOFError):
