@@ -11,7 +11,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from tracer.format import TraceFiles, TraceFormatError
@@ -72,6 +71,9 @@ class Trace:
         Returns:
             The result as an Arrow table (it should be small: aggregate in the query).
         """
+        # Imported here: a command that runs no query (`trace info`) does not load DuckDB.
+        import duckdb
+
         # A memory cap makes DuckDB spill big sorts and joins to disk instead of growing.
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT,
                                      "preserve_insertion_order": False})

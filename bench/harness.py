@@ -221,6 +221,7 @@ class Bench:
         # One scratch folder per bench run, so that two runs (a test and `make bench`) never
         # share binaries, logs or traces.
         self.scratch = Path(tempfile.mkdtemp(prefix="run-", dir=OUT))
+        self.largest_trace: Path | None = None  # kept for `trace info` (bench/issue13.py)
         self.build_dir = self.scratch / "build"
         self.trace_dir = self.scratch / "traces"
         self.log_dir = self.scratch / "logs"
@@ -261,6 +262,16 @@ class Bench:
         m.exit_code = codes.pop()
         return m
 
+    def _keep_if_largest(self, trace: Path, size: int) -> None:
+        """Keeps the biggest trace of the run (for `trace info`), removes every other."""
+        kept = self.largest_trace
+        if kept is not None and sum(p.stat().st_size for p in kept.iterdir()) >= size:
+            shutil.rmtree(trace)
+            return
+        if kept is not None:
+            shutil.rmtree(kept)
+        self.largest_trace = trace.rename(self.scratch / "largest-trace")
+
     def _run_tool(self, tool: Tool, exe: Path, m: Measurement) -> Run:
         stdout = self.log_dir / f"{tool.name.lower()}.stdout"
         stderr = self.log_dir / f"{tool.name.lower()}.stderr"
@@ -292,7 +303,7 @@ class Bench:
             m.trace_bytes = (trace / "accesses.arrows").stat().st_size
             m.trace_bytes_all = sum(p.stat().st_size for p in trace.iterdir())
             run = Run(run.wall_s, run.cpu_s, run.max_rss_kb, end["exit_code"])
-            shutil.rmtree(trace)
+            self._keep_if_largest(trace, m.trace_bytes_all)
         elif tool is Tool.LACKEY_FILE:
             m.lackey_events, m.lackey_instructions = count_lackey(lackey_log)
             lackey_log.unlink()

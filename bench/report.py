@@ -201,7 +201,8 @@ def _mark(met: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[met]
 
 
-def print_tables(console: Console, rows: list[dict], runs: int) -> None:
+def print_tables(console: Console, rows: list[dict], runs: int,
+                 sections: list[dict] = ()) -> None:
     for title, columns, cells in (
             (f"Whole-process times (median of {runs})", TIME_COLUMNS, time_cells),
             ("Rates, footprint and ratios", RATE_COLUMNS, rate_cells)):
@@ -211,7 +212,18 @@ def print_tables(console: Console, rows: list[dict], runs: int) -> None:
         for r in rows:
             table.add_row(*cells(r))
         console.print(table)
-    for title, found in (("Headline targets (issue 13, mixed)", headline_verdicts(rows)),
+    for section in sections:
+        table = Table(title=section["title"])
+        for i, c in enumerate(section["columns"]):
+            table.add_column(c, justify="left" if i == 0 else "right")
+        for cells in section["rows"]:
+            table.add_row(*cells)
+        if section["rows"]:
+            console.print(table)
+        for note in section["notes"]:
+            console.print(f"{section['title']}: {note}")
+    for title, found in (("Headline targets (issue 13, mixed)",
+                          headline_verdicts(rows) + section_verdicts(sections)),
                          ("Targets (issue 4, memloop)", verdicts(rows))):
         table = Table(title=title)
         for c in ("target", "measured", "verdict"):
@@ -219,6 +231,23 @@ def print_tables(console: Console, rows: list[dict], runs: int) -> None:
         for v in found:
             table.add_row(v.target, v.measured, _mark(v.met).strip("*"))
         console.print(table)
+
+
+def section_verdicts(sections: list[dict]) -> list[Verdict]:
+    """The verdicts of bench/issue13.py's sections (start-up, `trace info`, `--fast`)."""
+    return [Verdict(v["target"], v["measured"], v["met"])
+            for section in sections for v in section["verdicts"]]
+
+
+def _section_markdown(section: dict) -> list[str]:
+    out = [f"## {section['title']}", ""]
+    if section["rows"]:
+        out += ["| " + " | ".join(section["columns"]) + " |",
+                "|---|" + "---:|" * (len(section["columns"]) - 1)]
+        out += ["| " + " | ".join(cells) + " |" for cells in section["rows"]]
+        out.append("")
+    out += [f"{note}" for note in section["notes"]]
+    return out + ([""] if section["notes"] else [])
 
 
 def _md_table(columns, lines) -> str:
@@ -262,7 +291,7 @@ def machine() -> dict[str, str]:
 
 
 def markdown(rows: list[dict], runs: int, info: dict[str, str], load: tuple[str, str],
-             wall_minutes: float, notes: str | None) -> str:
+             wall_minutes: float, notes: str | None, sections: list[dict] = ()) -> str:
     """Renders RESULTS.md.
 
     Args:
@@ -272,6 +301,8 @@ def markdown(rows: list[dict], runs: int, info: dict[str, str], load: tuple[str,
         load: load averages at the start and the end of the run.
         wall_minutes: how long the whole bench run took.
         notes: hand-written analysis appended at the end, if any.
+        sections: bench/issue13.py's sections (`Section.to_json()`), shown after the rates;
+            their verdicts join the headline table.
 
     Returns:
         The Markdown text.
@@ -296,11 +327,12 @@ def markdown(rows: list[dict], runs: int, info: dict[str, str], load: tuple[str,
         f"- load average (1, 5, 15 min) at start: {load[0]}; at end: {load[1]}",
         f"- this run took {wall_minutes:.1f} min",
         "",
-        "## Headline targets (issue 13, `mixed`: code with calls, frames, push/pop)",
+        "## Headline targets (issue 13: `mixed`, code with calls, frames, push/pop; start-up; `--fast`)",
         "",
         "| target | measured | verdict |",
         "|---|---|---|",
-        *(f"| {v.target} | {v.measured} | {_mark(v.met)} |" for v in headline_verdicts(rows)),
+        *(f"| {v.target} | {v.measured} | {_mark(v.met)} |"
+          for v in headline_verdicts(rows) + section_verdicts(sections)),
         "",
         "## Targets (issue 4, `memloop`: the best case)",
         "",
@@ -325,6 +357,7 @@ def markdown(rows: list[dict], runs: int, info: dict[str, str], load: tuple[str,
         "Mev/s = million memory events per second. The trace÷lackey ratios compare each tool's "
         "own events/s.",
         "",
+        *(line for section in sections for line in _section_markdown(section)),
         "## Workloads",
         "",
         "Sources in `bench/workloads/`, sized with `nasm -D` (C: `gcc -D`, compiled as "

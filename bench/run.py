@@ -1,5 +1,7 @@
 """`make bench`: builds the workloads in several sizes, runs the native binary, valgrind lackey,
-Unicorn with no hooks and `trace record` on each, prints the table and writes bench/RESULTS.md.
+Unicorn with no hooks and `trace record` on each; then issue 13's other figures (start-up,
+`trace info` on the largest trace, `--fast` + `trace materialize`: bench/issue13.py); prints
+the tables and writes bench/RESULTS.md.
 
     python bench/run.py                 # small, medium, large (+ memloop huge), 3 runs each
     python bench/run.py --quick         # small and medium only, about a minute
@@ -19,6 +21,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import issue13  # noqa: E402
 from harness import BENCH, SIZES, TIME, WORKLOADS, Bench, BenchError  # noqa: E402
 from report import machine, markdown, print_tables, row  # noqa: E402
 
@@ -72,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         last = json.loads(LAST_RUN.read_text())
         _write(console, last["rows"], last["runs"], last["machine"], tuple(last["load"]),
-               last["minutes"])
+               last["minutes"], last.get("sections", []))
         return 0
     started, load_start = time.perf_counter(), _load()
     bench = Bench(args.runs, lambda line: console.print(line, style="dim"))
-    rows = []
+    rows, sections = [], []
     try:
         for w in WORKLOADS:
             if w.name not in args.workloads:
@@ -84,26 +87,39 @@ def main(argv: list[str] | None = None) -> int:
             for size in SIZES:
                 if size in args.sizes and size in w.sizes:
                     rows.append(row(bench.measure(w, size)))
-    except BenchError as exc:
+        sections = _issue13(args, bench, lambda line: console.print(line, style="dim"))
+    except (BenchError, RuntimeError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 1
     finally:
         bench.close()
     minutes = (time.perf_counter() - started) / 60
-    print_tables(console, rows, args.runs)
+    print_tables(console, rows, args.runs, sections)
     console.print(f"{minutes:.1f} min; load average at start {load_start}, now {_load()}")
     if not args.no_write:
         info, load = machine(), (load_start, _load())
         LAST_RUN.write_text(json.dumps({"rows": rows, "runs": args.runs, "machine": info,
-                                        "load": load, "minutes": minutes}, indent=1))
-        _write(console, rows, args.runs, info, load, minutes)
+                                        "load": load, "minutes": minutes,
+                                        "sections": sections}, indent=1))
+        _write(console, rows, args.runs, info, load, minutes, sections)
     return 0
 
 
+def _issue13(args: argparse.Namespace, bench: Bench, progress) -> list[dict]:
+    """Start-up, `trace info` on the largest trace recorded above, and `--fast` +
+    `trace materialize` on `mixed` at the largest of small/medium/large in this run."""
+    sections = [issue13.startup(args.runs, progress),
+                issue13.info(bench.largest_trace, args.runs, progress)]
+    fast_size = next((s for s in ("large", "medium", "small") if s in args.sizes), None)
+    if "mixed" in args.workloads and fast_size is not None:
+        sections.append(issue13.fast(fast_size, args.runs, bench.scratch, progress))
+    return [s.to_json() for s in sections]
+
+
 def _write(console: Console, rows: list[dict], runs: int, info: dict[str, str],
-           load: tuple[str, str], minutes: float) -> None:
+           load: tuple[str, str], minutes: float, sections: list[dict]) -> None:
     notes = NOTES.read_text() if NOTES.exists() else None
-    RESULTS.write_text(markdown(rows, runs, info, load, minutes, notes))
+    RESULTS.write_text(markdown(rows, runs, info, load, minutes, notes, sections))
     console.print(f"wrote {RESULTS}")
 
 

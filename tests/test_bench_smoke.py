@@ -27,4 +27,8 @@ def test_bench_runs_every_tool_on_every_workload_without_writing_results():
                        for line in done.stdout.splitlines()), (name, tool)
     assert "Targets (issue 4" in done.stdout
     assert "Headline targets (issue 13" in done.stdout
+    for target in ("`trace record hello.asm` ≤ 0.25 s", "`trace info` < 1 s",
+                   "`trace record --fast` ≤ 1.5× no-hook"):
+        assert target in done.stdout, target
+    assert "no-hook loader (hello ELF)" in done.stdout and "python -c pass" in done.stdout
     assert (results.stat().st_mtime_ns if results.exists() else None) == before

@@ -63,3 +63,22 @@ def test_recorded_totals_equal_a_scan_of_the_tables(tmp_path):
                  "bad_pointer"):
         trace = verify.record_one(PROGRAMS / f"{name}.asm", tmp_path / name)
         assert verify.check_totals(trace) == [], name
+
+
+def test_info_loads_only_its_own_command_and_no_query_engine(tmp_path):
+    # Its time is start-up (imports) plus meta.json: the other commands' modules and DuckDB
+    # (which `trace info` never queries) stay unloaded.
+    import subprocess
+
+    trace = tmp_path / "t"
+    trace_cli("record", str(PROGRAMS / "stack_ops.asm"), "-o", str(trace), "-q")
+    code = ("import sys, json\nfrom vmtrace.cli import main\ntry:\n"
+            "    main(['info', sys.argv[1]])\nexcept SystemExit as exc:\n    assert not exc.code\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code, str(trace)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    commands = {m for m in loaded if m.startswith("vmtrace.commands.")}
+    assert commands == {"vmtrace.commands.info"}, commands
+    assert "duckdb" not in loaded

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def check_build_inputs(source: Path, include: Sequence[Path], error: type[Except
             raise error(f"--include {directory}: no such directory")
 
 
-def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> BuiltProgram:
+def assemble(source: Path, workdir: Path, include: Sequence[Path] = (),
+             started: Callable[[subprocess.Popen], None] | None = None) -> BuiltProgram:
     """Assembles with `nasm -f elf64 -g -F dwarf` and links with `ld`, both sandboxed.
 
     `%include` finds files in the source's directory and in each `include` directory
@@ -68,6 +70,7 @@ def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> Built
         workdir: where the object and executable are written (the tools' only writable
             directory).
         include: further directories the source may include or incbin from.
+        started: told each tool's running sandbox process (sandbox.run).
 
     Returns:
         The executable and nasm's warnings, each as `file:line: warning: message`.
@@ -88,7 +91,8 @@ def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> Built
     obj = workdir / (source.stem + ".o")
     exe = workdir / source.stem
     nasm = sandbox.run([_tool("nasm"), "-f", "elf64", "-g", "-F", "dwarf", *search, str(source),
-                        "-o", str(obj)], read_only=readable, writable=workdir)
+                        "-o", str(obj)], read_only=readable, writable=workdir,
+                       started=started)
     warnings, errors = [], []
     for line in nasm.stderr.splitlines():
         m = _DIAGNOSTIC.match(line.strip())
@@ -100,7 +104,8 @@ def assemble(source: Path, workdir: Path, include: Sequence[Path] = ()) -> Built
         if any(_UNREADABLE.search(e) for e in errors):
             errors.append(_WHAT_IS_READABLE)
         raise AssembleError("\n".join(errors) or f"nasm failed on {source}")
-    ld = sandbox.run([_tool("ld"), "-o", str(exe), str(obj)], read_only=[], writable=workdir)
+    ld = sandbox.run([_tool("ld"), "-o", str(exe), str(obj)], read_only=[], writable=workdir,
+                     started=started)
     if ld.returncode != 0:
         raise AssembleError(f"linking {source} failed:\n{ld.stderr.strip()}")
     for line in ld.stderr.splitlines():

@@ -9,7 +9,8 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tracer import sandbox
@@ -40,7 +41,8 @@ def compile_command(source: Path, exe: Path, libc: str = "glibc",
 
 
 def compile_c(source: Path, workdir: Path, libc: str = "glibc", cc_flags: Sequence[str] = (),
-              include: Sequence[Path] = ()) -> BuiltProgram:
+              include: Sequence[Path] = (),
+              started: Callable[[subprocess.Popen], None] | None = None) -> BuiltProgram:
     """Compiles and links `source` statically, sandboxed.
 
     Args:
@@ -49,6 +51,7 @@ def compile_c(source: Path, workdir: Path, libc: str = "glibc", cc_flags: Sequen
         libc: "glibc" (gcc) or "musl" (musl-gcc).
         cc_flags: further compiler flags, after the base ones (so they can override -O0).
         include: further directories the source may #include from (gcc's -I).
+        started: told the compiler's running sandbox process (sandbox.run).
 
     Returns:
         The executable, the compiler's warnings as `file:line:col: warning: message`, and
@@ -68,7 +71,8 @@ def compile_c(source: Path, workdir: Path, libc: str = "glibc", cc_flags: Sequen
                            f"`sudo apt-get install {LIBCS[libc][1]}`")
     readable = [Path(os.path.abspath(source)).parent, Path(os.path.realpath(source)).parent,
                 *include]
-    done = sandbox.run([compiler, *argv[1:]], read_only=readable, writable=workdir)
+    done = sandbox.run([compiler, *argv[1:]], read_only=readable, writable=workdir,
+                       started=started)
     # gcc's source excerpts, carets and "In function" headers are left out: the file:line
     # lines say it all. The linker's messages (no line number) are kept.
     messages = [line.rstrip() for line in done.stderr.splitlines()

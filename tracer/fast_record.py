@@ -20,6 +20,7 @@ from unicorn import (
 )
 from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_RIP, UC_X86_REG_RSP
 
+from tracer.build_job import BuildJob
 from tracer.address_space import STACK_LIMIT, STACK_TOP, AddressSpace, uc_prot
 from tracer.cpu import start_like_linux
 from tracer.ending import TRUNCATING_STOPS, StopReason
@@ -41,9 +42,9 @@ DEFAULT_KEYFRAME_EVERY = 1 << 22
 
 
 
-def record_fast(options: RecordOptions) -> RecordResult:
+def record_fast(options: RecordOptions, build: BuildJob | None = None) -> RecordResult:
     """`trace record --fast`: tracer.recorder.record with a FastRecording (same errors)."""
-    return record(options, FastRecording)
+    return record(options, build, FastRecording)
 
 
 class FastRecording(_Recording):

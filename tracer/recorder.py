@@ -7,9 +7,7 @@ import gc
 import hashlib
 import json
 import random
-import shlex
 import shutil
-import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -23,8 +21,8 @@ from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_
 from tracer.address_space import (
     DEFAULT_MAX_MEMORY, STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace,
 )
-from tracer.build import assemble
-from tracer.compile_c import C_SUFFIXES, compile_c, compile_command
+from tracer.build_job import BuildJob, start_build
+from tracer.compile_c import C_SUFFIXES
 from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
 from tracer.errors import ProgramError, UnsupportedSyscall
@@ -122,7 +120,8 @@ def default_output(program: Path) -> Path:
     return Path("traces") / program.stem
 
 
-def record(options: RecordOptions, recording: type[_Recording] | None = None) -> RecordResult:
+def record(options: RecordOptions, build: BuildJob | None = None,
+           recording: type[_Recording] | None = None) -> RecordResult:
     """Records `options.program` into a trace directory.
 
     The run is written into `NAME.recording-PID/` beside the output directory and renamed
@@ -130,7 +129,9 @@ def record(options: RecordOptions, recording: type[_Recording] | None = None) ->
     partial trace there.
 
     Args:
-        options: what to record and how.
+        options: what to record, and how.
+        build: the program's build, started already (the CLI starts it before this module
+            loads, tracer/build_job.py); None: it starts here. Closed on return.
         recording: the kind of run (tracer/fast_record.py's for `--fast`); a full one by
             default.
 
@@ -144,22 +145,22 @@ def record(options: RecordOptions, recording: type[_Recording] | None = None) ->
             trace up to it is complete, ending in `error` (tracer/hook_errors.py).
     """
     program_path = options.program
-    if program_path.is_dir():
-        if (program_path / META_FILE).is_file():
-            raise ProgramError(f"{program_path} is a trace, not a program: `trace info "
-                               f"{program_path}` or `trace report {program_path}` reads it")
-        raise ProgramError(f"{program_path} is a directory: give a .asm, .c or static ELF "
-                           "file to record")
-    out = options.output or default_output(program_path)
-    check_output(out)
-    with tempfile.TemporaryDirectory(prefix="vmtrace-build-") as tmp:
+    if build is None:
+        build = start_build(program_path, options.include, options.libc, options.cc_flags,
+                            options.on_compile)
+    with build:
+        if program_path.is_dir():
+            if (program_path / META_FILE).is_file():
+                raise ProgramError(f"{program_path} is a trace, not a program: `trace info "
+                                   f"{program_path}` or `trace report {program_path}` reads it")
+            raise ProgramError(f"{program_path} is a directory: give a .asm, .c or static ELF "
+                               "file to record")
+        out = options.output or default_output(program_path)
+        check_output(out)
+        built = build.result()
         source, command = None, None
         warnings: list[str] = []
-        if program_path.suffix.lower() in (".asm", ".s", ".nasm"):
-            built = assemble(program_path, Path(tmp), options.include)
-            source, elf_path, warnings = program_path, built.elf, list(built.warnings)
-        elif program_path.suffix in C_SUFFIXES:
-            built = _compile(options, Path(tmp))
+        if built is not None:
             source, elf_path, warnings = program_path, built.elf, list(built.warnings)
             command = built.command
         else:
@@ -187,16 +188,6 @@ def _keep_sources(work: Path, program_path: Path, kind: str, include: tuple[Path
                             list(dict.fromkeys(e.file for e in program.lines)))
     if files:
         write_sources(work / SOURCES_FILE, files)
-
-
-def _compile(options: RecordOptions, workdir: Path):
-    """Compiles a C source, first telling `options.on_compile` the exact command."""
-    if options.on_compile is not None:
-        exe = workdir / options.program.stem
-        options.on_compile(shlex.join(compile_command(
-            options.program, exe, options.libc, options.cc_flags, options.include)))
-    return compile_c(options.program, workdir, options.libc, options.cc_flags,
-                     options.include)
 
 
 class _Recording:

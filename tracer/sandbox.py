@@ -9,7 +9,7 @@ import functools
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tracer.errors import SandboxError
@@ -27,7 +27,9 @@ INSTALL_HINT = "install it with `sudo apt-get install bubblewrap` (`make setup` 
 
 
 def run(argv: Sequence[str], read_only: Sequence[Path], writable: Path,
-        timeout: float = BUILD_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+        timeout: float = BUILD_TIMEOUT_SECONDS,
+        started: Callable[[subprocess.Popen], None] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
     """Runs `argv` confined, from the caller's working directory path.
 
     Args:
@@ -37,6 +39,8 @@ def run(argv: Sequence[str], read_only: Sequence[Path], writable: Path,
             that the tool's messages name them as the user does.
         writable: the one directory the tool may write (its TMPDIR too).
         timeout: seconds before the tool is killed.
+        started: told the running bwrap process (whoever may have to stop the build early
+            kills it; the tool dies with it, `--die-with-parent`).
 
     Returns:
         The finished process, stdout and stderr as text.
@@ -45,7 +49,7 @@ def run(argv: Sequence[str], read_only: Sequence[Path], writable: Path,
         SandboxError: bubblewrap is missing or does not work here, a path cannot be
             mounted, or the tool did not finish within `timeout`.
     """
-    bwrap = _working_bwrap()
+    bwrap = _bwrap()
     paths = [Path(os.path.abspath(p)) for p in read_only]
     if Path("/") in paths:
         raise SandboxError("the build would have to read all of / (a source or --include "
@@ -54,14 +58,22 @@ def run(argv: Sequence[str], read_only: Sequence[Path], writable: Path,
     command = [bwrap, *_confinement(paths, Path(os.path.abspath(writable)), Path.cwd()),
                "--", *argv]
     name = Path(argv[0]).name
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise SandboxError(f"`{name}` did not finish within {timeout:.0f} s and was stopped "
-                           "(does the source include a FIFO, or loop in its macros?)") from None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          errors="replace", stdin=subprocess.DEVNULL) as process:
+        if started is not None:
+            started(process)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise SandboxError(f"`{name}` did not finish within {timeout:.0f} s and was stopped "
+                               "(does the source include a FIFO, or loop in its macros?)"
+                               ) from None
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     setup = [line for line in done.stderr.splitlines() if line.startswith("bwrap: ")]
     if done.returncode != 0 and setup:
+        _check_bwrap_works(bwrap)
         raise SandboxError(f"the build sandbox could not run `{name}`: {setup[0][7:]}")
     return done
 
@@ -108,12 +120,19 @@ def _link_dirs(tool: Path) -> list[Path]:
 
 
 @functools.cache
-def _working_bwrap() -> str:
-    """bwrap's path, once it has run `true` in the same confinement as the tools."""
+def _bwrap() -> str:
+    """bwrap's path."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxError("vmtrace builds programs only inside a sandbox, and bubblewrap "
                            f"(`bwrap`) is not installed; {INSTALL_HINT}")
+    return bwrap
+
+
+def _check_bwrap_works(bwrap: str) -> None:
+    """Once bwrap failed to set up a tool's sandbox: raises SandboxError saying so if it
+    cannot even run `true` in the same confinement (no user namespaces, say), and returns
+    if it can (then the tool's own paths were the trouble)."""
     true = shutil.which("true") or "/usr/bin/true"
     command = [bwrap, *_confinement(_link_dirs(Path(true)), None, Path("/")), "--", true]
     try:
@@ -129,4 +148,3 @@ def _working_bwrap() -> str:
             f"here ({reason.removeprefix('bwrap: ')}); it needs user namespaces (allowed by "
             "default on Debian and Ubuntu, often not inside containers), or record a ready "
             "static ELF instead")
-    return bwrap

@@ -1,26 +1,68 @@
-"""`trace`: the command-line entry point. Errors from either side are printed here, once."""
+"""`trace`: the command-line entry point. Errors from either side are printed here, once.
+
+`trace record` (the command whose start-up matters most) is parsed without typer when its
+arguments are plain (vmtrace/record_args.py); everything else goes through the typer app,
+built on first use (`app`)."""
 
 from __future__ import annotations
 
 import sys
 
-import typer
-from typer.core import TyperGroup
+# Every command: its name, its module under vmtrace.commands, the function, and the click
+# class for the one command that needs its own.
+COMMANDS = {
+    "record": ("record", "record", None),
+    "info": ("info", "info", None),
+    "report": ("report", "report", None),
+    "plot": ("plot", "plot", None),
+    "replay": ("replay", "replay", None),
+    "index": ("index", "index", None),
+    "state": ("state", "state", None),
+    "stack": ("stack", "stack", None),
+    "mem": ("mem", "mem", None),
+    "who-wrote": ("who_wrote", "who_wrote", None),
+    "accesses": ("accesses", "accesses", None),
+    "explore": ("explore", "explore", None),
+    "view": ("view", "view", None),
+    "batch": ("batch", "batch", "BatchCommand"),
+    "compare": ("compare", "compare", None),
+    "sql": ("sql", "sql", None),
+    "materialize": ("materialize", "materialize", None),
+}
 
-from vmtrace.commands import batch as batch_command
-from vmtrace.commands import compare as compare_command
-from vmtrace.commands import info as info_command
-from vmtrace.commands import plot as plot_command
-from vmtrace.commands import record as record_command
-from vmtrace.commands import report as report_command
-from vmtrace.commands import sql as sql_command
-from vmtrace.commands import (
-    accesses as accesses_command, explore as explore_command, index as index_command,
-    materialize as materialize_command, mem as mem_command,
-    replay as replay_command, stack as stack_command, state as state_command,
-    view as view_command, who_wrote as who_wrote_command,
-)
-from vmtrace.terminal import make_console
+
+def _build_app(only: str | None = None):
+    """The typer app with every command, or with `only` that one (`trace info ...` then
+    imports no other command's module; it parses, helps and errs exactly the same)."""
+    import importlib
+
+    import typer
+    from typer.core import TyperGroup
+
+    class _Group(TyperGroup):
+        """The `trace` group: hides the type of flags in every command's help."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            for command in self.commands.values():
+                command.get_params = (lambda ctx, own=command.get_params:
+                                      _flags_without_type(own(ctx)))
+
+        def get_params(self, ctx):
+            return _flags_without_type(super().get_params(ctx))
+
+    app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
+                      help="Record what an x86-64 Linux program does to its memory, then see it.")
+    for name, (module_name, function, cls) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(f"vmtrace.commands.{module_name}")
+        kwargs = {"cls": getattr(module, cls)} if cls else {}
+        app.command(name, **kwargs)(getattr(module, function))
+    if only is not None:
+        # A one-command app would run it without its name: a callback keeps it a group.
+        app.callback()(lambda: None)
+    return app
 
 
 def _flags_without_type(params: list) -> list:
@@ -32,40 +74,68 @@ def _flags_without_type(params: list) -> list:
     return params
 
 
-class _Group(TyperGroup):
-    """The `trace` group: hides the type of flags in every command's help."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for command in self.commands.values():
-            command.get_params = (lambda ctx, own=command.get_params:
-                                  _flags_without_type(own(ctx)))
-
-    def get_params(self, ctx):
-        return _flags_without_type(super().get_params(ctx))
+_APP = None
 
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
-                  help="Record what an x86-64 Linux program does to its memory, then see it.")
-app.command("record")(record_command.record)
-app.command("info")(info_command.info)
-app.command("report")(report_command.report)
-app.command("plot")(plot_command.plot)
-app.command("replay")(replay_command.replay)
-app.command("index")(index_command.index)
-app.command("state")(state_command.state)
-app.command("stack")(stack_command.stack)
-app.command("mem")(mem_command.mem)
-app.command("who-wrote")(who_wrote_command.who_wrote)
-app.command("accesses")(accesses_command.accesses)
-app.command("explore")(explore_command.explore)
-app.command("view")(view_command.view)
-app.command("batch", cls=batch_command.BatchCommand)(batch_command.batch)
-app.command("compare")(compare_command.compare)
-app.command("sql")(sql_command.sql)
-app.command("materialize")(materialize_command.materialize)
+def _app():
+    global _APP
+    if _APP is None:
+        _APP = _build_app()
+    return _APP
 
-err_console = make_console(stderr=True)
+
+def _app_for(args: list[str]):
+    """The app that runs `args`: with only its command, when it names one."""
+    if args and args[0] in COMMANDS and _APP is None:
+        return _build_app(only=args[0])
+    return _app()
+
+
+def __getattr__(name: str):
+    # `app` (the typer app: tests and in-process callers use it) is built on first use.
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    # Imported when an error is raised: tracer.format loads pyarrow, which `trace record`
+    # loads only after it has started the program's build.
+    from analysis.errors import AnalysisError
+    from tracer.errors import TracerError
+    from tracer.format import TraceFormatError
+
+    return TracerError, TraceFormatError, AnalysisError
+
+
+def _events_pending() -> type[Exception]:
+    from tracer.format.errors import EventsPending
+
+    return EventsPending
+
+
+def _record(arguments: dict, exit_when_done: bool) -> None:
+    import os
+
+    from vmtrace.commands.record import record
+
+    # numpy (which pyarrow loads) starts OpenBLAS with a thread per core, ~0.03 s of CPU
+    # and the other core, where the program's build runs meanwhile; a recording never
+    # multiplies matrices. (The program itself is emulated: it never sees our environment.)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        record(**arguments)
+        if exit_when_done:
+            # The trace is complete and closed, the build directory removed: tearing down
+            # pyarrow, numpy and unicorn module by module would only add ~0.04 s of CPU.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+    except (KeyboardInterrupt, EOFError):
+        # As typer says it (a Ctrl-C during the recording itself stops it and keeps the
+        # trace: stop_on_signals).
+        print("\nAborted!", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,23 +144,30 @@ def main(argv: list[str] | None = None) -> None:
     Args:
         argv: the arguments (default: the command line's); tests pass their own.
     """
-    from analysis.errors import AnalysisError
-    from tracer.errors import TracerError
-    from tracer.format import TraceFormatError
-    from tracer.format.errors import EventsPending
-    from vmtrace.terminal import safe
-
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
+        if args[:1] == ["record"]:
+            from vmtrace.record_args import parse_record
+
+            parsed = parse_record(args[1:])
+            if parsed is not None:  # plain arguments: no typer (it would take them the same)
+                _record(parsed, exit_when_done=argv is None)  # not when called in-process
+                return
+        # standalone: typer itself reports usage errors
         try:
-            app(args=argv, prog_name="trace")  # standalone: typer itself reports usage errors
-        except EventsPending as pending:
+            _app_for(args)(args=argv, prog_name="trace")
+        except _events_pending() as pending:
             # A command that needs the event tables of a --fast recording: materialise
             # them (saying so), then run the command again.
-            materialize_command.materialise_first(pending.path)
-            app(args=argv, prog_name="trace")
-    except (TracerError, TraceFormatError, AnalysisError) as exc:
+            from vmtrace.commands.materialize import materialise_first
+
+            materialise_first(pending.path)
+            _app_for(args)(args=argv, prog_name="trace")
+    except _user_errors() as exc:
+        from vmtrace.terminal import make_console, safe
+
         # safe(): the message may quote the trace or the program (one line, no escapes).
-        err_console.print(f"[bold red]error:[/] {safe(exc)}", soft_wrap=True)
+        make_console(stderr=True).print(f"[bold red]error:[/] {safe(exc)}", soft_wrap=True)
         sys.exit(2)
 
 

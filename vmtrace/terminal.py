@@ -12,8 +12,6 @@ import codecs
 from typing import TYPE_CHECKING
 import re
 
-from rich.markup import escape as _escape_markup
-
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -44,7 +42,9 @@ def safe_lines(text: str) -> str:
 def safe(text: object) -> str:
     """`str(text)` as one line of inert Rich markup: control characters, newlines included,
     shown as escapes, and `[` escaped."""
-    return _escape_markup(_CONTROL.sub(_shown, str(text)))
+    from rich.markup import escape
+
+    return escape(_CONTROL.sub(_shown, str(text)))
 
 
 class SafeDecoder:
@@ -68,3 +68,37 @@ def make_console(stderr: bool = False) -> "Console":
     if not console.is_terminal:
         console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=1 << 14)
     return console
+
+
+class LazyConsole:
+    """`make_console(stderr)`, made on first use: a command that prints nothing (`trace
+    record -q`) never loads rich. `quiet` may be set before; `rich` is the console itself."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+        self._quiet = False
+
+    @property
+    def rich(self) -> "Console":
+        if self._console is None:
+            self._console = make_console(stderr=self._stderr)
+            self._console.quiet = self._quiet
+        return self._console
+
+    @property
+    def quiet(self) -> bool:
+        return self._quiet if self._console is None else self._console.quiet
+
+    @quiet.setter
+    def quiet(self, value: bool) -> None:
+        self._quiet = value
+        if self._console is not None:
+            self._console.quiet = value
+
+    def print(self, *objects, **kwargs) -> None:
+        if not self.quiet:
+            self.rich.print(*objects, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.rich, name)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from analysis.formatting import plural
 from vmtrace.terminal import make_console, safe
 
 err = make_console(stderr=True)
@@ -41,9 +42,10 @@ def run_materialise(trace: Path, jobs: int | None = None, quiet: bool = False) -
     if result is None:
         err.print(f"{safe(trace)} holds its event tables already (nothing to materialise)")
         return
-    err.print(f"materialised {safe(trace)}: {result.accesses:,} accesses, "
-              f"{result.rsp_changes:,} RSP changes from {result.slices} slices on "
-              f"{result.jobs} worker{'s' if result.jobs > 1 else ''} in "
+    err.print(f"materialised {safe(trace)}: "
+              f"{plural(result.accesses, 'access', 'accesses')}, "
+              f"{plural(result.rsp_changes, 'RSP change')} from "
+              f"{plural(result.slices, 'slice')} on {plural(result.jobs, 'worker')} in "
               f"{time.perf_counter() - t0:.2f} s")
 
 

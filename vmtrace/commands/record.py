@@ -6,17 +6,21 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
-
 from tracer.ending import StopReason
 from tracer.errors import TracerError
 from tracer.limits import DEFAULT_MAX_TRACE_MB, DEFAULT_MIN_FREE_MB
 from analysis.formatting import plural
-from vmtrace.terminal import SafeDecoder, make_console, safe
+from vmtrace.lazy import lazy_module
+from vmtrace.terminal import LazyConsole, SafeDecoder, safe
 
+# Typer reads this module's annotations when the full CLI builds the command; `trace
+# record` itself is parsed without it (vmtrace/record_args.py), and typer + pydantic would
+# be a third of a short recording's start-up.
+typer = lazy_module("typer")
 # soft_wrap: a file:line warning or a trace path must stay on one line (editors and
-# copy-paste depend on it), whatever the terminal width.
-console = make_console(stderr=True)
+# copy-paste depend on it), whatever the terminal width. Made on first use: `-q` never
+# loads rich.
+console = LazyConsole(stderr=True)
 
 
 class ProgressLine:
@@ -34,7 +38,8 @@ class ProgressLine:
         text = (f"recording: {p.steps:,} steps, {p.events:,} events, "
                 f"{p.bytes_written / 1e6:,.1f} MB written, {rate / 1e6:,.1f} M events/s")
         if self._live is None:
-            self._live = Live(text, console=console, transient=True, refresh_per_second=4)
+            self._live = Live(text, console=console.rich, transient=True,
+                              refresh_per_second=4)
             self._live.start()
         else:
             self._live.update(text)
@@ -133,8 +138,7 @@ def record(
     Ctrl-C (SIGINT) or SIGTERM stops the recording and keeps the trace so far, marked
     truncated; the exit status is then 130 or 143, as for a process the signal ended.
     """
-    from tracer.output import partial_recordings
-    from tracer.recorder import RecordOptions, default_output, record as run_record
+    from tracer.build_job import start_build
     from tracer.stop_request import EXIT_STATUS, stop_on_signals
 
     console.quiet = quiet
@@ -152,10 +156,17 @@ def record(
     for entry in env or []:
         if "=" not in entry:
             raise TracerError(f"--env {entry!r} is not KEY=VALUE")
+    memory = parse_size(max_memory, "--max-memory")
+    # The sandboxed build runs on another core while the recorder's modules load (pyarrow,
+    # numpy, unicorn: most of a short recording's time); record() closes it.
+    build = start_build(program, tuple(include or ()), libc, tuple(cc_flag or ()),
+                        _show_command)
+    from tracer.output import partial_recordings
+    from tracer.recorder import RecordOptions, default_output, record as run_record
+
     for partial in partial_recordings(output or default_output(program)):
         console.print(f"note: {safe(str(partial))} is the partial trace of a recording that "
                       "was killed; `trace info` reads it, delete it when done")
-    memory = parse_size(max_memory, "--max-memory")
     line = ProgressLine()
     signals_seen: list[str] = []
 
@@ -179,9 +190,9 @@ def record(
         try:
             if fast:
                 from tracer.fast_record import record_fast
-                result = record_fast(options)
+                result = record_fast(options, build)
             else:
-                result = run_record(options)
+                result = run_record(options, build)
         finally:
             line.close()
         tool = "gcc" if result.build_command else "nasm"
@@ -199,11 +210,14 @@ def record(
                   plural(result.accesses, 'memory access', 'memory accesses'))
         console.print(f"trace written to [bold]{result.trace}[/] "
                       f"({plural(result.instructions, 'instruction')}, {events})")
-        if not fast:  # (the commands that read a --fast trace come with materialising)
+        if fast:  # any command that needs the events materialises them first
+            console.print(f"next: [cyan]trace materialize {result.trace}[/] (in parallel; "
+                          f"`trace report` and the rest do it first by themselves)")
+        else:
             console.print(f"next: [cyan]trace info {result.trace}[/]   "
                           f"[cyan]trace report {result.trace} --open[/]")
     if result.interrupted_by is not None:
-        raise typer.Exit(EXIT_STATUS.get(result.interrupted_by, 130))
+        sys.exit(EXIT_STATUS.get(result.interrupted_by, 130))
 
 
 def _piped_stdin() -> bool:
