@@ -16,7 +16,9 @@ from typing import Any
 
 from tracer.ending import Fault
 from tracer.format.errors import TraceFormatError
-from tracer.format.schema import FORMAT_NAME, FORMAT_VERSION, META_FILE, SOURCES, TRACE_FILES
+from tracer.format.schema import (
+    FORMAT_NAME, META_FILE, READABLE_VERSIONS, SOURCES, TRACE_FILES,
+)
 
 MAX_META_BYTES = 64 << 20   # argv and env are capped at 2 MiB by the recorder (E2BIG)
 MAX_DEPTH = 6               # the deepest meta.json the recorder writes is 4
@@ -342,11 +344,13 @@ def parse_meta(data: bytes, path: Path) -> TraceMeta:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
         raise TraceFormatError(f"{path} does not describe a vmtrace trace")
     version = raw.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version != FORMAT_VERSION:
+    if (not isinstance(version, int) or isinstance(version, bool)
+            or version not in READABLE_VERSIONS):
         shown = _show(version)
         raise TraceFormatError(
-            f"{directory} uses trace format version {shown}; this vmtrace reads version "
-            f"{FORMAT_VERSION} (upgrade vmtrace, or record the program again)"
+            f"{directory} uses trace format version {shown}; this vmtrace reads versions "
+            f"{' and '.join(map(str, READABLE_VERSIONS))} (upgrade vmtrace, or record the "
+            "program again)"
         )
     try:
         return _validate(raw, version)

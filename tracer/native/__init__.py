@@ -145,6 +145,7 @@ def load() -> ctypes.CDLL:
         "vm_exec_count_size": (u64, [vp]),
         "vm_exec_counts": (u64, [vp, _u64p, _u64p, u64]),
         "vm_free": (None, [vp]),
+        "vm_split": (None, [vp, u64, vp, vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
