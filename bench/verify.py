@@ -39,19 +39,19 @@ def _digest(values) -> str:
 
 
 def fingerprint(trace: Path) -> dict:
-    """Per table: row count and one digest per column; plus meta.json's `end`."""
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
+    """Per table: row count and one digest per column; plus meta.json's `end`.
 
+    Tables are read through the reader's view (`TraceFiles.table`), which is what every
+    consumer sees whatever the stored layout (tracer/format/layout.py)."""
+    from tracer.format.reader import TraceFiles
     from tracer.format.schema import TABLES, file_name
 
+    files = TraceFiles(trace)
     tables = {}
     for table in TABLES:
-        path = trace / file_name(table)
-        if not path.exists():
+        if not (trace / file_name(table)).exists():
             continue
-        with pa.memory_map(str(path)) as source:
-            data = ipc.open_stream(source).read_all()
+        data = files.table(table)
         tables[table] = {"rows": data.num_rows,
                          **{name: _digest(data.column(name).to_pylist())
                             for name in data.column_names}}

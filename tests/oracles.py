@@ -251,8 +251,8 @@ def lackey(exe: Path, workdir: Path, args: tuple[str, ...] = (),
 
 def recorded_accesses(trace: Path) -> DataAccesses:
     """The guest's own data accesses (explicit and implicit, not kernel) in a trace, read
-    with plain pyarrow."""
-    table = pa.ipc.open_stream(trace / "accesses.arrows").read_all()
+    through the format's reader (the file stores rip as differences)."""
+    table = read_table(trace, "accesses")
     by_insn: Counter = Counter()
     for rip, size, is_write, source in zip(
             table["rip"].to_pylist(), table["size"].to_pylist(),
@@ -263,7 +263,10 @@ def recorded_accesses(trace: Path) -> DataAccesses:
 
 
 def read_table(trace: Path, name: str) -> pa.Table:
-    return pa.ipc.open_stream(trace / f"{name}.arrows").read_all()
+    """A whole table as every reader sees it (tracer/format/layout.py's view)."""
+    from tracer.format.reader import TraceFiles
+
+    return TraceFiles(trace).table(name)
 
 
 def page_up(x: int) -> int:

@@ -1,17 +1,20 @@
 """The trace format read by independent readers: every table with plain pyarrow and with
-DuckDB (over a streaming reader, as docs/trace-format.md shows), with exactly the schemas of
-tracer.format.TABLES, and the numbers agreeing with `trace info`."""
+DuckDB (over a streaming reader, as docs/trace-format.md shows), with exactly the stored
+schemas of tracer/format/layout.py (the reader's view: tracer.format.TABLES), and the numbers
+agreeing with `trace info`."""
 
 from __future__ import annotations
 
 import json
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from cases import all_cases, prepare  # noqa: F401  (prepare is a fixture)
-from tracer.format import FORMAT_NAME, FORMAT_VERSION, TABLES, file_name
+from tracer.format import FORMAT_NAME, FORMAT_VERSION, TABLES, TraceFiles, file_name
+from tracer.format.layout import DELTA_COLUMNS, STORED
 
 DOC_TABLES = {"accesses", "rsp", "syscalls", "regions", "kernel_writes", "output", "symbols",
               "lines", "memory_image", "inputs", "exec_counts"}
@@ -36,12 +39,36 @@ def test_the_documented_tables_are_the_schema_module_tables():
 def test_every_table_reads_with_plain_pyarrow_and_has_its_schema(run, table):
     path = run.trace / file_name(table)
     with pa.ipc.open_stream(path) as reader:
-        assert reader.schema.equals(TABLES[table], check_metadata=False)
+        assert reader.schema.equals(STORED[table], check_metadata=False)
         data = reader.read_all()
-    assert data.schema.equals(TABLES[table], check_metadata=False)
+    assert data.schema.equals(STORED[table], check_metadata=False)
+    # What every reader gets through the format's view: the table's own schema.
+    assert TraceFiles(run.trace).table(table).schema.equals(TABLES[table])
     # string_ops pushes nothing and reads no stdin
     if table not in ("inputs", "kernel_writes", "rsp"):
         assert data.num_rows > 0, table
+
+
+def _documented_decode(batch: pa.RecordBatch, column: str) -> list[int]:
+    """docs/trace-format.md's recipe for a difference column, with plain pyarrow + numpy."""
+    low = batch.column(column).to_numpy().astype(np.int64)
+    high = batch.column(column + "_hi").to_numpy().astype(np.int64)
+    return np.cumsum((high << 32) + low, dtype=np.int64).view(np.uint64).tolist()
+
+
+@pytest.mark.parametrize("table", sorted(DELTA_COLUMNS))
+def test_the_documented_recipe_reads_the_difference_columns_as_the_reader_does(
+        prepare, table):
+    """rsp_zoo: pushes, pops, calls, big RSP moves; plain pyarrow + the doc's recipe gives
+    the reader's values, batch by batch."""
+    run = prepare(next(c for c in all_cases() if c.source.stem == "rsp_zoo"))
+    view = TraceFiles(run.trace).table(table)
+    assert view.num_rows > 0
+    for column in DELTA_COLUMNS[table]:
+        plain = []
+        for batch in pa.ipc.open_stream(run.trace / file_name(table)):
+            plain += _documented_decode(batch, column)
+        assert plain == view[column].to_pylist(), column
 
 
 @pytest.mark.parametrize("table", sorted(DOC_TABLES))

@@ -65,7 +65,7 @@ def test_a_signal_stops_the_recording_and_keeps_a_verified_trace(tmp_path, sig, 
                              str(out), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=ROOT)
     try:
-        _wait_for(tmp_path, "accesses.arrows", 100_000, proc)
+        _wait_for(tmp_path, "accesses.arrows", 10_000, proc)
         sent = time.monotonic()
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
@@ -115,7 +115,7 @@ def test_a_second_ctrl_c_while_closing_leaves_the_trace_whole(tmp_path):
                              str(out), "--no-echo"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=ROOT)
     try:
-        _wait_for(tmp_path, "accesses.arrows", 100_000, proc)
+        _wait_for(tmp_path, "accesses.arrows", 10_000, proc)
         for _ in range(3):  # the user presses Ctrl-C again and again
             proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)

@@ -12,6 +12,7 @@ import pytest
 
 from analysis_tables import reseal
 from conftest import EXAMPLES, PROGRAMS, record, trace_cli
+from oracles import read_table
 
 def _all_cases():
     """Every example and test program, with the arguments, stdin and host files the
@@ -66,8 +67,7 @@ def _rewrite(trace: Path, table: str, change) -> None:
 
 
 def _accesses(trace: Path) -> list[dict]:
-    table = pa.ipc.open_stream(str(trace / "accesses.arrows")).read_all()
-    return table.to_pylist()
+    return read_table(trace, "accesses").to_pylist()
 
 
 @pytest.fixture

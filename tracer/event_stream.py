@@ -21,6 +21,7 @@ from tracer import native
 from tracer.classify import KERNEL, AlignedOperand, InstructionClassifier
 from tracer.format.build import array
 from tracer.ending import StopReason
+from tracer.format.layout import DELTA_COLUMNS, STORED
 from tracer.format.schema import RSP_CAUSES, SOURCES
 from tracer.format.writer import TableWriter
 from tracer.interrupts import NativeFault
@@ -143,6 +144,13 @@ class EventStream:
         self.error: BaseException | None = None
         handle = ctypes.c_void_p(uc._uch.value)
         cap_rsp = max(batch_events // 4, 1024)
+        # Where the drain thread puts the stored halves of the difference columns
+        # (tracer/format/layout.py), reused for every chunk: each batch is written before
+        # the next is built.
+        self._halves = {
+            (table, name): (np.empty(cap, np.int32), np.empty(cap, np.int32))
+            for table, cap in (("accesses", batch_events), ("rsp", cap_rsp))
+            for name in DELTA_COLUMNS[table]}
         self._r = self._lib.vm_new(handle, batch_events, cap_rsp, max_pending,
                                    max_steps or 0, initial_rsp, self._classify)
         if stack is not None:
@@ -292,29 +300,57 @@ class EventStream:
             while (chunk_ptr := self._lib.vm_take(self._r)):
                 self._lib.vm_chunk_free(chunk_ptr)
 
+    def _column(self, table: str, name: str, ptr, n: int, stored: bool) -> list[pa.Array]:
+        """A C uint64 column: as is, or in the stored layout (its differences' low and high
+        int32 halves, tracer/format/layout.py)."""
+        if not stored:
+            return [_numeric(ptr, n, 8, pa.uint64())]
+        low, high = self._halves[table, name]
+        self._lib.vm_split(ctypes.cast(ptr, ctypes.c_void_p), n, low.ctypes.data,
+                           high.ctypes.data)
+        return [pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(half[:n])])
+                for half in (low, high)]
+
+    @staticmethod
+    def _emit(sink, table: str, columns: dict[str, list[pa.Array]], stored: bool) -> None:
+        """Writes one batch: in the stored layout to a TableWriter, else (a sink that only
+        has `write`, such as replay verification's) with the table's own schema."""
+        if stored:
+            arrays = [c[0] for c in columns.values()]
+            arrays += [columns[name][1] for name in DELTA_COLUMNS[table]]
+            sink.write_stored(pa.RecordBatch.from_arrays(arrays, schema=STORED[table]))
+        else:
+            sink.write(pa.RecordBatch.from_arrays([c[0] for c in columns.values()],
+                                                  schema=sink.schema))
+
     def _write_chunk(self, c: native.Chunk) -> None:
         u64, n = pa.uint64(), c.n_acc
         if n:
+            stored = hasattr(self._accesses, "write_stored")
             size = _view(c.acc_size, n)
             source = _view(c.acc_source, n)
             hi_valid = (size == 16) & (source != KERNEL)
-            batch = pa.RecordBatch.from_arrays([
-                _numeric(c.acc_step, n, 8, u64), _numeric(c.acc_rip, n, 8, u64),
-                _numeric(c.acc_addr, n, 8, u64), _numeric(c.acc_size, n, 4, pa.uint32()),
-                _bools(c.acc_write, n),
-                pa.DictionaryArray.from_arrays(_numeric(c.acc_source, n, 1, pa.int8()),
-                                               _SOURCES),
-                _numeric(c.acc_value, n, 8, u64, _view(c.acc_has_value, n).view(np.bool_)),
-                _numeric(c.acc_value_hi, n, 8, u64, hi_valid),
-            ], schema=self._accesses.schema)
-            self._accesses.write(batch)
+            self._emit(self._accesses, "accesses", {
+                "step": self._column("accesses", "step", c.acc_step, n, stored),
+                "rip": self._column("accesses", "rip", c.acc_rip, n, stored),
+                "addr": [_numeric(c.acc_addr, n, 8, u64)],
+                "size": [_numeric(c.acc_size, n, 4, pa.uint32())],
+                "is_write": [_bools(c.acc_write, n)],
+                "source": [pa.DictionaryArray.from_arrays(
+                    _numeric(c.acc_source, n, 1, pa.int8()), _SOURCES)],
+                "value": [_numeric(c.acc_value, n, 8, u64,
+                                   _view(c.acc_has_value, n).view(np.bool_))],
+                "value_hi": [_numeric(c.acc_value_hi, n, 8, u64, hi_valid)],
+            }, stored)
             self._events_written += n
         m = c.n_rsp
         if m:
-            batch = pa.RecordBatch.from_arrays([
-                _numeric(c.rsp_step, m, 8, u64), _numeric(c.rsp_rip, m, 8, u64),
-                _numeric(c.rsp_old, m, 8, u64), _numeric(c.rsp_new, m, 8, u64),
-                pa.DictionaryArray.from_arrays(_numeric(c.rsp_cause, m, 1, pa.int8()),
-                                               _CAUSES),
-            ], schema=self._rsp.schema)
-            self._rsp.write(batch)
+            stored = hasattr(self._rsp, "write_stored")
+            self._emit(self._rsp, "rsp", {
+                "step": self._column("rsp", "step", c.rsp_step, m, stored),
+                "rip": self._column("rsp", "rip", c.rsp_rip, m, stored),
+                "old": self._column("rsp", "old", c.rsp_old, m, stored),
+                "new": self._column("rsp", "new", c.rsp_new, m, stored),
+                "cause": [pa.DictionaryArray.from_arrays(
+                    _numeric(c.rsp_cause, m, 1, pa.int8()), _CAUSES)],
+            }, stored)

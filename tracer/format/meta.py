@@ -17,7 +17,7 @@ from typing import Any
 from tracer.ending import Fault
 from tracer.format.errors import TraceFormatError
 from tracer.format.schema import (
-    EVENTS_MATERIALISED, EVENTS_PENDING, FORMAT_NAME, FORMAT_VERSION, META_FILE, SOURCES,
+    EVENTS_MATERIALISED, EVENTS_PENDING, FORMAT_NAME, META_FILE, READABLE_VERSIONS, SOURCES,
     TRACE_FILES,
 )
 
@@ -354,11 +354,13 @@ def parse_meta(data: bytes, path: Path) -> TraceMeta:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
         raise TraceFormatError(f"{path} does not describe a vmtrace trace")
     version = raw.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version != FORMAT_VERSION:
+    if (not isinstance(version, int) or isinstance(version, bool)
+            or version not in READABLE_VERSIONS):
         shown = _show(version)
         raise TraceFormatError(
-            f"{directory} uses trace format version {shown}; this vmtrace reads version "
-            f"{FORMAT_VERSION} (upgrade vmtrace, or record the program again)"
+            f"{directory} uses trace format version {shown}; this vmtrace reads versions "
+            f"{' and '.join(map(str, READABLE_VERSIONS))} (upgrade vmtrace, or record the "
+            "program again)"
         )
     try:
         return _validate(raw, version)

@@ -18,11 +18,12 @@ from tracer.format.errors import EventsPending, TraceFormatError
 from tracer.format.journal import (
     MAX_JOURNAL_BYTES, JournalEntry, parse_journal, verified_length,
 )
+from tracer.format.layout import decode, stored_fields, stored_schema
 from tracer.format.meta import MAX_META_BYTES, TraceMeta, parse_meta
 from tracer.format.regular import map_regular, open_directory, open_regular, read_regular
 from tracer.format.schema import (
-    CHECKSUMS_FILE, EVENT_TABLES, FAST_FILES, FORMAT_VERSION, META_FILE, OPTIONAL_FILES,
-    PROGRAM_FILE, SOURCES_FILE, STARTUP_TABLES, TABLES, TRACE_FILES, file_name, schema_of,
+    CHECKSUMS_FILE, EVENT_TABLES, FAST_FILES, META_FILE, OPTIONAL_FILES, PROGRAM_FILE,
+    SOURCES_FILE, STARTUP_TABLES, TABLES, TRACE_FILES, file_name, schema_of,
 )
 from tracer.format.sources import MAX_SOURCES_BYTES, SourceFile, parse_sources
 
@@ -209,7 +210,7 @@ class TraceFiles:
                                    ) from None
         if not table.schema.equals(schema, check_metadata=False):
             raise TraceFormatError(f"{self.path / name} does not have the schema of format "
-                                   f"version {FORMAT_VERSION}")
+                                   f"version {self.meta.format_version}")
         return table
 
     def program_bytes(self) -> bytes | None:
@@ -256,19 +257,20 @@ class TraceFiles:
         path = self.path / file_name(table)
         if data is None:
             return
-        expected = schema_of(table)
+        version = self.meta.format_version
+        expected = stored_schema(table, version)
         try:
             source = pa.BufferReader(pa.py_buffer(data))
             if not pa.ipc.open_stream(source).schema.equals(expected, check_metadata=False):
                 raise TraceFormatError(f"{path} does not have the {table} schema of format "
-                                       f"version {FORMAT_VERSION}")
+                                       f"version {version}")
             source.seek(0)
             # Decompress only the columns asked for: a one-column pass over the accesses
             # table is then about ten times faster.
             options = None
             if columns:
-                options = pa.ipc.IpcReadOptions(included_fields=sorted(
-                    expected.get_field_index(c) for c in columns))
+                options = pa.ipc.IpcReadOptions(
+                    included_fields=stored_fields(table, version, columns))
             reader = pa.ipc.open_stream(source, options=options)
             while True:
                 try:
@@ -278,6 +280,8 @@ class TraceFiles:
                 # Checksums prove the bytes are the ones written, not that whoever wrote
                 # them was us: full validation keeps bad offsets away from compute kernels.
                 batch.validate(full=True)
+                # The one place the stored layout becomes the table's plain columns.
+                batch = decode(table, version, batch, str(path))
                 yield checked_batch(table, batch.select(columns) if columns else batch,
                                     str(path))
         except (pa.ArrowException, OSError, ValueError) as exc:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 FORMAT_NAME = "vmtrace"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Versions this vmtrace reads: 2 stored every column plainly (tracer/format/layout.py).
+READABLE_VERSIONS = (2, 3)
 META_FILE = "meta.json"
 PROGRAM_FILE = "program.elf"
 # One line per batch flushed to any table file, appended after the batch reached the disk.

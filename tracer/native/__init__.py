@@ -171,6 +171,7 @@ def load() -> ctypes.CDLL:
         "fr_stop_write": (i, [vp]),
         "fr_exact_pages": (u64, [vp]),
         "fr_free": (None, [vp]),
+        "vm_split": (None, [vp, u64, vp, vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)

@@ -623,6 +623,20 @@ chunk *vm_take(recorder *r) {
     return c;
 }
 
+/* The stored layout of a step, RIP or RSP column (tracer/format/layout.py, which defines
+ * it and whose `_split` this must equal): the row-to-row differences modulo 2^64, the first
+ * from 0, as a sign-extended low int32 half and the int32 rest. Run by the drain thread. */
+void vm_split(const uint64_t *values, uint64_t n, int32_t *low, int32_t *high) {
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t d = values[i] - prev;
+        int32_t lo = (int32_t)(uint32_t)d;
+        low[i] = lo;
+        high[i] = (int32_t)(uint32_t)((d - (uint64_t)(int64_t)lo) >> 32);
+        prev = values[i];
+    }
+}
+
 /* Export the per-RIP execution counts; returns how many entries were written. */
 uint64_t vm_exec_count_size(recorder *r) { return r->exec.used; }
 uint64_t vm_exec_counts(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t cap) {
