@@ -73,9 +73,12 @@ def differences(full: Path, materialised: Path) -> list[str]:
     import pyarrow as pa
 
     out = []
+    from tracer.format import TraceFiles
+
     for table in ("accesses", "rsp", "exec_counts"):
-        a = pa.ipc.open_stream(full / f"{table}.arrows").read_all()
-        b = pa.ipc.open_stream(materialised / f"{table}.arrows").read_all()
+        # Through the reader: the stored layout depends on where batches begin.
+        a = TraceFiles(full).table(table)
+        b = TraceFiles(materialised).table(table)
         if not a.equals(b):
             n = next((i for i in range(min(a.num_rows, b.num_rows))
                       if a.slice(i, 1).to_pylist() != b.slice(i, 1).to_pylist()),

@@ -268,7 +268,7 @@ def test_queries_near_a_step_materialise_only_the_slices_they_reach(fulls, tmp_p
     trace_cli("state", str(fast), "40")
     assert _slices_built(fast) == []
     # who-wrote a byte written just before the step: the one slice holding that step.
-    accesses = pa.ipc.open_stream(full / "accesses.arrows").read_all().to_pylist()
+    accesses = TraceFiles(full).table("accesses").to_pylist()
     write = next(r for r in accesses if r["is_write"] and r["step"] >= 40
                  and r["source"] != "kernel")
     step = write["step"] + 1

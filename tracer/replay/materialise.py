@@ -28,6 +28,7 @@ from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
 from tracer.event_stream import EventStream
 from tracer.format import TraceFiles
 from tracer.format.errors import TraceFormatError
+from tracer.format.layout import STORED, encode
 from tracer.format.journal import JournalEntry, JournalWriter, parse_journal
 from tracer.format.schema import (
     CHECKSUMS_FILE, EVENT_TABLES, EVENTS_MATERIALISED, KERNEL_ACCESSES, KERNEL_ACCESSES_FILE, KEYFRAMES, KEYFRAMES_FILE, MATERIALISING_DIR,
@@ -93,9 +94,12 @@ class _SliceSink:
 
     def __init__(self, path: Path, table: str, offset: int):
         self.schema = TABLES[table]
+        self._table = table
         self._offset = pa.scalar(offset, pa.uint64())
         self._sink = pa.OSFile(str(path), "wb")
-        self._writer = pa.ipc.new_stream(self._sink, self.schema, options=_SLICE_OPTIONS)
+        # In the stored layout, as the recorder's TableWriter writes it: the joined file
+        # takes these batches' messages as they are.
+        self._writer = pa.ipc.new_stream(self._sink, STORED[table], options=_SLICE_OPTIONS)
         self.rows = 0
 
     def bytes_written(self) -> int:
@@ -104,8 +108,8 @@ class _SliceSink:
 
     def write(self, batch: pa.RecordBatch) -> None:
         step = pc.add(batch.column(0), self._offset)
-        self._writer.write_batch(pa.RecordBatch.from_arrays(
-            [step, *batch.columns[1:]], schema=self.schema))
+        self._writer.write_batch(encode(self._table, pa.RecordBatch.from_arrays(
+            [step, *batch.columns[1:]], schema=self.schema)))
         self.rows += batch.num_rows
 
     def close(self) -> None:
