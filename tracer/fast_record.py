@@ -13,7 +13,6 @@ from contextlib import nullcontext
 from dataclasses import asdict
 
 import numpy as np
-import pyarrow as pa
 from unicorn import (
     UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_64, UC_PROT_NONE,
     Uc, UcError,
@@ -24,6 +23,7 @@ from tracer.address_space import STACK_LIMIT, STACK_TOP, AddressSpace, uc_prot
 from tracer.cpu import start_like_linux
 from tracer.ending import TRUNCATING_STOPS, StopReason
 from tracer.fast_steps import FastSteps, Pending
+from tracer.format.build import record_batch
 from tracer.format.regions import PAGE
 from tracer.format.schema import EVENTS_PENDING, KEYFRAMES, PAGES
 from tracer.format.writer import RowBuffer, TableWriter, file_checksums, write_meta
@@ -206,12 +206,21 @@ class FastRecording(_Recording):
         return super()._run_syscall(uc, abi, nr, args, rip)
 
     def _flush_region_events(self, step: int) -> None:
+        floor, touched = self.space.stack_floor, False
         for ev in self.space.events:
             if ev.action == "brk":
                 self._heap_end = ev.end
             if self.events is not None:
                 self.events.invalidate(ev.start, ev.end)
+                touched |= ev.start < self._open_from and ev.end > floor
         super()._flush_region_events(step)
+        if touched:
+            # An mprotect over the stack set the reservation's protection too: take it away
+            # again, so that a growth still faults (what is unmapped there stays so).
+            for begin, last, _perms in self.uc.mem_regions():
+                lo, hi = max(begin, floor), min(last + 1, self._open_from)
+                if lo < hi:
+                    self.uc.mem_protect(lo, hi - lo, UC_PROT_NONE)
 
     # -- keyframes ----------------------------------------------------------------------
     def _keyframe(self) -> None:
@@ -220,12 +229,12 @@ class FastRecording(_Recording):
         addrs, ids = self._snapshot_pages()
         if len(self._page_ids) > self._pages_written:
             new = list(self._page_ids)[self._pages_written:]
-            self._table_writers["pages"].write(pa.RecordBatch.from_pydict({"data": new}, schema=PAGES))
+            self._table_writers["pages"].write(record_batch({"data": new}, PAGES))
             self._pages_written = len(self._page_ids)
-        self._table_writers["keyframes"].write(pa.RecordBatch.from_pydict({
+        self._table_writers["keyframes"].write(record_batch({
             "step": [self.events.steps_counted], "context": [bytes(uc.context_save())],
             "cursor": [self._cursor], "heap_end": [self._heap_end], "page_addr": [addrs],
-            "page_id": [ids]}, schema=KEYFRAMES))
+            "page_id": [ids]}, KEYFRAMES))
         self._check_budget()
 
     def _snapshot_pages(self) -> tuple[list[int], list[int]]:
