@@ -9,6 +9,7 @@ block hook (tracer/fast_steps.py) counts steps by the full recorder's rule."""
 from __future__ import annotations
 
 import gc
+import time
 from contextlib import nullcontext
 from dataclasses import asdict
 
@@ -35,10 +36,8 @@ from tracer.registers import read_registers
 from tracer.syscalls.context import ProcessState, StdinFile
 from tracer.syscalls.fileinfo import guest_exe_path
 
-# Steps between keyframes: ~2^22 instructions is a few keyframes per second of emulation,
-# and a slice the materialiser replays in well under a second.
-DEFAULT_KEYFRAME_EVERY = 1 << 22
-
+# A keyframe cheaper than this never stretches the interval (see `_next_every`).
+KEYFRAME_CHEAP_S = 0.02
 
 
 def record_fast(options: RecordOptions) -> RecordResult:
@@ -118,6 +117,7 @@ class FastRecording(_Recording):
         listening = (o.stop.subscribed(lambda: self.events.request_stop(StopReason.INTERRUPTED))
                      if o.stop is not None else nullcontext())
         self._keyframe()
+        self._cpu_mark, self._step_mark = time.thread_time(), 0
         self.events.next_keyframe(self._every)
         gc.freeze()
         with listening:
@@ -165,7 +165,7 @@ class FastRecording(_Recording):
                 return
             if pending == Pending.KEYFRAME:
                 self._keyframe()
-                self.events.next_keyframe(self.events.steps_counted + self._every)
+                self.events.next_keyframe(self.events.steps_counted + self._next_every())
             self.events.apply()
             rip = uc.reg_read(UC_X86_REG_RIP)
 
@@ -225,6 +225,7 @@ class FastRecording(_Recording):
     # -- keyframes ----------------------------------------------------------------------
     def _keyframe(self) -> None:
         """Writes a keyframe of the state before the next step, as build_keyframes does."""
+        started = time.thread_time()
         uc = self.uc
         addrs, ids = self._snapshot_pages()
         if len(self._page_ids) > self._pages_written:
@@ -236,6 +237,20 @@ class FastRecording(_Recording):
             "cursor": [self._cursor], "heap_end": [self._heap_end], "page_addr": [addrs],
             "page_id": [ids]}, KEYFRAMES))
         self._check_budget()
+        self._last_keyframe_cpu = time.thread_time() - started
+
+    def _next_every(self) -> int:
+        """Steps to the next keyframe: `keyframe_every`, or more when keyframes cost more
+        than a tenth of the emulation (a program with much memory mapped: each keyframe
+        reads all of it)."""
+        now = time.thread_time()
+        spent, self._cpu_mark = now - self._cpu_mark, now
+        cost, steps = self._last_keyframe_cpu, self.events.steps_counted - self._step_mark
+        self._step_mark = self.events.steps_counted
+        if cost < KEYFRAME_CHEAP_S or spent <= cost or steps <= 0:
+            return self._every
+        rate = steps / (spent - cost)  # steps per CPU second of emulation
+        return max(self._every, int(rate * cost * 10))
 
     def _snapshot_pages(self) -> tuple[list[int], list[int]]:
         """Every mapped page that is not all zero, and its id in `pages` (new contents get
@@ -247,10 +262,10 @@ class FastRecording(_Recording):
             end = last + 1
             if self.space.stack_floor <= begin and end <= self._open_from:
                 continue  # the stack's unopened reservation: never written, all zero
-            raw = np.frombuffer(bytes(self.uc.mem_read(begin, end - begin)), np.uint8)
-            pages = raw.reshape(-1, PAGE)
-            for k in np.flatnonzero(pages.any(axis=1)).tolist():
-                pid = page_ids.setdefault(pages[k].tobytes(), len(page_ids))
+            raw = self.uc.mem_read(begin, end - begin)  # (a bytearray: no second copy)
+            words = np.frombuffer(raw, np.uint64).reshape(-1, PAGE // 8)
+            for k in np.flatnonzero(words.any(axis=1)).tolist():
+                pid = page_ids.setdefault(bytes(raw[k * PAGE:(k + 1) * PAGE]), len(page_ids))
                 addrs.append(begin + k * PAGE)
                 ids.append(pid)
         return addrs, ids
