@@ -47,11 +47,11 @@ SUBSET = [
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    fast_verify.verify._fixed_copy()
+    fast_verify.fixed_copy()
     yield
     import shutil
 
-    shutil.rmtree(fast_verify.verify.FIXED, ignore_errors=True)
+    shutil.rmtree(fast_verify.FIXED, ignore_errors=True)
 
 
 def _pair(name: str, out: Path, every: int = fast_verify.KEYFRAME_EVERY):
