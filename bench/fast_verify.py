@@ -21,11 +21,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import verify  # noqa: E402
 from verify import MAX_STEPS, programs  # noqa: E402
 
-# Our own copy of the sources (bench/verify.py's fixed place may be in use by another run).
-verify.FIXED = Path(tempfile.gettempdir()) / f"vmtrace-fast-verify-sources-{os.getpid()}"
+# Programs are built from a copy, as bench/verify.py does, but our own: its fixed place may
+# be in use by another run (or test) at the same time.
+FIXED = Path(tempfile.gettempdir()) / f"vmtrace-fast-verify-sources-{os.getpid()}"
+
+
+def fixed_copy() -> Path:
+    """Copies the examples and test programs to FIXED (afresh)."""
+    import shutil
+
+    shutil.rmtree(FIXED, ignore_errors=True)
+    shutil.copytree(ROOT / "examples", FIXED / "examples")
+    shutil.copytree(ROOT / "tests" / "programs", FIXED / "tests" / "programs")
+    return FIXED
 
 # What a fast trace leaves out until materialised, and what only it has.
 NOT_COMPARED = ("accesses", "rsp", "exec_counts", "keyframes", "pages")
@@ -130,7 +140,7 @@ def record_pair(program: Path, out: Path, every: int = KEYFRAME_EVERY) -> tuple[
     from tracer.recorder import RecordOptions, record
 
     here = Path.cwd()
-    os.chdir(verify.FIXED)
+    os.chdir(FIXED)
     try:
         relative = program.relative_to(ROOT)
         full = record(RecordOptions(program=relative, output=out / "full", max_steps=MAX_STEPS))
@@ -150,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = programs()
     if args.only:
         chosen = [p for p in chosen if p.stem in set(args.only.split(","))]
-    verify._fixed_copy()
+    fixed_copy()
     failures, done = [], 0
     with tempfile.TemporaryDirectory(prefix="vmtrace-fast-verify-") as tmp:
         for program in chosen:
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             done += 1
     import shutil
 
-    shutil.rmtree(verify.FIXED, ignore_errors=True)
+    shutil.rmtree(FIXED, ignore_errors=True)
     for line in failures:
         print(line)
     failed = {f.split(": ")[0] for f in failures}

@@ -47,11 +47,11 @@ SUBSET = [
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    fast_verify.verify._fixed_copy()
+    fast_verify.fixed_copy()
     yield
     import shutil
 
-    shutil.rmtree(fast_verify.verify.FIXED, ignore_errors=True)
+    shutil.rmtree(fast_verify.FIXED, ignore_errors=True)
 
 
 def _pair(name: str, out: Path, every: int = fast_verify.KEYFRAME_EVERY):
@@ -137,3 +137,22 @@ def test_a_killed_fast_recording_is_readable_as_far_as_it_got(tmp_path):
     frames = files.table("keyframes")
     assert frames.num_rows >= 1 and frames.column("step")[0].as_py() == 0
     assert files.table("pages").num_rows >= 1
+
+
+def test_ctrl_c_stops_a_fast_recording_and_keeps_a_complete_trace(tmp_path):
+    out = tmp_path / "t"
+    proc = subprocess.Popen([*TRACE, "record", "--fast", "-q",
+                             str(PROGRAMS / "limits" / "loop_forever.asm"), "-o", str(out)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob("t.recording-*/pages.arrows")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130, proc.stderr.read().decode()
+    files = TraceFiles(out)
+    files.verify()
+    end = files.meta.end
+    assert end.stop_reason == "interrupted" and end.truncated
+    steps = files.table("keyframes").column("step").to_pylist()
+    assert steps[0] == 0 and steps == sorted(steps) and steps[-1] <= end.instructions

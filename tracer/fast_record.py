@@ -9,11 +9,11 @@ block hook (tracer/fast_steps.py) counts steps by the full recorder's rule."""
 from __future__ import annotations
 
 import gc
+import time
 from contextlib import nullcontext
 from dataclasses import asdict
 
 import numpy as np
-import pyarrow as pa
 from unicorn import (
     UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_64, UC_PROT_NONE,
     Uc, UcError,
@@ -25,6 +25,7 @@ from tracer.address_space import STACK_LIMIT, STACK_TOP, AddressSpace, uc_prot
 from tracer.cpu import start_like_linux
 from tracer.ending import TRUNCATING_STOPS, StopReason
 from tracer.fast_steps import FastSteps, Pending
+from tracer.format.build import record_batch
 from tracer.format.regions import PAGE
 from tracer.format.schema import EVENTS_PENDING, KEYFRAMES, PAGES
 from tracer.format.writer import RowBuffer, TableWriter, file_checksums, write_meta
@@ -36,10 +37,8 @@ from tracer.registers import read_registers
 from tracer.syscalls.context import ProcessState, StdinFile
 from tracer.syscalls.fileinfo import guest_exe_path
 
-# Steps between keyframes: ~2^22 instructions is a few keyframes per second of emulation,
-# and a slice the materialiser replays in well under a second.
-DEFAULT_KEYFRAME_EVERY = 1 << 22
-
+# A keyframe cheaper than this never stretches the interval (see `_next_every`).
+KEYFRAME_CHEAP_S = 0.02
 
 
 def record_fast(options: RecordOptions, build: BuildJob | None = None) -> RecordResult:
@@ -123,6 +122,7 @@ class FastRecording(_Recording):
         listening = (o.stop.subscribed(lambda: self.events.request_stop(StopReason.INTERRUPTED))
                      if o.stop is not None else nullcontext())
         self._keyframe()
+        self._cpu_mark, self._step_mark = time.thread_time(), 0
         self.events.next_keyframe(self._every)
         gc.freeze()
         with listening:
@@ -170,7 +170,7 @@ class FastRecording(_Recording):
                 return
             if pending == Pending.KEYFRAME:
                 self._keyframe()
-                self.events.next_keyframe(self.events.steps_counted + self._every)
+                self.events.next_keyframe(self.events.steps_counted + self._next_every())
             self.events.apply()
             rip = uc.reg_read(UC_X86_REG_RIP)
 
@@ -213,27 +213,51 @@ class FastRecording(_Recording):
         return super()._run_syscall(uc, abi, nr, args, rip)
 
     def _flush_region_events(self, step: int) -> None:
+        floor, touched = self.space.stack_floor, False
         for ev in self.space.events:
             if ev.action == "brk":
                 self._heap_end = ev.end
             if self.events is not None:
                 self.events.invalidate(ev.start, ev.end)
+                touched |= ev.start < self._open_from and ev.end > floor
         super()._flush_region_events(step)
+        if touched:
+            # An mprotect over the stack set the reservation's protection too: take it away
+            # again, so that a growth still faults (what is unmapped there stays so).
+            for begin, last, _perms in self.uc.mem_regions():
+                lo, hi = max(begin, floor), min(last + 1, self._open_from)
+                if lo < hi:
+                    self.uc.mem_protect(lo, hi - lo, UC_PROT_NONE)
 
     # -- keyframes ----------------------------------------------------------------------
     def _keyframe(self) -> None:
         """Writes a keyframe of the state before the next step, as build_keyframes does."""
+        started = time.thread_time()
         uc = self.uc
         addrs, ids = self._snapshot_pages()
         if len(self._page_ids) > self._pages_written:
             new = list(self._page_ids)[self._pages_written:]
-            self._table_writers["pages"].write(pa.RecordBatch.from_pydict({"data": new}, schema=PAGES))
+            self._table_writers["pages"].write(record_batch({"data": new}, PAGES))
             self._pages_written = len(self._page_ids)
-        self._table_writers["keyframes"].write(pa.RecordBatch.from_pydict({
+        self._table_writers["keyframes"].write(record_batch({
             "step": [self.events.steps_counted], "context": [bytes(uc.context_save())],
             "cursor": [self._cursor], "heap_end": [self._heap_end], "page_addr": [addrs],
-            "page_id": [ids]}, schema=KEYFRAMES))
+            "page_id": [ids]}, KEYFRAMES))
         self._check_budget()
+        self._last_keyframe_cpu = time.thread_time() - started
+
+    def _next_every(self) -> int:
+        """Steps to the next keyframe: `keyframe_every`, or more when keyframes cost more
+        than a tenth of the emulation (a program with much memory mapped: each keyframe
+        reads all of it)."""
+        now = time.thread_time()
+        spent, self._cpu_mark = now - self._cpu_mark, now
+        cost, steps = self._last_keyframe_cpu, self.events.steps_counted - self._step_mark
+        self._step_mark = self.events.steps_counted
+        if cost < KEYFRAME_CHEAP_S or spent <= cost or steps <= 0:
+            return self._every
+        rate = steps / (spent - cost)  # steps per CPU second of emulation
+        return max(self._every, int(rate * cost * 10))
 
     def _snapshot_pages(self) -> tuple[list[int], list[int]]:
         """Every mapped page that is not all zero, and its id in `pages` (new contents get
@@ -245,10 +269,10 @@ class FastRecording(_Recording):
             end = last + 1
             if self.space.stack_floor <= begin and end <= self._open_from:
                 continue  # the stack's unopened reservation: never written, all zero
-            raw = np.frombuffer(bytes(self.uc.mem_read(begin, end - begin)), np.uint8)
-            pages = raw.reshape(-1, PAGE)
-            for k in np.flatnonzero(pages.any(axis=1)).tolist():
-                pid = page_ids.setdefault(pages[k].tobytes(), len(page_ids))
+            raw = self.uc.mem_read(begin, end - begin)  # (a bytearray: no second copy)
+            words = np.frombuffer(raw, np.uint64).reshape(-1, PAGE // 8)
+            for k in np.flatnonzero(words.any(axis=1)).tolist():
+                pid = page_ids.setdefault(bytes(raw[k * PAGE:(k + 1) * PAGE]), len(page_ids))
                 addrs.append(begin + k * PAGE)
                 ids.append(pid)
         return addrs, ids

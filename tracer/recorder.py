@@ -83,7 +83,8 @@ class RecordOptions:
     libc: str = "glibc"
     cc_flags: tuple[str, ...] = ()
     on_compile: Callable[[str], None] | None = None
-    # `trace record --fast` (tracer/fast_record.py): one keyframe about every so many steps.
+    # `trace record --fast` (tracer/fast_record.py): one keyframe about every so many steps;
+    # 2^22 is several per second of emulation, each slice replayed in well under a second.
     keyframe_every: int = 1 << 22
 
 

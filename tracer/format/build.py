@@ -56,6 +56,12 @@ def array(values: list[Any], type_: pa.DataType) -> pa.Array:
         flat = [x for v in values for x in (v if v is not None else [0] * width)]
         child = array(flat, type_.value_type)
         return pa.Array.from_buffers(type_, n, [validity], children=[child])
+    if pa.types.is_list(type_):
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum([0 if v is None else len(v) for v in values], out=offsets[1:])
+        child = array([x for v in values if v is not None for x in v], type_.value_type)
+        return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(offsets.tobytes())],
+                                     children=[child])
     raise TypeError(f"no builder for Arrow type {type_}")
 
 
