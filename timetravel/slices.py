@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 from analysis.trace import Trace
 from analysis.write_index import Write, WriteIndex, build_write_index
 from tracer.format.cache import remove
+from tracer.format.layout import decode
+from tracer.format.schema import FORMAT_VERSION
 from tracer.replay.keyframes import TraceKeyframes
 from tracer.replay.materialise import SliceTask, materialise_slice, plan_slices
 
@@ -34,6 +36,8 @@ class _OneSlice:
         assert table == "accesses"
         with pa.memory_map(str(self._accesses)) as source:
             for batch in pa.ipc.open_stream(source):
+                # The slice's file is in the stored layout of this version (materialise).
+                batch = decode("accesses", FORMAT_VERSION, batch, str(self._accesses))
                 yield batch.select(columns) if columns else batch
 
     @property
