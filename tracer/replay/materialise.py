@@ -28,7 +28,7 @@ from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
 from tracer.event_stream import EventStream
 from tracer.format import TraceFiles
 from tracer.format.errors import TraceFormatError
-from tracer.format.layout import STORED, encode
+from tracer.format.layout import STORED, _join, _split, encode, high_name
 from tracer.format.journal import JournalEntry, JournalWriter, parse_journal
 from tracer.format.schema import (
     CHECKSUMS_FILE, EVENT_TABLES, EVENTS_MATERIALISED, KERNEL_ACCESSES, KERNEL_ACCESSES_FILE, KEYFRAMES, KEYFRAMES_FILE, MATERIALISING_DIR,
@@ -110,6 +110,21 @@ class _SliceSink:
         step = pc.add(batch.column(0), self._offset)
         self._writer.write_batch(encode(self._table, pa.RecordBatch.from_arrays(
             [step, *batch.columns[1:]], schema=self.schema)))
+        self.rows += batch.num_rows
+
+    def write_stored(self, batch: pa.RecordBatch) -> None:
+        """(TableWriter protocol) a batch the drain thread encoded already (in C): only its
+        first `step` difference changes, since each batch's differences start from 0."""
+        if batch.num_rows and self._offset.as_py():
+            names = batch.schema.names
+            i, j = names.index("step"), names.index(high_name("step"))
+            low = batch.column(i).to_numpy().copy()
+            high = batch.column(j).to_numpy().copy()
+            first = _join(low[:1], high[:1]) + np.uint64(self._offset.as_py())
+            low[:1], high[:1] = _split(first)
+            batch = batch.set_column(i, batch.schema.field(i), pa.array(low, pa.int32()))
+            batch = batch.set_column(j, batch.schema.field(j), pa.array(high, pa.int32()))
+        self._writer.write_batch(batch)
         self.rows += batch.num_rows
 
     def close(self) -> None:
