@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -300,3 +301,24 @@ class ReplayMachine:
             said.signal, said.cause, self._step_of(False), self.uc.reg_read(x.UC_X86_REG_RIP),
             None, None))
 
+
+
+def remake_kernel_accesses(uc: Uc, recorded: RecordedSyscall,
+                           accesses: Iterable[tuple[int, int, bool]],
+                           report: Callable[[int, bytes, bool], None]) -> None:
+    """Re-makes one syscall's kernel-side accesses in recorded order, as the recorder saw
+    them: reads from the replay's memory, writes with the trace's bytes (`report` gets each
+    access, e.g. an EventStream's `kernel_access`); then the recorded writes no access row
+    names (a file mapping's contents)."""
+    writes = list(recorded.kernel_writes)
+    for addr, size, is_write in accesses:
+        if is_write:
+            i = next((k for k, (a, d) in enumerate(writes)
+                      if a == addr and len(d) == size), None)
+            data = writes.pop(i)[1] if i is not None else bytes(size)
+            uc.mem_write(addr, data)
+        else:
+            data = bytes(uc.mem_read(addr, size))
+        report(addr, data, is_write)
+    for addr, data in writes:
+        uc.mem_write(addr, data)

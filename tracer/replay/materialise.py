@@ -39,7 +39,7 @@ from tracer.format.checksum import sha256_file
 from tracer.format.writer import write_meta, write_table
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.keyframes import restore_keyframe
-from tracer.replay.machine import Ending, ReplayError, ReplayMachine
+from tracer.replay.machine import Ending, ReplayError, ReplayMachine, remake_kernel_accesses
 from tracer.registers import architectural_state
 
 # As the recorder's TableWriter: the slices' batches go into the trace as they are.
@@ -160,20 +160,9 @@ class _Kernel:
 
     def apply_kernel_effects(self, machine: ReplayMachine, recorded: RecordedSyscall) -> None:
         """Writes the syscall's recorded bytes and reports its kernel accesses."""
-        uc = machine.uc
         events: EventStream = self._events_ref[0]
-        writes = list(recorded.kernel_writes)
-        for addr, size, is_write in self._rows.get(recorded.step, ()):
-            if is_write:
-                i = next((k for k, (a, d) in enumerate(writes)
-                          if a == addr and len(d) == size), None)
-                data = writes.pop(i)[1] if i is not None else bytes(size)
-                uc.mem_write(addr, data)
-            else:
-                data = bytes(uc.mem_read(addr, size))
-            events.kernel_access(addr, data, is_write)
-        for addr, data in writes:  # a file mapping's contents: no access row
-            uc.mem_write(addr, data)
+        remake_kernel_accesses(machine.uc, recorded, self._rows.get(recorded.step, ()),
+                               events.kernel_access)
 
 
 def _kernel_rows(files: TraceFiles, first: int, end: int) -> dict[int, list]:

@@ -19,7 +19,7 @@ from tracer.format import TraceFiles
 from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
 from tracer.format.schema import SOURCES, TABLES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
-from tracer.replay.machine import Ending, ReplayMachine
+from tracer.replay.machine import Ending, ReplayMachine, remake_kernel_accesses
 
 _KERNEL = SOURCES.index("kernel")
 
@@ -243,18 +243,8 @@ class _Observer:
         """Re-makes the kernel accesses in recorded order: reads from the replay's memory,
         writes from the trace; then checks a `write`'s output bytes."""
         uc = machine.uc
-        writes = list(recorded.kernel_writes)
-        for addr, size, is_write in self._kernel.get(recorded.step, ()):
-            if is_write:
-                i = next((k for k, (a, d) in enumerate(writes)
-                          if a == addr and len(d) == size), None)
-                data = writes.pop(i)[1] if i is not None else bytes(size)
-                uc.mem_write(addr, data)
-            else:
-                data = bytes(uc.mem_read(addr, size))
-            self._events.kernel_access(addr, data, is_write)
-        for addr, data in writes:  # a file mapping's contents: no access row
-            uc.mem_write(addr, data)
+        remake_kernel_accesses(uc, recorded, self._kernel.get(recorded.step, ()),
+                               self._events.kernel_access)
         expected = self._output.get(recorded.step)
         if expected is not None and recorded.name == "write" and recorded.ret is not None:
             got = bytes(uc.mem_read(recorded.args[1], max(recorded.ret, 0)))
