@@ -14,24 +14,18 @@ from contextlib import nullcontext
 from dataclasses import asdict
 
 import numpy as np
-from unicorn import (
-    UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_64, UC_PROT_NONE,
-    Uc, UcError,
-)
-from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_EFLAGS, UC_X86_REG_RIP, UC_X86_REG_RSP
+from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_PROT_NONE, Uc, UcError
+from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_RIP
 
 from tracer.build_job import BuildJob
-from tracer.address_space import STACK_LIMIT, STACK_TOP, AddressSpace, uc_prot
-from tracer.cpu import start_like_linux
+from tracer.address_space import uc_prot
 from tracer.ending import TRUNCATING_STOPS, StopReason
 from tracer.fast_steps import FastSteps, Pending
 from tracer.format.build import record_batch
 from tracer.format.regions import PAGE
 from tracer.format.schema import EVENTS_PENDING, KEYFRAMES, PAGES
-from tracer.format.writer import RowBuffer, TableWriter, file_checksums, write_meta
+from tracer.format.writer import RowBuffer, file_checksums, write_meta
 from tracer.interrupts import memory_fault
-from tracer.limits import TraceBudget, mb_to_bytes
-from tracer.loader import DEFAULT_ENV, build_stack, load_elf
 from tracer.recorder import RecordOptions, RecordResult, _Recording, record
 from tracer.registers import read_registers
 from tracer.syscalls.context import ProcessState, StdinFile
@@ -57,33 +51,9 @@ class FastRecording(_Recording):
 
     def run(self) -> RecordResult:
         o = self.options
-        self.argv = [f"./{self.program.path.name}", *o.args]
-        self.env = list(DEFAULT_ENV if o.env is None else o.env)
-        uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
-        start_like_linux(uc)
-        space = self.space = AddressSpace(uc)
-        space.max_memory = o.max_memory
-        brk = load_elf(space, uc, self.program)
-        space.set_initial_brk(brk)
-        random_bytes = self.rng.randbytes(16)
-        loaded = build_stack(space, uc, self.program, self.argv, self.env, random_bytes)
-        uc.reg_write(UC_X86_REG_RSP, loaded.rsp)
-        uc.reg_write(UC_X86_REG_RIP, loaded.entry)
-        uc.reg_write(UC_X86_REG_EFLAGS, 0x202)
-        self.initial = {
-            "rip": loaded.entry, "rsp": loaded.rsp, "brk": brk, "stack_top": STACK_TOP,
-            "stack_limit": STACK_LIMIT, "registers": read_registers(uc),
-            "auxv": [list(kv) for kv in loaded.auxv],
-        }
-        write_meta(self.out, self._meta(None))
-        self._write_static_tables(loaded.rsp)
-
-        self.budget = TraceBudget(self.out, mb_to_bytes(o.max_trace_mb),
-                                  mb_to_bytes(o.min_free_mb))
-        at_start = self.budget.report("fixed", sum(p.stat().st_size for p in self.out.iterdir()))
-        self._table_writers = {name: TableWriter(self.out, name) for name in (
-            "regions", "syscalls", "kernel_writes", "output", "keyframes", "pages",
-            "kernel_accesses")}
+        brk, loaded, at_start = self._start_process(
+            ("keyframes", "pages", "kernel_accesses"))
+        uc, space = self.uc, self.space
         self._pending_data = 0
         self._io_cut = False
         self._heap_end = brk  # the replay's heap_end before any brk event

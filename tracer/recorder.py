@@ -236,7 +236,13 @@ class _Recording:
             "end": end,
         }
 
-    def run(self) -> RecordResult:
+    def _start_process(self, tables: tuple[str, ...] = ()):
+        """Loads the program as Linux would, writes meta.json and the start-up tables, and
+        opens the size budget and the streamed tables (`tables`: a kind of run's own).
+
+        Returns:
+            The initial break, the loaded stack, and the budget's verdict at the start.
+        """
         o = self.options
         self.argv = [f"./{self.program.path.name}", *o.args]
         self.env = list(DEFAULT_ENV if o.env is None else o.env)
@@ -266,7 +272,13 @@ class _Recording:
         # (The first report also checks the free disk space.)
         at_start = self.budget.report("fixed", sum(p.stat().st_size for p in self.out.iterdir()))
         self._table_writers = {name: TableWriter(self.out, name) for name in (
-            "regions", "syscalls", "kernel_writes", "output")}
+            "regions", "syscalls", "kernel_writes", "output", *tables)}
+        return brk, loaded, at_start
+
+    def run(self) -> RecordResult:
+        o = self.options
+        brk, loaded, at_start = self._start_process()
+        uc, space = self.uc, self.space
         self._pending_data = 0  # bytes of kernel_writes/output rows not yet on disk
         self._io_cut = False    # a syscall moved fewer bytes to stay within the size limit
         self.regions = RowBuffer(self._table_writers["regions"])
