@@ -213,12 +213,21 @@ class InstructionClassifier:
 
 
 def rsp_delta_flags(insn, registers: set[str]) -> int:
-    """RSP_DELTA and the change, for the stack instructions whose change is fixed: near
+    """RSP_DELTA and the change, for the instructions whose change to RSP is fixed: near
     push/pop of a general register, memory or immediate (8 bytes in 64-bit mode), call
-    (-8) and ret (+8, or +8+n for `ret n`). 0 for any other, including an operand-size
-    prefix, push/pop of RSP or a segment register, leave and enter: the recorder reads
-    RSP after those."""
+    (-8), ret (+8, or +8+n for `ret n`), and `add rsp, imm` / `sub rsp, imm` (a frame's
+    allocation). 0 for any other, including an operand-size prefix, push/pop of RSP or a
+    segment register, leave and enter: the recorder reads RSP after those."""
     mnemonic = insn.mnemonic
+    if mnemonic in ("add", "sub"):
+        ops = insn.operands
+        if (len(ops) != 2 or ops[0].type != X86_OP_REG or insn.reg_name(ops[0].reg) != "rsp"
+                or ops[1].type != X86_OP_IMM):
+            return 0
+        delta = ops[1].imm if mnemonic == "add" else -ops[1].imm
+        if not -128 <= delta <= 127:
+            return 0
+        return RSP_DELTA | (delta & 0xFF) << 16
     if mnemonic not in ("push", "pop", "call", "ret") or 0x66 in bytes(insn.prefix):
         return 0
     if registers & (_RSP_REGS | {"cs", "ds", "es", "ss", "fs", "gs"}) and mnemonic != "call":

@@ -14,10 +14,12 @@ from enum import IntEnum
 
 import numpy as np
 import pyarrow as pa
-from unicorn import Uc
+from unicorn import Uc, UcError
 from unicorn import x86_const
 
 from tracer import native
+from tracer.block_decode import block_decoder
+from tracer.fetch_ahead import NO_END
 from tracer.classify import KERNEL, AlignedOperand, InstructionClassifier
 from tracer.format.build import array
 from tracer.ending import StopReason
@@ -82,7 +84,6 @@ def _fill_operand(out, operand: AlignedOperand) -> None:
     out.write = int(operand.write)
     out.addr32 = int(operand.addr32)
 
-
 @dataclass(frozen=True)
 class StackGrowth:
     """The stack VMA grew down to `start` at `step` (an access below it, in its limit)."""
@@ -118,9 +119,12 @@ class EventStream:
                  max_steps: int | None, budget: TraceBudget | None,
                  batch_events: int = 1 << 20, max_pending: int = 4,
                  progress: Callable[[Progress], None] | None = None,
-                 stack: tuple[int, int] | None = None):
+                 stack: tuple[int, int] | None = None, blocks: bool = False):
         """`stack`: (lowest address the stack may grow to, start of its VMA), to report
-        each growth (`take_growth`); None tracks none."""
+        each growth (`take_growth`); None tracks none. `blocks`: count steps per
+        translated block (recorder.c `vm_new_blocks`, same tables, no per-instruction
+        hook); the caller then runs the engine with `run`, which resumes where the block
+        hook stopped it to put a block on the exact path."""
         self._lib = native.load()
         self._progress = progress
         self._started = time.monotonic()
@@ -151,11 +155,19 @@ class EventStream:
             (table, name): (np.empty(cap, np.int32), np.empty(cap, np.int32))
             for table, cap in (("accesses", batch_events), ("rsp", cap_rsp))
             for name in DELTA_COLUMNS[table]}
-        self._r = self._lib.vm_new(handle, batch_events, cap_rsp, max_pending,
-                                   max_steps or 0, initial_rsp, self._classify)
+        if blocks:
+            self._decode = block_decoder(classifier)
+            self._r = self._lib.vm_new_blocks(handle, batch_events, cap_rsp, max_pending,
+                                              max_steps or 0, initial_rsp, self._classify,
+                                              self._decode)
+            self._f = self._lib.vm_fast(self._r)
+        else:
+            self._r = self._lib.vm_new(handle, batch_events, cap_rsp, max_pending,
+                                       max_steps or 0, initial_rsp, self._classify)
+            self._f = None
         if stack is not None:
             self._lib.vm_set_stack(self._r, *stack)
-        status = self._lib.vm_install(self._r)
+        status = (self._lib.vm_install_blocks if blocks else self._lib.vm_install)(self._r)
         if status != 0:
             raise RuntimeError(f"installing the native hooks failed (unicorn error {status})")
         if max_steps == 0:
@@ -166,6 +178,47 @@ class EventStream:
         self._thread.start()
 
     # -- called from the emulator thread --------------------------------------------------
+    def run(self, start: int, keep_going: Callable[[], bool] = lambda: True,
+            run_until: Callable[[], int | None] = lambda: None) -> None:
+        """Emulates from `start` until the program stops; in block mode it resumes each
+        time the block hook stopped before a block to put it on the exact path (as long as
+        `keep_going()`: no ending, no hook error). After a UcError, `run_until()` may name
+        an instruction to run up to and resume from (tracer/fetch_ahead.py); else the
+        UcError propagates."""
+        uc, rip, until = self._uc, start, NO_END
+        while True:
+            try:
+                uc.emu_start(rip, until)
+            except UcError:
+                until = run_until()
+                if until is None:
+                    raise
+                rip = uc.reg_read(x86_const.UC_X86_REG_RIP)
+                continue
+            rip = uc.reg_read(x86_const.UC_X86_REG_RIP)
+            if until != NO_END and rip == until and keep_going():
+                until = NO_END  # stopped where asked: resume from there
+                continue
+            until = NO_END
+            if not keep_going() or not self.resume_pending():
+                return
+
+    def resume_pending(self) -> bool:
+        """After emu_start returned: when the block hook stopped it to put a block on the
+        exact path, does so and returns True (the caller resumes at RIP)."""
+        if self._f is None or not self._lib.fr_pending(self._f):
+            return False
+        status = self._lib.fr_apply(self._f)
+        if status != 0:
+            raise RuntimeError(f"adding the exact step hook failed (unicorn error {status})")
+        return True
+
+    def invalidate(self, start: int, end: int) -> None:
+        """The code in [start, end) may have changed (a region event): block mode decodes
+        its blocks again when they next run."""
+        if self._f is not None:
+            self._lib.fr_invalidate(self._f, start, end)
+
     @property
     def step(self) -> int:
         """Index of the instruction being executed."""
@@ -232,6 +285,12 @@ class EventStream:
     def finish(self, final_rsp: int) -> None:
         """Records the last RSP change, flushes the partial chunk, waits for the writer."""
         self._lib.vm_check_rsp(self._r, final_rsp)
+        if self._f is not None and self._lib.vm_misattributed(self._r):
+            # Unicorn restores RIP before every memory hook; an access at a RIP outside its
+            # block would be given the wrong step: say so rather than write it.
+            self.error = self.error or RuntimeError(
+                f"{self._lib.vm_misattributed(self._r)} accesses came from no instruction of "
+                f"their block (block mode): this is a bug in vmtrace")
         self._lib.vm_close(self._r)
         self._thread.join()
         self._lib.vm_uninstall(self._r)

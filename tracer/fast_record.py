@@ -21,6 +21,7 @@ from tracer.build_job import BuildJob
 from tracer.address_space import uc_prot
 from tracer.ending import TRUNCATING_STOPS, StopReason
 from tracer.fast_steps import FastSteps, Pending
+from tracer.fetch_ahead import NO_END
 from tracer.format.build import record_batch
 from tracer.format.regions import PAGE
 from tracer.format.schema import EVENTS_PENDING, KEYFRAMES, PAGES
@@ -117,11 +118,16 @@ class FastRecording(_Recording):
 
     def _emulate(self, entry: int) -> None:
         """Runs to the end, resuming where the block hook or a stack growth stopped."""
-        uc, rip = self.uc, entry
+        uc, rip, until = self.uc, entry, NO_END
         while True:
             try:
-                uc.emu_start(rip, 0xFFFF_FFFF_FFFF_FFFF)
+                uc.emu_start(rip, until)
             except UcError as exc:
+                until = self._take_run_until()
+                if until is not None:  # a fetch fault ahead of RIP (tracer/fetch_ahead.py)
+                    rip = uc.reg_read(UC_X86_REG_RIP)
+                    continue
+                until = NO_END
                 if self._regrow and self.hook_errors.first is None:
                     # The access below the stack VMA did not happen: open the pages and run
                     # the instruction again (it is counted when it does run).
@@ -134,6 +140,12 @@ class FastRecording(_Recording):
                         and self.hook_errors.first is None):
                     self._fault_from_error(exc)
                 return
+            rip = uc.reg_read(UC_X86_REG_RIP)
+            if (until != NO_END and rip == until and self.stop_reason is None
+                    and self.hook_errors.first is None):
+                until = NO_END  # stopped where asked: resume from there
+                continue
+            until = NO_END
             pending = self.events.pending
             if (pending == Pending.NONE or self.stop_reason is not None
                     or self.hook_errors.first is not None):
@@ -188,7 +200,6 @@ class FastRecording(_Recording):
             if ev.action == "brk":
                 self._heap_end = ev.end
             if self.events is not None:
-                self.events.invalidate(ev.start, ev.end)
                 touched |= ev.start < self._open_from and ev.end > floor
         super()._flush_region_events(step)
         if touched:

@@ -11,11 +11,11 @@ import ctypes
 import threading
 from enum import IntEnum
 
-from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from unicorn import Uc
 from unicorn.x86_const import UC_X86_REG_RIP
 
 from tracer import native
+from tracer.block_decode import block_decoder
 from tracer.classify import InstructionClassifier
 from tracer.ending import StopReason
 from tracer.event_stream import NativeStop, NativeStopCode, StackGrowth, _fill_operand
@@ -38,22 +38,6 @@ class FastSteps:
         self._lib = native.load()
         self._uc = uc
         classifier = InstructionClassifier()
-        lengths = Cs(CS_ARCH_X86, CS_MODE_64)
-
-        def decode(addr: int, code, length: int, offsets, flags, cap: int) -> int:
-            try:
-                data = ctypes.string_at(code, length)
-                n = pos = 0
-                for _address, size, _mnemonic, _ops in lengths.disasm_lite(data, addr):
-                    if n >= cap:
-                        return 0
-                    offsets[n] = pos
-                    flags[n] = classifier.classify(addr + pos, data[pos:pos + 16])[0]
-                    n += 1
-                    pos += size
-                return n if pos == length else 0  # 0: the exact path decides
-            except Exception:  # noqa: BLE001 - any doubt takes the exact path
-                return 0
 
         def classify(rip: int, code, length: int, operand) -> int:
             flags, aligned = classifier.classify(rip, ctypes.string_at(code, length))
@@ -62,7 +46,7 @@ class FastSteps:
             return flags
 
         # Kept on self: the C side calls them for every new block / exact instruction.
-        self._decode = native.DECODE_FN(decode)
+        self._decode = block_decoder(classifier)
         self._classify = native.CLASSIFY_FN(classify)
         self._f = self._lib.fr_new(ctypes.c_void_p(uc._uch.value), max_steps or 0,
                                    self._decode, self._classify)

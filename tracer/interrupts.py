@@ -237,7 +237,13 @@ def memory_fault(uc: Uc, access: int, reported: int) -> MemoryFault:
     kind, unmapped = _INVALID_ACCESS.get(access, ("access", False))
     if kind == "execute":
         address = full_rip(uc, reported)
-        return MemoryFault(kind, unmapped, address, address, None)
+        from unicorn.x86_const import UC_X86_REG_RIP
+
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        # An instruction whose last bytes lie in the page that faults: Linux reports RIP at
+        # its start and the address of the fetch that failed (tracer/fetch_ahead.py).
+        start = rip if rip < address < rip + 16 else address
+        return MemoryFault(kind, unmapped, start, address, None)
     from unicorn.x86_const import UC_X86_REG_RIP
 
     rip = uc.reg_read(UC_X86_REG_RIP)

@@ -22,6 +22,7 @@ from tracer.address_space import (
     DEFAULT_MAX_MEMORY, STACK_GUARD_GAP, STACK_LIMIT, STACK_TOP, AddressSpace,
 )
 from tracer.build_job import BuildJob, start_build
+from tracer.fetch_ahead import crossing_instruction
 from tracer.compile_c import C_SUFFIXES
 from tracer.cpu import start_like_linux
 from tracer.elf import ElfProgram, read_elf
@@ -86,6 +87,10 @@ class RecordOptions:
     # `trace record --fast` (tracer/fast_record.py): one keyframe about every so many steps;
     # 2^22 is several per second of emulation, each slice replayed in well under a second.
     keyframe_every: int = 1 << 22
+    # The per-instruction code hook instead of block mode (docs/architecture.md): slower,
+    # the same tables except eflags at a fault; kept as the oracle block mode is tested
+    # against (tests/test_recorder_equivalence.py).
+    per_instruction: bool = False
 
 
 @dataclass
@@ -193,6 +198,10 @@ def _keep_sources(work: Path, program_path: Path, kind: str, include: tuple[Path
 
 class _Recording:
     """One run in progress. Owns the engine, the address space and the writers."""
+
+    # Set by the fetch-fault hook when Unicorn faulted on an instruction ahead of RIP
+    # (tracer/fetch_ahead.py): the driver runs up to that instruction and resumes there.
+    _run_until: int | None = None
 
     def __init__(self, options: RecordOptions, program: ElfProgram, source: Path | None,
                  warnings: list[str], out: Path):
@@ -307,7 +316,8 @@ class _Recording:
         self.events = EventStream(uc, accesses, rsp, loaded.rsp, o.max_steps, self.budget,
                                   batch_events=batch_events, max_pending=max_pending,
                                   progress=o.progress,
-                                  stack=(space.stack_floor, space.stack_start))
+                                  stack=(space.stack_floor, space.stack_start),
+                                  blocks=not o.per_instruction)
         if at_start is not None:
             self.events.request_stop(at_start)  # the run stops before its first step
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, aux1=UC_X86_INS_SYSCALL)
@@ -331,7 +341,9 @@ class _Recording:
         """Runs the program to its end and closes the trace."""
         with listening:
             try:
-                uc.emu_start(entry, 0xFFFF_FFFF_FFFF_FFFF)
+                self.events.run(entry, lambda: (self.stop_reason is None
+                                                and self.hook_errors.first is None),
+                                self._take_run_until)
             except UcError as exc:
                 if (self.fault is None and self.stop_reason is None
                         and self.hook_errors.first is None):
@@ -389,7 +401,11 @@ class _Recording:
                              perms=ev.perms, kind=ev.kind, name=ev.name)
 
     def _flush_region_events(self, step: int) -> None:
+        events = getattr(self, "events", None)  # none yet for the initial map
         for ev in self.space.events:
+            if events is not None:
+                # Code there may have changed: the step counter decodes it again.
+                events.invalidate(ev.start, ev.end)
             self.regions.add(step=step, action=ev.action, start=ev.start, end=ev.end,
                              perms=ev.perms, kind=ev.kind, name=ev.name)
         self.space.events.clear()
@@ -500,6 +516,10 @@ class _Recording:
     def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
                            _user) -> bool:
         fault = memory_fault(uc, access, address)
+        if fault.fetch:
+            self._run_until = crossing_instruction(uc, fault.address)
+            if self._run_until is not None:
+                return False  # the instructions before it run first (`_take_run_until`)
         kind, address = fault.access, fault.address
         stack_floor = STACK_TOP - STACK_LIMIT
         signal = "SIGSEGV"
@@ -536,6 +556,11 @@ class _Recording:
         self.fault = Fault(what.signal, what.cause, self.events.step, what.rip, None, None)
         self.stop_reason = StopReason.FAULT
         uc.emu_stop()
+
+    def _take_run_until(self) -> int | None:
+        """Where to run up to before resuming, after a fetch fault ahead of RIP (once)."""
+        until, self._run_until = self._run_until, None
+        return until if self.hook_errors.first is None else None
 
     def _native_fault(self, stop: NativeStop) -> None:
         """The fault the native hooks stopped before: the instruction did not run (and is

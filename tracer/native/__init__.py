@@ -121,6 +121,10 @@ def load() -> ctypes.CDLL:
     sigs = {
         "vm_new": (vp, [vp, u64, u64, i, u64, u64, CLASSIFY_FN]),
         "vm_install": (i, [vp]),
+        "vm_new_blocks": (vp, [vp, u64, u64, i, u64, u64, CLASSIFY_FN, DECODE_FN]),
+        "vm_install_blocks": (i, [vp]),
+        "vm_fast": (vp, [vp]),
+        "vm_misattributed": (u64, [vp]),
         "vm_uninstall": (i, [vp]),
         "vm_append_kernel": (None, [vp, u64, u64, i, u64, i]),
         "vm_check_rsp": (None, [vp, u64]),

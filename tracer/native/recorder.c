@@ -156,6 +156,9 @@ static void page_set_add(count_table *t, uint64_t page) {
     t->pages_used++;
 }
 
+struct fast;
+struct fblock;
+
 typedef struct recorder {
     uc_engine *uc;
     uc_hook h_code, h_read, h_write;
@@ -193,6 +196,20 @@ typedef struct recorder {
      * access rows by [source][is_write], and the lowest RSP the run reached. */
     uint64_t n_by_kind[4][2];
     uint64_t lowest_rsp;
+    /* Block mode (vm_new_blocks): steps are counted per translated block by the fast step
+     * counter `f`, and no code hook runs outside its exact path. `blk` is the counted block
+     * executing now (NULL between blocks and on the exact path), `cursor` the index of the
+     * instruction the last access came from, `settled` how many of its instructions have
+     * their RSP changes recorded. `pending_rsp` holds the flags of the last instruction the
+     * exact path ran, whose RSP change is noted when the next one starts. */
+    struct fast *f;
+    struct fblock *blk;
+    uint64_t blk_base;
+    uint32_t cursor, settled;
+    uint32_t pending_rsp;
+    uint64_t misattributed;  /* accesses whose RIP was no instruction of `blk` (a bug) */
+    int merged;              /* the exec counts were gathered into f->runs (at the end) */
+    uint64_t final_steps;    /* steps started, fixed when a cut-short block was closed */
 } recorder;
 
 static void *xcalloc(size_t n, size_t s) {
@@ -232,12 +249,14 @@ void vm_chunk_free(chunk *c) {
     free(c);
 }
 
+static uint64_t steps_now(recorder *r);
+
 /* Hand the current chunk to the drain thread and start a new one. Called only at an
  * instruction boundary, so one instruction's accesses never straddle two chunks. */
 static void rotate(recorder *r) {
     chunk *c = r->cur;
     if (c->n_acc == 0 && c->n_rsp == 0) return;
-    c->last_step = r->step;
+    c->last_step = steps_now(r);
     pthread_mutex_lock(&r->mu);
     while (r->q_len >= r->max_pending && !r->closed)
         pthread_cond_wait(&r->cv_space, &r->mu);
@@ -259,7 +278,7 @@ static void rotate(recorder *r) {
         fresh = chunk_new(r->cap_acc, r->cap_rsp);
     }
     r->cur = fresh;
-    r->cur->first_step = r->step;
+    r->cur->first_step = steps_now(r);
 }
 
 static void count_grow(count_table *t);
@@ -516,16 +535,22 @@ int vm_install(recorder *r) {
     return (int)e;
 }
 
+static void fr_uninstall_hooks(struct fast *f);
+
 int vm_uninstall(recorder *r) {
-    uc_hook_del(r->uc, r->h_code);
+    if (r->f) fr_uninstall_hooks(r->f);
+    else uc_hook_del(r->uc, r->h_code);
     uc_hook_del(r->uc, r->h_read);
     uc_hook_del(r->uc, r->h_write);
     return 0;
 }
 
 /* Called from the syscall layer: the kernel side of a syscall touching guest memory. */
+static void sync_current(recorder *r);
+
 void vm_append_kernel(recorder *r, uint64_t addr, uint64_t size, int write, uint64_t value,
                       int has_value) {
+    sync_current(r);
     append_access(r, addr, (uint32_t)size, write, value, has_value, 1);
 }
 
@@ -533,6 +558,7 @@ void vm_append_kernel(recorder *r, uint64_t addr, uint64_t size, int write, uint
  * calls the write hook before it checks the page, so the attempted store (and any access
  * the instruction made before it) would otherwise be recorded as if it had happened. */
 void vm_discard_current(recorder *r) {
+    sync_current(r);
     chunk *c = r->cur;
     while (c->n_acc > 0 && c->acc_step[c->n_acc - 1] == r->cur_step &&
            c->acc_source[c->n_acc - 1] != SOURCE_KERNEL) {
@@ -544,8 +570,15 @@ void vm_discard_current(recorder *r) {
 
 /* At a syscall and after emulation ends: catch an RSP change made by the instruction
  * before (the last one of the run, or one the classifier did not flag). */
+static void settle_block(recorder *r, uint32_t upto, int have, uint64_t rsp);
+
 void vm_check_rsp(recorder *r, uint64_t rsp) {
-    if (r->step > 0) note_rsp(r, rsp);
+    if (r->blk) {
+        /* Block mode: the instructions before this one in its block have run. */
+        sync_current(r);
+        settle_block(r, r->cursor, 1, rsp);
+    }
+    if (steps_now(r) > 0) note_rsp(r, rsp);
 }
 
 /* The stack as Linux has it at the start: its VMA starts at `start` and may grow down to
@@ -567,14 +600,37 @@ uint64_t vm_take_growth(recorder *r, uint64_t *steps, uint64_t *starts, uint64_t
 }
 uint64_t vm_growth_pending(recorder *r) { return r->n_grow; }
 
-uint64_t vm_step(recorder *r) { return r->cur_step; }
-uint64_t vm_steps(recorder *r) { return r->step; }
+static int64_t block_index(const recorder *r, uint64_t rip);
+
+uint64_t vm_step(recorder *r) {
+    sync_current(r);
+    return r->cur_step;
+}
+
+/* Steps started so far: in block mode a counted block was counted whole at its entry, so
+ * one cut short at RIP (a fault) counts up to and with the instruction there. */
+uint64_t vm_steps(recorder *r) {
+    if (!r->f) return r->step;
+    if (r->final_steps) return r->final_steps;
+    if (r->blk) {
+        uint64_t rip = 0;
+        uc_reg_read(r->uc, UC_X86_REG_RIP, &rip);
+        int64_t k = block_index(r, rip);
+        if (k >= 0) return r->blk_base + (uint64_t)k + 1;
+    }
+    return steps_now(r);
+}
 int vm_stop_reason(recorder *r) { return r->stop_reason; }
 uint64_t vm_stop_rip(recorder *r) { return r->stop_rip; }
 int vm_stop_fault(recorder *r) { return r->stop_fault; }
 uint64_t vm_stop_address(recorder *r) { return r->stop_address; }
 int vm_stop_write(recorder *r) { return r->stop_write; }
-void vm_request_stop(recorder *r) { r->stop_requested = 1; }
+static void fr_request_stop_of(struct fast *f);
+
+void vm_request_stop(recorder *r) {
+    r->stop_requested = 1;
+    if (r->f) fr_request_stop_of(r->f);
+}
 uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
 uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
 uint64_t vm_count_by_kind(recorder *r, int source, int write) {
@@ -583,7 +639,10 @@ uint64_t vm_count_by_kind(recorder *r, int source, int write) {
 uint64_t vm_lowest_rsp(recorder *r) { return r->lowest_rsp; }
 
 /* Flush the partial chunk and mark the queue closed: the drain thread ends when empty. */
+static void count_partial_block(recorder *r);
+
 void vm_close(recorder *r) {
+    count_partial_block(r);
     rotate(r);
     pthread_mutex_lock(&r->mu);
     r->closed = 1;
@@ -638,8 +697,12 @@ void vm_split(const uint64_t *values, uint64_t n, int32_t *low, int32_t *high) {
 }
 
 /* Export the per-RIP execution counts; returns how many entries were written. */
-uint64_t vm_exec_count_size(recorder *r) { return r->exec.used; }
+static uint64_t merge_exec_counts(recorder *r);
+static uint64_t export_merged(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t cap);
+
+uint64_t vm_exec_count_size(recorder *r) { return r->f ? merge_exec_counts(r) : r->exec.used; }
 uint64_t vm_exec_counts(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t cap) {
+    if (r->f) return export_merged(r, keys, counts, cap);
     uint64_t n = 0;
     for (uint64_t i = 0; i < r->exec.cap && n < cap; i++) {
         if (r->exec.count[i]) {
@@ -651,7 +714,10 @@ uint64_t vm_exec_counts(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t 
     return n;
 }
 
+static void free_blocks(recorder *r);
+
 void vm_free(recorder *r) {
+    free_blocks(r);
     chunk *c = r->q_head;
     while (c) { chunk *n = c->next; vm_chunk_free(c); c = n; }
     for (c = r->spare; c;) { chunk *n = c->next; vm_chunk_free(c); c = n; }
@@ -747,14 +813,24 @@ typedef uint32_t (*decode_fn)(uint64_t addr, const uint8_t *code, uint32_t len,
 #define PENDING_EXACT 1    /* the block at pending_addr needs the code hook: fr_apply */
 #define PENDING_KEYFRAME 2 /* at a block boundary past next_keyframe: take one, resume */
 
-typedef struct {
+typedef struct fblock {
     uint64_t addr;
     uint32_t size;      /* 0: invalidated (rediscovered on its next entry) */
     uint32_t used;      /* the slot holds a block (even an invalidated one) */
     uint32_t n, exact, writable, last_flags;
     uint64_t last_addr; /* of its last instruction */
-    uint32_t *offsets;  /* n instruction offsets from addr */
+    uint32_t *offsets;  /* n instruction offsets from addr, then (`iflags`) n flag words */
+    uint32_t *iflags;   /* each instruction's classifier flags, rep_string_flags added */
+    uint64_t runs;      /* block mode: complete runs not yet added to the exec counts */
 } fblock;
+
+/* Execution counts by address, without classification (block mode's per-block runs). */
+typedef struct {
+    uint64_t *key, *count;
+    uint64_t cap, used;
+} plain_counts;
+
+static void plain_add(plain_counts *t, uint64_t key, uint64_t n);
 
 typedef struct {
     uint64_t addr;
@@ -766,6 +842,13 @@ typedef struct {
 typedef struct fast {
     uc_engine *uc;
     uc_hook h_block;
+    /* Block mode of the full recorder: what the exact path's code hook is (hook_fast_code
+     * by default), blocks with more than one RSP change not known from the instruction
+     * alone take the exact path (`rsp_exact`), and runs are counted (`runs`). */
+    void *code_cb, *code_user;
+    int rsp_exact;
+    plain_counts *runs;
+    fblock *cur_block;     /* the counted fast block executing now, else NULL */
     decode_fn decode;
     classify_fn classify;
     fblock *blocks;
@@ -884,14 +967,19 @@ static int discover(fast *f, uint64_t addr, uint32_t size) {
         n = f->decode(addr, f->code, size, offs, flags, FB_MAX_INSNS);
     int exact = n == 0 || n > FB_MAX_INSNS;
     if (exact) n = 0;
-    uint32_t last_flags = 0;
+    uint32_t last_flags = 0, unknown_rsp = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t avail = size - offs[i] < 16 ? size - offs[i] : 16;
         uint32_t rep = rep_string_flags(f->code + offs[i], avail);
         if ((flags[i] & (F_FAULTS | F_ALIGNED)) || ((rep & F_REP_STRING) && i != n - 1))
             exact = 1;
         last_flags = rep;
+        flags[i] |= rep;
+        if ((flags[i] & F_MAY_CHANGE_RSP) && !(flags[i] & F_RSP_DELTA)) unknown_rsp++;
     }
+    /* Block mode reads RSP once, after the block: one RSP change that the instruction alone
+     * does not tell (leave, mov rsp, ...) is found from it, two are not. */
+    if (f->rsp_exact && unknown_rsp > 1) exact = 1;
     int writable = code_writable(f->uc, addr, size);
     exact |= writable;
     fblock *b = fblock_slot(f, addr);
@@ -902,6 +990,10 @@ static int discover(fast *f, uint64_t addr, uint32_t size) {
         }
         f->bused++;
     } else if (b->offsets) {
+        if (b->runs && f->runs) {
+            for (uint32_t k = 0; k < b->n; k++) plain_add(f->runs, b->addr + b->offsets[k], b->runs);
+        }
+        b->runs = 0;
         if (f->nretired == f->capretired) {
             f->capretired = f->capretired ? f->capretired * 2 : 16;
             f->retired = realloc(f->retired, f->capretired * sizeof(uint32_t *));
@@ -917,8 +1009,10 @@ static int discover(fast *f, uint64_t addr, uint32_t size) {
     b->writable = (uint32_t)writable;
     b->last_flags = last_flags;
     b->last_addr = n ? addr + offs[n - 1] : addr;
-    b->offsets = xcalloc(n, 4);
+    b->offsets = xcalloc(2 * (size_t)n, 4);
+    b->iflags = b->offsets + n;
     memcpy(b->offsets, offs, n * 4);
+    memcpy(b->iflags, flags, n * 4);
     if (exact && !pages_hooked(f, addr, size)) {
         ask_exact(f, addr, size);
         return 0;
@@ -928,6 +1022,7 @@ static int discover(fast *f, uint64_t addr, uint32_t size) {
 
 static void hook_fast_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
     fast *f = user;
+    f->cur_block = NULL;
     fblock *b = fblock_slot(f, addr);
     if (!b->used || b->size != size) {
         if (!discover(f, addr, size)) return;
@@ -963,6 +1058,7 @@ static void hook_fast_block(uc_engine *uc, uint64_t addr, uint32_t size, void *u
         return;
     }
     f->mode = MODE_FAST;
+    f->cur_block = b;
     f->cur_addr = addr;
     f->cur_n = b->n;
     f->cur_offsets = b->offsets;
@@ -1076,7 +1172,9 @@ int fr_apply(fast *f) {
         for (uint64_t p = addr >> 12; p <= (addr + size - 1) >> 12; p++) {
             if (page_hooked(f, p)) continue;
             uc_hook h;
-            uc_err e = uc_hook_add(f->uc, &h, UC_HOOK_CODE, (void *)hook_fast_code, f,
+            uc_err e = uc_hook_add(f->uc, &h, UC_HOOK_CODE,
+                                   f->code_cb ? f->code_cb : (void *)hook_fast_code,
+                                   f->code_user ? f->code_user : (void *)f,
                                    p << 12, (p << 12) + 0xFFF);
             if (e) return (int)e;
             if (f->nhooked == f->caphooked) {
@@ -1181,4 +1279,303 @@ void fr_free(fast *f) {
     free(f->hooked);
     free(f->code);
     free(f);
+}
+
+/* -- the full recorder on blocks (vm_new_blocks) -------------------------------------------
+ * The per-instruction code hook costs a helper call and a hash lookup per instruction. In
+ * block mode the fast step counter above numbers the steps per translated block, and the
+ * events are put together from what is known once per block:
+ * - an access gets its instruction from RIP, which Unicorn restores before every memory hook
+ *   (the block's decoded offsets turn it into the step);
+ * - RSP changes are written when the block is done: push, pop, call and ret by the change
+ *   the classifier knows (F_RSP_DELTA), and at most one other (leave, mov rsp, and rsp ...)
+ *   from RSP read after the block, less the known changes after it; a block with two such
+ *   instructions takes the exact path;
+ * - execution counts are counted per block run and spread over its instructions at the end.
+ * The exact path (faulting candidates, self-modifying code, the block crossing --max-steps,
+ * blocks with two unknown RSP changes) runs hook_rec_code, hook_code's counting per
+ * instruction. The tables are row for row what the code-hook recorder writes. */
+
+static void plain_grow(plain_counts *t);
+
+static void plain_add(plain_counts *t, uint64_t key, uint64_t n) {
+    if (!n) return;
+    uint64_t mask = t->cap - 1, i = (key * 0x9E3779B97F4A7C15ull) >> 20 & mask;
+    while (t->count[i]) {
+        if (t->key[i] == key) { t->count[i] += n; return; }
+        i = (i + 1) & mask;
+    }
+    t->key[i] = key;
+    t->count[i] = n;
+    if (++t->used * 2 > t->cap) plain_grow(t);
+}
+
+static void plain_init(plain_counts *t, uint64_t cap) {
+    t->cap = cap;
+    t->used = 0;
+    t->key = xcalloc(cap, 8);
+    t->count = xcalloc(cap, 8);
+}
+
+static void plain_grow(plain_counts *t) {
+    plain_counts old = *t;
+    plain_init(t, old.cap * 2);
+    for (uint64_t i = 0; i < old.cap; i++)
+        if (old.count[i]) plain_add(t, old.key[i], old.count[i]);
+    free(old.key);
+    free(old.count);
+}
+
+static uint64_t steps_now(recorder *r) { return r->f ? r->f->steps : r->step; }
+
+/* One RSP change row, for the instruction at (step, rip) with these flags. */
+static void emit_rsp(recorder *r, uint64_t step, uint64_t rip, uint32_t flags, uint64_t rsp) {
+    if (rsp == r->last_rsp) return;
+    chunk *c = r->cur;
+    uint64_t i = c->n_rsp++;
+    c->rsp_step[i] = step;
+    c->rsp_rip[i] = rip;
+    c->rsp_old[i] = r->last_rsp;
+    c->rsp_new[i] = rsp;
+    c->rsp_cause[i] = (uint8_t)F_RSP_CAUSE(flags);
+    r->last_rsp = rsp;
+    if (rsp < r->lowest_rsp) r->lowest_rsp = rsp;
+    r->total_rsp++;
+}
+
+/* Makes instruction k of the executing block the current one (cur_step, cur_rip, flags). */
+static inline void enter_insn(recorder *r, uint32_t k) {
+    fblock *b = r->blk;
+    r->cursor = k;
+    r->cur_step = r->blk_base + k;
+    r->cur_rip = b->addr + b->offsets[k];
+    r->cur_flags = b->iflags[k];
+}
+
+/* The index in the executing block of the instruction at `rip`; -1 when none is there. */
+static int64_t block_index(const recorder *r, uint64_t rip) {
+    const fblock *b = r->blk;
+    if (rip < b->addr) return -1;
+    uint64_t off = rip - b->addr;
+    for (uint32_t k = r->cursor; k < b->n; k++)
+        if (b->offsets[k] == off) return k;
+    for (uint32_t k = 0; k < r->cursor; k++)
+        if (b->offsets[k] == off) return k;
+    return -1;
+}
+
+/* Points cur_* at the instruction executing now (at a syscall, a fault, the end): by RIP in
+ * a counted block; a RIP past the block (an interrupt reports the next instruction, a
+ * fetch fault the target) is its last instruction, as fr_step_at has it. */
+static void sync_current(recorder *r) {
+    if (!r->blk) return;
+    uint64_t rip = 0;
+    uc_reg_read(r->uc, UC_X86_REG_RIP, &rip);
+    int64_t k = block_index(r, rip);
+    enter_insn(r, k >= 0 ? (uint32_t)k : r->blk->n - 1);
+}
+
+/* Writes the RSP changes of the executing block's instructions [settled, upto): all of them
+ * ran, and `rsp` (read now when `have` is 0) is RSP after the last of them. */
+static void settle_block(recorder *r, uint32_t upto, int have, uint64_t rsp) {
+    fblock *b = r->blk;
+    for (uint32_t k = r->settled; k < upto; k++) {
+        uint32_t fl = b->iflags[k];
+        if (!(fl & F_MAY_CHANGE_RSP)) continue;
+        uint64_t value;
+        if (fl & F_RSP_DELTA) {
+            value = r->last_rsp + (uint64_t)F_RSP_DELTA_OF(fl);
+        } else {
+            if (!have) { uc_reg_read(r->uc, UC_X86_REG_RSP, &rsp); have = 1; }
+            value = rsp;  /* the one unknown change: RSP now, less the known ones after it */
+            for (uint32_t j = k + 1; j < upto; j++)
+                if ((b->iflags[j] & (F_MAY_CHANGE_RSP | F_RSP_DELTA)) ==
+                    (F_MAY_CHANGE_RSP | F_RSP_DELTA))
+                    value -= (uint64_t)F_RSP_DELTA_OF(b->iflags[j]);
+        }
+        emit_rsp(r, r->blk_base + k, b->addr + b->offsets[k], fl, value);
+    }
+    if (upto > r->settled) r->settled = upto;
+}
+
+/* The last instruction the exact path ran: its RSP change, as hook_code notes it. */
+static void note_pending_rsp(recorder *r) {
+    uint32_t fl = r->pending_rsp;
+    if (!(fl & F_MAY_CHANGE_RSP)) return;
+    r->pending_rsp = 0;
+    uint64_t rsp;
+    if (fl & F_RSP_DELTA)
+        rsp = r->last_rsp + (uint64_t)F_RSP_DELTA_OF(fl);
+    else
+        uc_reg_read(r->uc, UC_X86_REG_RSP, &rsp);
+    note_rsp(r, rsp);
+}
+
+/* The block before ran to its end: its RSP changes and its run. */
+static void finish_block(recorder *r) {
+    fblock *b = r->blk;
+    if (!b) return;
+    settle_block(r, b->n, 0, 0);
+    b->runs++;
+    enter_insn(r, b->n - 1);
+    r->blk = NULL;
+}
+
+static void hook_rec_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
+    recorder *r = user;
+    fast *f = r->f;
+    if (r->blk) finish_block(r);
+    else note_pending_rsp(r);
+    hook_fast_block(uc, addr, size, f);
+    if (f->stop_reason) r->stop_reason = f->stop_reason;
+    fblock *b = f->cur_block;
+    if (!b || !b->n) return;
+    chunk *c = r->cur;
+    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + b->n + 4 > c->cap_rsp) rotate(r);
+    r->blk = b;
+    r->blk_base = f->blk_base;
+    r->settled = 0;
+    enter_insn(r, 0);
+}
+
+static void hook_rec_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size,
+                         int64_t value, void *user) {
+    recorder *r = user;
+    fblock *b = r->blk;
+    if (b && r->cursor + 1 < b->n) {
+        uint64_t rip;
+        uc_reg_read(uc, UC_X86_REG_RIP, &rip);
+        if (rip != r->cur_rip) {
+            int64_t k = block_index(r, rip);
+            if (k < 0) {
+                r->misattributed++;
+            } else {
+                enter_insn(r, (uint32_t)k);
+                /* A new instruction: the chunk may rotate here, never inside one. */
+                if (r->cur->n_acc + 128 > r->cur->cap_acc) rotate(r);
+            }
+        }
+    }
+    append_access(r, address, (uint32_t)size, type == UC_MEM_WRITE, (uint64_t)value, 1, 0);
+}
+
+/* The exact path: hook_code's work for one instruction, with the fast counter's steps. */
+static void hook_rec_code(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
+    recorder *r = user;
+    fast *f = r->f;
+    if (f->mode != MODE_EXACT) return;  /* a counted block on a hooked page */
+    note_pending_rsp(r);
+    if ((f->last_flags & F_REP_STRING) && address == f->last_rip &&
+        rep_exhausted(uc, f->last_flags))
+        return;
+    if ((f->max_steps && f->steps >= f->max_steps) || f->stop_requested) {
+        f->stop_reason = r->stop_reason = f->stop_requested ? STOP_REQUESTED : STOP_MAX_STEPS;
+        uc_emu_stop(uc);
+        return;
+    }
+    chunk *c = r->cur;
+    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp) rotate(r);
+    mem_operand op;
+    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify, &op);
+    if (flags & (F_FAULTS | F_ALIGNED)) {
+        int fault = fault_before(r, flags, &op);
+        if (fault != FAULT_NONE) {
+            r->stop_reason = STOP_FAULT;
+            r->stop_fault = fault;
+            r->stop_rip = address;
+            uc_emu_stop(uc);
+            return;
+        }
+    }
+    f->prev_last_rip = f->last_rip;
+    f->prev_last_flags = f->last_flags;
+    f->cur_step = f->steps++;
+    f->last_rip = address;
+    f->last_flags = flags;
+    r->cur_step = f->cur_step;
+    r->cur_rip = address;
+    r->cur_flags = flags;
+    r->pending_rsp = flags;
+}
+
+recorder *vm_new_blocks(uc_engine *uc, uint64_t cap_acc, uint64_t cap_rsp, int max_pending,
+                        uint64_t max_steps, uint64_t initial_rsp, classify_fn classify,
+                        decode_fn decode) {
+    recorder *r = vm_new(uc, cap_acc, cap_rsp, max_pending, max_steps, initial_rsp, classify);
+    fast *f = fr_new(uc, max_steps, decode, classify);
+    f->code_cb = (void *)hook_rec_code;
+    f->code_user = r;
+    f->rsp_exact = 1;
+    f->runs = xcalloc(1, sizeof(plain_counts));
+    plain_init(f->runs, 1 << 10);
+    r->f = f;
+    return r;
+}
+
+int vm_install_blocks(recorder *r) {
+    uc_err e;
+    e = uc_hook_add(r->uc, &r->f->h_block, UC_HOOK_BLOCK, (void *)hook_rec_block, r, 1, 0);
+    if (e) return (int)e;
+    e = uc_hook_add(r->uc, &r->h_read, UC_HOOK_MEM_READ_AFTER, (void *)hook_rec_mem, r, 1, 0);
+    if (e) return (int)e;
+    e = uc_hook_add(r->uc, &r->h_write, UC_HOOK_MEM_WRITE, (void *)hook_rec_mem, r, 1, 0);
+    return (int)e;
+}
+
+fast *vm_fast(recorder *r) { return r->f; }
+uint64_t vm_misattributed(recorder *r) { return r->misattributed; }
+
+static void fr_uninstall_hooks(fast *f) { fr_uninstall(f); }
+static void fr_request_stop_of(fast *f) { f->stop_requested = 1; }
+
+/* At the end: a block cut short (a fault, the exit) ran its instructions up to the current
+ * one, which started (a step, counted as hook_code counts it). */
+static void count_partial_block(recorder *r) {
+    if (!r->f || !r->blk) return;
+    r->final_steps = vm_steps(r);
+    sync_current(r);
+    for (uint32_t k = 0; k <= r->cursor; k++)
+        plain_add(r->f->runs, r->blk->addr + r->blk->offsets[k], 1);
+    r->blk = NULL;
+}
+
+/* The execution counts of the run: block runs spread over their instructions, plus the
+ * exact path's counts. Returns how many addresses. */
+static uint64_t merge_exec_counts(recorder *r) {
+    fast *f = r->f;
+    if (r->merged) return f->runs->used;
+    r->merged = 1;
+    for (uint64_t i = 0; i < f->bcap; i++) {
+        fblock *b = &f->blocks[i];
+        if (!b->used || !b->runs) continue;
+        for (uint32_t k = 0; k < b->n; k++) plain_add(f->runs, b->addr + b->offsets[k], b->runs);
+        b->runs = 0;
+    }
+    for (uint64_t i = 0; i < r->exec.cap; i++) {
+        if (r->exec.count[i]) plain_add(f->runs, r->exec.key[i], r->exec.count[i]);
+    }
+    return f->runs->used;
+}
+
+static uint64_t export_merged(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t cap) {
+    plain_counts *t = r->f->runs;
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < t->cap && n < cap; i++) {
+        if (t->count[i]) {
+            keys[n] = t->key[i];
+            counts[n] = t->count[i];
+            n++;
+        }
+    }
+    return n;
+}
+
+static void free_blocks(recorder *r) {
+    fast *f = r->f;
+    if (!f) return;
+    free(f->runs->key);
+    free(f->runs->count);
+    free(f->runs);
+    fr_free(f);
+    r->f = NULL;
 }

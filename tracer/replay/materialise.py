@@ -39,7 +39,8 @@ from tracer.format.checksum import sha256_file
 from tracer.format.writer import write_meta, write_table
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.keyframes import restore_keyframe
-from tracer.replay.machine import Ending, ReplayError, ReplayMachine, remake_kernel_accesses
+from tracer.replay.machine import (PAST_THE_END, Ending, ReplayError, ReplayMachine,
+                                    remake_kernel_accesses)
 from tracer.registers import architectural_state
 
 # As the recorder's TableWriter: the slices' batches go into the trace as they are.
@@ -240,13 +241,15 @@ def materialise_slice(task: SliceTask) -> SliceResult:
     rsp = _SliceSink(rsp_path, "rsp", task.first)
     end = files.meta.end
     truncated = end.stop_reason in TRUNCATING_STOPS
-    # The last slice runs one step past the recorded end: a replay that should have
-    # stopped and did not is caught (as `trace replay --verify`).
-    limit = task.end - task.first + (1 if task.last and not truncated else 0)
+    # The last slice may run past the recorded end: a replay that should have stopped and
+    # did not is caught (as `trace replay --verify`).
+    limit = task.end - task.first + (PAST_THE_END if task.last and not truncated else 0)
     stack = _stack_at(inputs, task.first)
     events = EventStream(machine.uc, accesses, rsp, machine.registers()["rsp"], limit, None,
-                         stack=stack)
+                         stack=stack, blocks=True)  # as the recorder
     events_ref.append(events)
+    machine.resume_hook = events.resume_pending
+    machine.on_region_change = events.invalidate
     try:
         machine.run()
     finally:
