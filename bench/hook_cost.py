@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from unicorn import (
-    UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE,
+    UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE,
 )
 from unicorn.x86_const import UC_X86_REG_RSP
 
@@ -31,9 +31,12 @@ static void on_code_rsp(uc_engine *uc, uint64_t a, uint32_t s, void *u) {
     uint64_t rsp; uc_reg_read(uc, UC_X86_REG_RSP, &rsp); n_code++; sink += rsp; }
 static void on_mem(uc_engine *uc, uc_mem_type t, uint64_t a, int s, int64_t v, void *u) {
     n_mem++; sink += a ^ (uint64_t)v; }
+static void on_mem_rip(uc_engine *uc, uc_mem_type t, uint64_t a, int s, int64_t v, void *u) {
+    uint64_t rip; uc_reg_read(uc, UC_X86_REG_RIP, &rip); n_mem++; sink += a ^ rip; }
 int add_hook(uc_engine *uc, int type, int which) {
     uc_hook h;
-    void *cb = which == 0 ? (void *)on_code : which == 1 ? (void *)on_code_rsp : (void *)on_mem;
+    void *cb = which == 0 ? (void *)on_code : which == 1 ? (void *)on_code_rsp
+             : which == 2 ? (void *)on_mem : (void *)on_mem_rip;
     return uc_hook_add(uc, &h, type, cb, 0, 1, 0);
 }
 """
@@ -61,6 +64,13 @@ VARIANTS = {
     "mem hooks READ_AFTER+WRITE": [(UC_HOOK_MEM_READ_AFTER, 2), (UC_HOOK_MEM_WRITE, 2)],
     "code + READ_AFTER + WRITE": [(UC_HOOK_CODE, 0), (UC_HOOK_MEM_READ_AFTER, 2),
                                   (UC_HOOK_MEM_WRITE, 2)],
+    # A block hook in place of the code hook: what a recorder that derives steps per
+    # block (and reads RIP only in the memory hooks) would stand on.
+    "block hook (empty)": [(UC_HOOK_BLOCK, 0)],
+    "block + READ_AFTER + WRITE": [(UC_HOOK_BLOCK, 0), (UC_HOOK_MEM_READ_AFTER, 2),
+                                   (UC_HOOK_MEM_WRITE, 2)],
+    "block + mem hooks reading RIP": [(UC_HOOK_BLOCK, 0), (UC_HOOK_MEM_READ_AFTER, 3),
+                                      (UC_HOOK_MEM_WRITE, 3)],
 }
 
 

@@ -53,6 +53,15 @@ def test_every_program_ends_as_a_recorded_run_or_a_sentence(fuzzed):
     assert faults > COUNT // 2  # random bytes mostly fault: the test exercises faults
 
 
+def test_block_mode_records_what_the_per_instruction_hook_records(fuzzed):
+    """Random instructions against block mode's predictions (which instructions make no
+    access or exactly one, tracer/classify.py access_flags) and its RSP bookkeeping."""
+    _, rows = fuzzed
+    recorded = [r for r in rows if "stop" in r]
+    assert len(recorded) > COUNT // 2
+    assert [(r["seed"], r["modes"]) for r in recorded if r["modes"] is not None] == []
+
+
 def _host_is_amd() -> bool:
     return "AuthenticAMD" in Path("/proc/cpuinfo").read_text()
 

@@ -61,6 +61,69 @@ ALIGNED = 1 << 12       # its memory operand must be aligned (see `aligned_opera
 # The RSP change is known from the instruction alone: bits 16-23 hold it as a signed byte,
 # and the recorder adds it instead of reading RSP (recorder.c F_RSP_DELTA).
 RSP_DELTA = 1 << 15
+# What the block-mode recorder may predict about an instruction's memory accesses instead of
+# reading RIP in each memory hook (recorder.c `predict`): it makes none, or exactly one of a
+# known size (bits 26-27: log2 of the bytes). Anything else, or any doubt, is neither.
+NO_MEMORY = 1 << 24
+ONE_ACCESS = 1 << 25
+# Mnemonics (or their starts) that access memory with no memory operand.
+_IMPLICIT_ACCESS = ("push", "pop", "call", "ret", "iret", "leave", "enter", "lcall", "ljmp",
+                    "lret", "int", "into", "bound", "xlat", "syscall", "sysenter", "sysexit",
+                    "sysret", "ud", "monitor", "mwait", "umonitor", "clzero", "movdir",
+                    "enqcmd", "maskmov", "vmaskmov", *_STRING_OPS)
+# Instructions that read their one memory operand once and write no memory.
+_READS_ONE = {"mov", "movzx", "movsx", "movsxd", "cmp", "test", "add", "sub", "and", "or",
+              "xor", "adc", "sbb", "imul"}
+# Instructions that write their one memory operand once and read no memory.
+_WRITES_ONE = {"mov"}
+# Instructions that name no memory operand but always make one 8-byte stack access.
+_STACK_ONE = {"push", "pop", "call", "ret", "leave"}
+
+
+def access_flags(insn) -> int:
+    """NO_MEMORY, or ONE_ACCESS with the size, or 0 (the recorder reads RIP)."""
+    base = insn.mnemonic
+    if " " in base or bytes(insn.prefix) != b"\0\0\0\0":
+        return 0  # a prefix (rep, lock, segment, operand or address size): no prediction
+    ops = insn.operands
+    memory = [op for op in ops if op.type == X86_OP_MEM]
+    if not memory:
+        if base.startswith(_IMPLICIT_ACCESS):
+            if base in _STACK_ONE and _plain_stack_operands(insn):
+                return ONE_ACCESS | _SIZE_BITS[8]
+            return 0
+        return NO_MEMORY
+    if len(memory) != 1 or memory[0].size not in _SIZE_BITS:
+        return 0
+    if base in ("lea", "nop"):
+        return NO_MEMORY  # an address, never read
+    first = ops[0]
+    if (first.type == X86_OP_REG and base in _READS_ONE) or (
+            base in ("cmp", "test") and len(ops) == 2):
+        return ONE_ACCESS | _SIZE_BITS[memory[0].size]
+    if first.type == X86_OP_MEM and base in _WRITES_ONE and len(ops) == 2:
+        return ONE_ACCESS | _SIZE_BITS[memory[0].size]
+    return 0
+
+
+_SIZE_BITS = {1: 0 << 26, 2: 1 << 26, 4: 2 << 26, 8: 3 << 26}
+
+
+def _plain_stack_operands(insn) -> bool:
+    """push/pop of a 64-bit general register or an immediate, a near call to an immediate
+    or a register, ret (with or without an immediate), leave: one 8-byte stack access."""
+    ops = insn.operands
+    if insn.mnemonic in ("leave", "ret"):
+        return all(op.type == X86_OP_IMM for op in ops)
+    if len(ops) != 1:
+        return False
+    op = ops[0]
+    if op.type == X86_OP_IMM:
+        return insn.mnemonic in ("push", "call")
+    return (op.type == X86_OP_REG and op.size == 8
+            and insn.reg_name(op.reg) not in ("fs", "gs", "cs", "ds", "es", "ss"))
+
+
 # Instructions that raise #GP in user mode (CPL 3, IOPL 0) on Linux. Unicorn runs at CPL 0
 # and would execute them, so the recorder stops before them and reports SIGSEGV.
 _PRIVILEGED = {"hlt", "cli", "sti", "in", "out", "insb", "insw", "insd", "outsb", "outsw",
@@ -209,7 +272,8 @@ class InstructionClassifier:
         return (flags_of(cls, writes_rsp)
                 | (INVALID if invalid else PRIVILEGED if privileged else 0)
                 | (DEBUG_TRAP if base == "int1" else 0)
-                | rsp_delta_flags(insn, registers))
+                | rsp_delta_flags(insn, registers)
+                | access_flags(insn))
 
 
 def rsp_delta_flags(insn, registers: set[str]) -> int:

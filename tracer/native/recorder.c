@@ -46,6 +46,11 @@ typedef struct chunk {
  * bits 16-23 hold it as a signed byte, and no register read is needed to see it. */
 #define F_RSP_DELTA (1u << 15)
 #define F_RSP_DELTA_OF(f) ((int64_t)(int8_t)(((f) >> 16) & 0xFF))
+/* What block mode may predict about an instruction's accesses (tracer/classify.py
+ * access_flags): it makes none, or exactly one of 1 << bits 26-27 bytes. */
+#define F_NO_MEMORY (1u << 24)
+#define F_ONE_ACCESS (1u << 25)
+#define F_ONE_SIZE(f) (1u << (((f) >> 26) & 3))
 /* Set by us, not the classifier: the bytes at this address were written since it was
  * classified (self-modifying code), so classify it again before using its flags. */
 #define F_STALE (1u << 31)
@@ -206,6 +211,7 @@ typedef struct recorder {
     struct fblock *blk;
     uint64_t blk_base;
     uint32_t cursor, settled;
+    int32_t predict_next;   /* the instruction the next access comes from, or -1: read RIP */
     uint32_t pending_rsp;
     uint64_t misattributed;  /* accesses whose RIP was no instruction of `blk` (a bug) */
     int merged;              /* the exec counts were gathered into f->runs (at the end) */
@@ -821,6 +827,10 @@ typedef struct fblock {
     uint64_t last_addr; /* of its last instruction */
     uint32_t *offsets;  /* n instruction offsets from addr, then (`iflags`) n flag words */
     uint32_t *iflags;   /* each instruction's classifier flags, rep_string_flags added */
+    int32_t *predict;   /* [k + 1]: the instruction the access after one of k's comes from,
+                         * when known without RIP (recorder.c hook_rec_mem); else -1 */
+    uint32_t *rsp_at;   /* the instructions that may change RSP, in order */
+    uint32_t n_rsp_at;
     uint64_t runs;      /* block mode: complete runs not yet added to the exec counts */
 } fblock;
 
@@ -1009,10 +1019,23 @@ static int discover(fast *f, uint64_t addr, uint32_t size) {
     b->writable = (uint32_t)writable;
     b->last_flags = last_flags;
     b->last_addr = n ? addr + offs[n - 1] : addr;
-    b->offsets = xcalloc(2 * (size_t)n, 4);
+    b->offsets = xcalloc(4 * (size_t)n + 1, 4);
     b->iflags = b->offsets + n;
+    b->predict = (int32_t *)(b->iflags + n);
+    b->rsp_at = (uint32_t *)(b->predict + n + 1);
     memcpy(b->offsets, offs, n * 4);
     memcpy(b->iflags, flags, n * 4);
+    /* The access after one of instruction k's comes from the next instruction that may
+     * access memory: known when that one makes exactly one access. */
+    int32_t next = -1;
+    b->predict[n] = -1;
+    for (int64_t k = (int64_t)n - 1; k >= 0; k--) {
+        if (!(flags[k] & F_NO_MEMORY)) next = (flags[k] & F_ONE_ACCESS) ? (int32_t)k : -1;
+        b->predict[k] = next;
+    }
+    b->n_rsp_at = 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (flags[k] & F_MAY_CHANGE_RSP) b->rsp_at[b->n_rsp_at++] = k;
     if (exact && !pages_hooked(f, addr, size)) {
         ask_exact(f, addr, size);
         return 0;
@@ -1369,6 +1392,7 @@ static int64_t block_index(const recorder *r, uint64_t rip) {
  * fetch fault the target) is its last instruction, as fr_step_at has it. */
 static void sync_current(recorder *r) {
     if (!r->blk) return;
+    r->predict_next = -1;  /* (a syscall or a fault: no prediction past it) */
     uint64_t rip = 0;
     uc_reg_read(r->uc, UC_X86_REG_RIP, &rip);
     int64_t k = block_index(r, rip);
@@ -1379,19 +1403,19 @@ static void sync_current(recorder *r) {
  * ran, and `rsp` (read now when `have` is 0) is RSP after the last of them. */
 static void settle_block(recorder *r, uint32_t upto, int have, uint64_t rsp) {
     fblock *b = r->blk;
-    for (uint32_t k = r->settled; k < upto; k++) {
+    for (uint32_t i = 0; i < b->n_rsp_at; i++) {
+        uint32_t k = b->rsp_at[i];
+        if (k < r->settled) continue;
+        if (k >= upto) break;
         uint32_t fl = b->iflags[k];
-        if (!(fl & F_MAY_CHANGE_RSP)) continue;
         uint64_t value;
         if (fl & F_RSP_DELTA) {
             value = r->last_rsp + (uint64_t)F_RSP_DELTA_OF(fl);
         } else {
             if (!have) { uc_reg_read(r->uc, UC_X86_REG_RSP, &rsp); have = 1; }
             value = rsp;  /* the one unknown change: RSP now, less the known ones after it */
-            for (uint32_t j = k + 1; j < upto; j++)
-                if ((b->iflags[j] & (F_MAY_CHANGE_RSP | F_RSP_DELTA)) ==
-                    (F_MAY_CHANGE_RSP | F_RSP_DELTA))
-                    value -= (uint64_t)F_RSP_DELTA_OF(b->iflags[j]);
+            for (uint32_t j = i + 1; j < b->n_rsp_at && b->rsp_at[j] < upto; j++)
+                value -= (uint64_t)F_RSP_DELTA_OF(b->iflags[b->rsp_at[j]]);
         }
         emit_rsp(r, r->blk_base + k, b->addr + b->offsets[k], fl, value);
     }
@@ -1435,25 +1459,40 @@ static void hook_rec_block(uc_engine *uc, uint64_t addr, uint32_t size, void *us
     r->blk = b;
     r->blk_base = f->blk_base;
     r->settled = 0;
+    r->predict_next = b->predict[0];
     enter_insn(r, 0);
+}
+
+/* Makes instruction k the current one for the accesses that follow. */
+static inline void next_insn(recorder *r, uint32_t k) {
+    enter_insn(r, k);
+    /* A new instruction: the chunk may rotate here, never inside one. */
+    if (r->cur->n_acc + 128 > r->cur->cap_acc) rotate(r);
 }
 
 static void hook_rec_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size,
                          int64_t value, void *user) {
     recorder *r = user;
     fblock *b = r->blk;
-    if (b && r->cursor + 1 < b->n) {
-        uint64_t rip;
-        uc_reg_read(uc, UC_X86_REG_RIP, &rip);
-        if (rip != r->cur_rip) {
-            int64_t k = block_index(r, rip);
-            if (k < 0) {
-                r->misattributed++;
-            } else {
-                enter_insn(r, (uint32_t)k);
-                /* A new instruction: the chunk may rotate here, never inside one. */
-                if (r->cur->n_acc + 128 > r->cur->cap_acc) rotate(r);
+    if (b) {
+        int32_t k = r->predict_next;
+        if (k >= 0 && (uint32_t)size == F_ONE_SIZE(b->iflags[k])) {
+            /* The instructions before k make no access and k makes exactly this one. */
+            if ((uint32_t)k != r->cursor) next_insn(r, (uint32_t)k);
+            r->predict_next = b->predict[k + 1];
+        } else {
+            if (r->cursor + 1 < b->n) {
+                uint64_t rip;
+                uc_reg_read(uc, UC_X86_REG_RIP, &rip);
+                if (rip != r->cur_rip) {
+                    int64_t j = block_index(r, rip);
+                    if (j < 0) r->misattributed++;
+                    else next_insn(r, (uint32_t)j);
+                }
             }
+            uint32_t fl = r->cur_flags;
+            r->predict_next = ((fl & F_ONE_ACCESS) && (uint32_t)size == F_ONE_SIZE(fl))
+                                  ? b->predict[r->cursor + 1] : -1;
         }
     }
     append_access(r, address, (uint32_t)size, type == UC_MEM_WRITE, (uint64_t)value, 1, 0);
