@@ -460,7 +460,8 @@ static void grow_stack(recorder *r, uint64_t addr) {
     r->n_grow++;
 }
 
-static inline void append_access(recorder *r, uint64_t addr, uint32_t size, int write,
+/* Inlined: the memory hooks call it once per access (kernel and has_value fold away). */
+static inline __attribute__((always_inline)) void append_access(recorder *r, uint64_t addr, uint32_t size, int write,
                                  uint64_t value, int has_value, int kernel) {
     /* One compare: true only for addresses in [stack_floor, stack_start). */
     if (addr - r->stack_floor < r->stack_start - r->stack_floor) grow_stack(r, addr);
@@ -1043,7 +1044,8 @@ static int discover(fast *f, uint64_t addr, uint32_t size) {
     return 1;
 }
 
-static void hook_fast_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
+static inline __attribute__((always_inline)) void hook_fast_block(uc_engine *uc, uint64_t addr,
+                                                                 uint32_t size, void *user) {
     fast *f = user;
     f->cur_block = NULL;
     fblock *b = fblock_slot(f, addr);
