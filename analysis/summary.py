@@ -33,12 +33,12 @@ class TraceSummary:
     stdout: str
     stderr: str
     instructions: int
-    accesses: AccessCounts
+    accesses: AccessCounts | None  # None: a --fast trace not materialised yet
     syscalls: list[dict[str, Any]]
     brk_start: int
     brk_end: int
     regions: list[MappedRegion]
-    max_stack_depth: int
+    max_stack_depth: int | None    # None: as `accesses`
     warnings: list[str]
     brk_peak: int = 0          # the highest break of the run
     brk_peak_step: int = 0     # the first step whose state has it (the brk's step + 1)
@@ -55,8 +55,15 @@ class TraceSummary:
         return text
 
     @property
+    def events_pending(self) -> bool:
+        """Recorded with --fast, its access and RSP events not materialised yet."""
+        return self.accesses is None
+
+    @property
     def stack_line(self) -> str:
         """The deepest the program took the stack, and what was there before it ran."""
+        if self.max_stack_depth is None:
+            return "not known until the events are materialised"
         return (f"{self.max_stack_depth:,} bytes below the initial RSP (the program's own "
                 f"use; the {self.initial_stack:,} bytes above it hold argv, env and the "
                 f"auxiliary vector, put there by Linux)")
@@ -70,8 +77,10 @@ class TraceSummary:
             "stop_reason": self.stop_reason,
             "stdout": self.stdout,
             "instructions": self.instructions,
-            "accesses": {"read": self.accesses.read, "write": self.accesses.write,
-                         "by_source": self.accesses.by_source},
+            "accesses": None if self.accesses is None else {
+                "read": self.accesses.read, "write": self.accesses.write,
+                "by_source": self.accesses.by_source},
+            "events": "pending" if self.events_pending else "recorded",
             "syscalls": self.syscalls,
             "brk": {"start": self.brk_start, "end": self.brk_end, "peak": self.brk_peak,
                     "peak_step": self.brk_peak_step},
@@ -222,7 +231,8 @@ def totals_from_meta(trace: Trace) -> tuple[AccessCounts, int] | None:
 
 
 def summarize(trace: Trace, accesses: AccessCounts | None = None,
-              stack_depth: int | None = None, with_output: bool = True) -> TraceSummary:
+              stack_depth: int | None = None, with_output: bool = True,
+              pending_ok: bool = False) -> TraceSummary:
     """What `trace info` shows.
 
     Args:
@@ -231,6 +241,8 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
         stack_depth: the maximum stack depth already computed (skips a pass over rsp).
         with_output: False leaves `stdout` and `stderr` empty (a caller that shows an
             `output_excerpt` need not hold a huge output in memory).
+        pending_ok: for a --fast trace not materialised yet, leave the access counts and
+            stack depth out (None) rather than need the event tables (EventsPending).
     """
     meta = trace.meta
     end = meta.end
@@ -239,6 +251,7 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
     brk_end = end.brk_end if end is not None else _brk_from_syscalls(trace)
     instructions = trace.instructions  # counted from the events if the run was cut short
     peak, peak_step = _brk_peak(trace, syscalls)
+    pending = pending_ok and trace.files.pending
     return TraceSummary(
         format_version=meta.format_version,
         program=meta.program.path,
@@ -252,12 +265,14 @@ def summarize(trace: Trace, accesses: AccessCounts | None = None,
         stdout=_decode(trace, 1) if with_output else "",
         stderr=_decode(trace, 2) if with_output else "",
         instructions=int(instructions),
-        accesses=accesses if accesses is not None else access_counts(trace),
+        accesses=(None if pending else accesses if accesses is not None
+                  else access_counts(trace)),
         syscalls=syscalls,
         brk_start=trace.initial_brk,
         brk_end=brk_end,
         regions=map_at(trace.regions),
-        max_stack_depth=stack_depth if stack_depth is not None else max_stack_depth(trace),
+        max_stack_depth=(None if pending else stack_depth if stack_depth is not None
+                         else max_stack_depth(trace)),
         warnings=list(meta.warnings),
         brk_peak=peak, brk_peak_step=peak_step,
         initial_stack=max(0, meta.initial.stack_top - meta.initial.rsp),

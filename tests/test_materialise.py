@@ -232,13 +232,33 @@ def test_trace_state_on_a_pending_trace_materialises_nothing(fulls, tmp_path):
     assert not (fast / "accesses.arrows").exists()
 
 
-def test_commands_that_need_the_events_materialise_first_saying_so(fulls, tmp_path):
+def test_info_answers_a_pending_trace_from_its_metadata(fulls, tmp_path):
     full = fulls("rsp_zoo")
     fast = _fast(full, tmp_path, 5)
     got = trace_cli("info", str(fast), "--json")
+    assert "materialis" not in got.stderr.decode()
+    assert TraceFiles(fast).pending and not (fast / "accesses.arrows").exists()
+    pending, recorded = json.loads(got.stdout), json.loads(
+        trace_cli("info", str(full), "--json").stdout)
+    assert (pending["events"], recorded["events"]) == ("pending", "recorded")
+    assert pending["accesses"] is None and pending["max_stack_depth"] is None
+    for key in ("accesses", "max_stack_depth", "events"):
+        del pending[key], recorded[key]
+    assert pending == recorded
+    text = trace_cli("info", str(fast)).stdout.decode()
+    assert "not materialised yet" in text and "trace materialize" in text
+
+
+def test_commands_that_need_the_events_materialise_first_saying_so(fulls, tmp_path):
+    full = fulls("rsp_zoo")
+    fast = _fast(full, tmp_path, 5)
+    addr = hex(TraceFiles(full).table("accesses").column("addr")[0].as_py())
+    got = trace_cli("accesses", str(fast), addr, "8")
     assert got.stderr.decode().count("materialising its event tables first") == 1
-    assert json.loads(got.stdout) == json.loads(trace_cli("info", str(full), "--json").stdout)
+    assert got.stdout == trace_cli("accesses", str(full), addr, "8").stdout
     assert not TraceFiles(fast).pending
+    after = trace_cli("info", str(fast), "--json")
+    assert json.loads(after.stdout) == json.loads(trace_cli("info", str(full), "--json").stdout)
     again = trace_cli("stack", str(fast), "12")
     assert "materialis" not in again.stderr.decode()
     assert again.stdout == trace_cli("stack", str(full), "12").stdout

@@ -78,14 +78,21 @@ def info(
     from analysis import open_trace
     from analysis.summary import summarize, totals_from_meta
     from analysis.syscall_args import describe_args, describe_ret
+    from tracer.format.schema import EVENT_TABLES as PENDING_TABLES
     from tracer.format.schema import TABLES
 
     opened = open_trace(trace)
-    totals = totals_from_meta(opened)
+    pending = opened.files.pending
+    totals = None if pending else totals_from_meta(opened)
     end = opened.meta.end
     small = (end is not None and end.accesses + end.rsp_changes <= VERIFY_EVENT_ROWS_UP_TO
              and _event_bytes(trace) <= VERIFY_EVENT_TABLES_UP_TO)
-    if totals is None or small:
+    if pending:
+        # Recorded with --fast: what meta.json and the other tables say, at once; the access
+        # and RSP events are materialised by the commands that need them.
+        opened.files.check_tables(*(t for t in TABLES if t not in PENDING_TABLES))
+        opened.files.program_bytes()
+    elif totals is None or small:
         # Small enough to check and count whole: every byte is hashed and every value
         # checked as it is read, as all other commands do.
         opened.files.verify()
@@ -97,7 +104,8 @@ def info(
         opened.files.check_tables(*(t for t in TABLES if t not in EVENT_TABLES))
         opened.files.program_bytes()
     accesses, depth = totals if totals is not None else (None, None)
-    summary = summarize(opened, accesses=accesses, stack_depth=depth, with_output=as_json)
+    summary = summarize(opened, accesses=accesses, stack_depth=depth, with_output=as_json,
+                        pending_ok=True)
     if as_json:
         print(json.dumps(summary.to_json(), indent=2))
         return
@@ -120,12 +128,17 @@ def info(
         why = ("the recording was interrupted by Ctrl-C or SIGTERM"
                if s.stop_reason == "interrupted" else "a limit stopped the run")
         console.print(f"[yellow]the trace is truncated ({why})[/]")
-    console.print(f"instructions: {s.instructions:,}   reads: {s.accesses.read:,}   "
-                  f"writes: {s.accesses.write:,}")
+    if s.accesses is None:
+        console.print(f"instructions: {s.instructions:,}   reads and writes: recorded with "
+                      f"--fast, not materialised yet (trace materialize {safe(str(trace))}; "
+                      "commands that need them do it first)")
+    else:
+        console.print(f"instructions: {s.instructions:,}   reads: {s.accesses.read:,}   "
+                      f"writes: {s.accesses.write:,}")
     console.print(f"max stack depth: {s.stack_line}")
     console.print(f"program break: {s.brk_line}")
     by_source = ", ".join(f"{safe(k)}: {v['read']:,} r / {v['write']:,} w"
-                          for k, v in s.accesses.by_source.items())
+                          for k, v in (s.accesses.by_source if s.accesses else {}).items())
     if by_source:
         console.print(f"by source: {by_source}")
     _print_output(console, opened, full)
