@@ -16,7 +16,8 @@ def test_info_json_has_exactly_the_documented_keys(workdir):
     info = record(EXAMPLES / "hello.asm", workdir / "hello")
     assert set(info) == {"format_version", "program", "exit", "stop_reason", "stdout",
                          "instructions", "accesses", "syscalls", "brk", "regions",
-                         "max_stack_depth", "warnings"}
+                         "max_stack_depth", "warnings", "events"}
+    assert info["events"] == "recorded"
 
 
 def test_human_info_names_the_program(workdir):
