@@ -54,8 +54,19 @@ def _record(tmp_path, *extra: str) -> dict:
 def test_trace_record_loads_no_cli_framework_nor_read_side(tmp_path, extra):
     loaded = set(_record(tmp_path, *extra)["modules"])
     assert not loaded & NEVER, sorted(loaded & NEVER)
-    if extra == ("-q",):  # nothing printed: rich is never needed
-        assert not {m for m in loaded if m.split(".")[0] == "rich"}
+    # -q prints nothing; the summary lines into a pipe are printed without rich (their
+    # text is rich's: tests/test_terminal_output.py)
+    assert not {m for m in loaded if m.split(".")[0] == "rich"}
+
+
+def test_the_install_adds_no_import_finder():
+    # `make setup` installs this checkout as a path in a .pth file (editable_mode=compat):
+    # setuptools' default editable finder cost every command ~15 ms of start-up.
+    done = subprocess.run([sys.executable, "-c", "import sys, json; print(json.dumps("
+                           "[f.__module__ for f in sys.meta_path]))"],
+                          capture_output=True, text=True, cwd="/", timeout=60, check=True)
+    finders = json.loads(done.stdout)
+    assert not [f for f in finders if "editable" in f], finders
 
 
 def test_the_build_starts_before_the_heavy_modules_load(tmp_path):
