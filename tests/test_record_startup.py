@@ -15,7 +15,8 @@ from conftest import EXAMPLES, ROOT
 # What a recording never needs: the CLI framework and its value coercion, the read side's
 # heavy modules, pyarrow's compute kernels.
 NEVER = {"typer", "pydantic", "pydantic_core", "click", "pandas", "plotly", "duckdb",
-         "pyarrow.compute", "pyarrow.dataset", "analysis.trace", "analysis.summary"}
+         "pyarrow.compute", "pyarrow.dataset", "analysis.trace", "analysis.summary",
+         "elftools"}
 
 _SPY = """
 import json, sys, threading
