@@ -39,7 +39,9 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     assert not exc.code, exc.code
-print(json.dumps({"modules": sorted(sys.modules), "heavy_after_build": heavy_after_build}))
+import gc
+print(json.dumps({"modules": sorted(sys.modules), "heavy_after_build": heavy_after_build,
+                  "gc_enabled": gc.isenabled()}))
 """
 
 
@@ -68,6 +70,12 @@ def test_the_install_adds_no_import_finder():
                           capture_output=True, text=True, cwd="/", timeout=60, check=True)
     finders = json.loads(done.stdout)
     assert not [f for f in finders if "editable" in f], finders
+
+
+def test_the_collector_is_on_again_after_the_imports(tmp_path):
+    # It is off while the recorder's modules load (their objects are then frozen): a
+    # recording, or an in-process caller after it, must find it as it was.
+    assert _record(tmp_path, "-q")["gc_enabled"] is True
 
 
 def test_the_build_starts_before_the_heavy_modules_load(tmp_path):
