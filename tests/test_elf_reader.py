@@ -105,6 +105,12 @@ def built(tmp_path_factory) -> list[Path]:
         subprocess.run(["gcc", "-static", "-g", "-O0", str(source), "-o", str(exe)],
                        check=True, capture_output=True)
         out.append(exe)
+    # older DWARF, and debug sections compressed (SHF_COMPRESSED; .zdebug_* with zlib-gnu)
+    for i, flags in enumerate((["-gdwarf-4", "-gz"], ["-gdwarf-2", "-O2", "-gz=zlib-gnu"])):
+        exe = into / f"c-floats-{i}"
+        subprocess.run(["gcc", "-static", *flags, str(C[1]), "-o", str(exe)], check=True,
+                       capture_output=True)
+        out.append(exe)
     if shutil.which("musl-gcc"):
         exe = into / "musl-hello"
         subprocess.run(["musl-gcc", "-static", "-g", "-O0", str(C[0]), "-o", str(exe)],
