@@ -192,3 +192,17 @@ def test_header_fields_that_would_loop_or_allocate_are_refused(tmp_path):
         with pytest.raises(ProgramError, match="not a valid ELF file"):
             read_elf(path)
         assert name
+
+
+def test_a_forged_compressed_size_is_refused_not_allocated(built, tmp_path):
+    from tracer.elf_file import ElfFile
+
+    exe = next(e for e in built if e.name == "c-floats-0")  # -gz: SHF_COMPRESSED sections
+    data = bytearray(exe.read_bytes())
+    info = ElfFile(bytes(data)).section(".debug_info")
+    assert info is not None and info.flags & 0x800
+    struct.pack_into("<Q", data, info.offset + 8, 1 << 40)  # Elf64_Chdr.ch_size: 1 TiB
+    path = tmp_path / "forged"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ProgramError, match="cannot inflate"):
+        read_elf(path)

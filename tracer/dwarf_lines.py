@@ -6,9 +6,8 @@ alone. Every malformed byte is a MalformedElf."""
 from __future__ import annotations
 
 import struct
-import zlib
 
-from tracer.elf_file import ElfFile, MalformedElf
+from tracer.elf_file import ElfFile, MalformedElf, inflate
 
 DW_AT_STMT_LIST = 0x10
 DW_LNCT_PATH, DW_LNCT_DIRECTORY_INDEX = 1, 2
@@ -80,10 +79,7 @@ def _section(elf: ElfFile, name: str, zdebug: bool) -> bytes | None:
         return None
     data = elf.contents(header)
     if zdebug and data[:4] == b"ZLIB" and len(data) >= 12:
-        try:
-            return zlib.decompressobj().decompress(data[12:], struct.unpack(">Q", data[4:12])[0])
-        except zlib.error as exc:
-            raise MalformedElf(f"{header.name}: {exc}") from None
+        return inflate(data[12:], struct.unpack(">Q", data[4:12])[0], header.name)
     return data
 
 

@@ -115,7 +115,9 @@ class ElfFile:
     def contents(self, section: SectionHeader) -> bytes:
         """A section's bytes, decompressed where they are (SHF_COMPRESSED, zlib)."""
         if section.type == SHT_NOBITS:
-            return bytes(section.size)
+            # No bytes in the file (pyelftools made sh_size zeros, which read as no line
+            # table as well; a forged sh_size must not become an allocation).
+            return b""
         if section.offset + section.size > len(self.data):
             raise MalformedElf(f"section {section.name} is past the end")
         raw = self.data[section.offset:section.offset + section.size]
@@ -124,7 +126,15 @@ class ElfFile:
         kind, _, size, _ = unpack(_CHDR, raw, 0)
         if kind != 1:
             raise MalformedElf(f"section {section.name}: unknown compression type {kind:#x}")
-        try:
-            return zlib.decompressobj().decompress(raw[_CHDR.size:], size)
-        except zlib.error as exc:
-            raise MalformedElf(f"section {section.name}: {exc}") from None
+        return inflate(raw[_CHDR.size:], size, section.name)
+
+
+def inflate(data: bytes, size: int, name: str) -> bytes:
+    """zlib-compressed section bytes, at most `size` of them; MalformedElf where the size
+    is more than zlib could make of them (a forged size must not become an allocation)."""
+    if size > 1100 * len(data) + 1024:  # deflate's best ratio is ~1032:1
+        raise MalformedElf(f"section {name}: {size} bytes cannot inflate from {len(data)}")
+    try:
+        return zlib.decompressobj().decompress(data, size)
+    except zlib.error as exc:
+        raise MalformedElf(f"section {name}: {exc}") from None
