@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PT_LOAD, PT_INTERP = 1, 3
 SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS, SHT_DYNSYM = 2, 3, 8, 11
@@ -31,9 +31,9 @@ def unpack(layout: struct.Struct, data: bytes, offset: int) -> tuple:
     return layout.unpack_from(data, offset)
 
 
-@dataclass(frozen=True)
-class SectionHeader:
-    """One section header, with its name."""
+class SectionHeader(NamedTuple):
+    """One section header, with its name (a NamedTuple: a frozen dataclass costs start-up
+    ~0.7 ms to define)."""
 
     name: str
     type: int
