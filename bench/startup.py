@@ -1,5 +1,6 @@
-"""Start-up cost (issue 13, item 3): `trace record hello.asm` as a whole process against
-`python -c pass` and the no-hook loader on the same program, interleaved run by run.
+"""Start-up cost (issue 13, item 3): `trace record hello.asm` (as typed, its summary into a
+pipe, and with -q) as a whole process against `python -c pass` and the no-hook loader on the
+same program, interleaved run by run.
 
     python bench/startup.py                      # 15 rounds, this checkout's `trace`
     python bench/startup.py --runs 30 --against /work/main/.venv/bin/trace
