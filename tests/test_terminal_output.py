@@ -188,7 +188,8 @@ MARKUP_CASES = [
     "[link=http://x]a[/link]", "[@click]a[/]", "[italic]a[/]", "[bold] red]a[/]",
     "[bold  red]a[/]", "[bold]a[/red]", "[bold]unclosed", "a\\", "a\\\\", "\\[x]", "\\\\[x]",
     "\\\\\\[x]", "a \\[b", "[[x]]", "[x", "x]", "a:smile:b", "a\tb", "a\x07b", "two\nlines",
-    "ünï ☃ 中文", "/tmp/a:b/c", "-[/]-", "[#ff0000]x[/]", "[/yellow]",
+    "ünï ☃ 中文", "/tmp/a:b/c", "-[/]-", "[#ff0000]x[/]", "[/yellow]", "trailing  ",
+    "  leading", "x" * 20_000, "wide 中文 " * 3000, "a\u200bb\x85",
 ]
 
 

@@ -1,8 +1,9 @@
 """Reads a static x86-64 ELF executable: loadable segments, symbols and the DWARF line table.
 
-With struct alone (tracer/elf_file.py; the line table: tracer/dwarf_lines.py): pyelftools, which gave the same
-answers (tests/test_elf_reader.py compares them on every program), cost `trace record`
-~27 ms of start-up to import. Every malformed header, table or string is a ProgramError."""
+With struct alone (tracer/elf_file.py; the line table: tracer/dwarf_lines.py): pyelftools,
+which gave the same answers (tests/test_elf_reader.py compares them on every program), cost
+`trace record` ~27 ms of start-up to import. Every malformed header, table or string is a
+ProgramError."""
 
 from __future__ import annotations
 

@@ -90,8 +90,11 @@ def plain_markup(markup: str) -> str | None:
         if tag.startswith("/"):
             name = " ".join(tag[1:].split())
             if not opened or (name and name not in opened):
-                return None
-            opened.remove(name) if name else opened.pop()
+                return None  # rich raises MarkupError: let it
+            if name:
+                opened.remove(name)
+            else:
+                opened.pop()
             continue
         if " ".join(tag.split()) not in _PLAIN_STYLES:
             return None
@@ -107,9 +110,9 @@ def _plain_stream(stderr: bool):
     import builtins
 
     stream = sys.stderr if stderr else sys.stdout
-    if (stream is None or hasattr(stream, "rich_proxied_file")
-            or hasattr(builtins, "get_ipython") or hasattr(sys.stdin, "__module__")
-            and sys.stdin.__module__.startswith("idlelib")
+    idle = hasattr(sys.stdin, "__module__") and sys.stdin.__module__.startswith("idlelib")
+    if (stream is None or hasattr(stream, "rich_proxied_file") or idle
+            or hasattr(builtins, "get_ipython")
             or "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ):
         return None
     try:
