@@ -6,8 +6,12 @@ alone. Every malformed byte is a MalformedElf."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from tracer.elf_file import ElfFile, MalformedElf, inflate
+
+# "line" (.debug_line_str) and "str" (.debug_str): offset -> the string there.
+_Strings = dict[str, Callable[[int], "bytes | None"]]
 
 DW_AT_STMT_LIST = 0x10
 DW_LNCT_PATH, DW_LNCT_DIRECTORY_INDEX = 1, 2
@@ -37,7 +41,7 @@ class _Reader:
         value = self.uint(1)
         return value - 0x100 if value & 0x80 else value
 
-    def bytes(self, n: int) -> bytes:
+    def raw(self, n: int) -> bytes:
         start = self._take(n)
         return self.data[start:start + n]
 
@@ -98,7 +102,7 @@ def _form_value(r: _Reader, form: int, offset_size: int, address_size: int, vers
     if form in (0x07, 0x14, 0x20):              # data8 ref8 ref_sig8
         return r.uint(8)
     if form == 0x1E:                            # data16
-        return r.bytes(16)
+        return r.raw(16)
     if form in (0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02):
         return r.uleb()                         # udata ref_udata strx addrx *listx GNU idx
     if form == 0x0D:                            # sdata
@@ -113,7 +117,7 @@ def _form_value(r: _Reader, form: int, offset_size: int, address_size: int, vers
         return r.cstring()
     if form in (0x0A, 0x09, 0x03, 0x04, 0x18):  # block1 block block2 block4 exprloc
         size = {0x0A: 1, 0x03: 2, 0x04: 4}.get(form)
-        return r.bytes(r.uint(size) if size else r.uleb())
+        return r.raw(r.uint(size) if size else r.uleb())
     if form == 0x19:                            # flag_present
         return 1
     if form == 0x21:                            # implicit_const
@@ -187,7 +191,7 @@ def _stmt_list(r: _Reader, attributes, offset_size: int, address_size: int,
 class _LineProgram:
     """One line program's header: its directories and files (names as bytes)."""
 
-    def __init__(self, r: _Reader, strings: dict[int, bytes | None]) -> None:
+    def __init__(self, r: _Reader, strings: _Strings) -> None:
         length, offset_size = r.initial_length()
         self.end = r.pos + length
         self.version = r.uint(2)
@@ -201,7 +205,7 @@ class _LineProgram:
         self.line_base = r.int8()
         self.line_range = r.uint(1)
         self.opcode_base = r.uint(1)
-        r.bytes(max(self.opcode_base - 1, 0))  # standard opcode lengths
+        r.raw(max(self.opcode_base - 1, 0))  # standard opcode lengths
         if self.version >= 5:
             self.dirs = [e.get(DW_LNCT_PATH) for e in _entries(r, offset_size, strings)]
             self.files = [(e.get(DW_LNCT_PATH), e.get(DW_LNCT_DIRECTORY_INDEX))
@@ -226,7 +230,7 @@ def _file_entry(r: _Reader) -> tuple[bytes, int] | None:
     return name, dir_index
 
 
-def _entries(r: _Reader, offset_size: int, strings: dict) -> list[dict[int, object]]:
+def _entries(r: _Reader, offset_size: int, strings: _Strings) -> list[dict[int, object]]:
     """A DWARF 5 directory or file name table: each entry's {content type: value}, strings
     looked up."""
     formats = [(r.uleb(), r.uleb()) for _ in range(r.uint(1))]
@@ -300,7 +304,7 @@ def _rows(program: _LineProgram, r: _Reader, address_size: int):
             raise MalformedElf(f".debug_line: invalid standard opcode {opcode}")
 
 
-def _string_at(data: bytes | None, name: str):
+def _string_at(data: bytes | None, name: str) -> Callable[[int], bytes | None]:
     def look_up(offset: int) -> bytes | None:
         if data is None:
             raise MalformedElf(f"a string in {name}, which is missing")
