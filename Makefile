@@ -22,8 +22,12 @@ system-deps:
 # compileall: an editable install writes no bytecode, and with PYTHONDONTWRITEBYTECODE set
 # nothing ever does: every `trace` command would compile each vmtrace module it imports anew
 # (~0.1 s of `trace record`'s start-up). pip writes it for a regular install.
+#
+# editable_mode=compat: the editable install is one path line in a .pth file (this
+# checkout on sys.path). The default mode installs an import-hook finder instead, whose
+# set-up (pathlib, urllib, fnmatch...) every `trace` command paid at start-up: ~15 ms.
 setup: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	$(BIN)/python -c "from tracer import native; native.build()"
 	$(BIN)/python -m compileall -q tracer analysis vmtrace timetravel
 

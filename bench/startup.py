@@ -1,5 +1,6 @@
-"""Start-up cost (issue 13, item 3): `trace record hello.asm` as a whole process against
-`python -c pass` and the no-hook loader on the same program, interleaved run by run.
+"""Start-up cost (issue 13, item 3): `trace record hello.asm` (as typed, its summary into a
+pipe, and with -q) as a whole process against `python -c pass` and the no-hook loader on the
+same program, interleaved run by run.
 
     python bench/startup.py                      # 15 rounds, this checkout's `trace`
     python bench/startup.py --runs 30 --against /work/main/.venv/bin/trace
@@ -47,14 +48,18 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
 
     Returns:
         (wall seconds from spawn to reap, user + system CPU seconds of the child and its
-        own children, exit status).
+        own children, exit status). A failed command's stderr is shown.
     """
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing waits on a reader
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            err.seek(0)
+            sys.stderr.write(err.read().decode(errors="replace")[-2000:])
     return wall, usage.ru_utime + usage.ru_stime, child.returncode
 
 
@@ -69,11 +74,14 @@ def build_hello(into: Path) -> Path:
 
 
 def commands(trace: dict[str, Path], python: Path, scratch: Path) -> dict[str, list[str]]:
-    """The commands compared, by label: each `trace` executable's `record hello.asm`, the
-    no-hook loader on hello's ELF, and `python -c pass`."""
+    """The commands compared, by label: each `trace` executable's `record hello.asm` (and
+    with -q), the no-hook loader on hello's ELF, and `python -c pass`."""
     exe = build_hello(scratch)
-    out = {label: [str(binary), "record", str(HELLO), "-o", str(scratch / f"t-{i}"), "-q"]
-           for i, (label, binary) in enumerate(trace.items())}
+    out = {}
+    for i, (label, binary) in enumerate(trace.items()):
+        # As typed (the summary printed, here into a pipe), and with -q.
+        out[label] = [str(binary), "record", str(HELLO), "-o", str(scratch / f"t-{i}")]
+        out[label.replace("record", "record -q")] = [*out[label], "-q"]
     out["no-hook loader (hello ELF)"] = [str(python), str(BENCH / "nohook.py"), str(exe)]
     out["python -c pass"] = [str(python), "-c", "pass"]
     return out

@@ -237,3 +237,36 @@ def test_the_sandbox_reads_writes_and_connects_only_where_it_may(tmp_path):
         assert run("echo $HOME $USER").stdout.strip() == ""
     finally:
         listener.close()
+
+
+def test_a_build_survives_setenv_in_another_thread(tmp_path):
+    # `trace record` builds on a thread while pyarrow's import calls setenv; the tool's exec
+    # must not read the C library's `environ` meanwhile (it failed with EFAULT, "Bad
+    # address", about one recording in a hundred).
+    import threading
+
+    from tracer import sandbox
+
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def build() -> None:
+        try:
+            for _ in range(100):
+                sandbox.run(["/usr/bin/true"], read_only=[], writable=tmp_path)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    n = 0
+    while not done.is_set():
+        os.putenv(f"VMTRACE_SETENV_{n % 50}", "x" * 100)  # the C library's setenv
+        n += 1
+        if n % 50 == 0:
+            for k in range(50):
+                os.unsetenv(f"VMTRACE_SETENV_{k}")
+    thread.join()
+    assert not errors, errors[0]

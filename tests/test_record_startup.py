@@ -15,7 +15,8 @@ from conftest import EXAMPLES, ROOT
 # What a recording never needs: the CLI framework and its value coercion, the read side's
 # heavy modules, pyarrow's compute kernels.
 NEVER = {"typer", "pydantic", "pydantic_core", "click", "pandas", "plotly", "duckdb",
-         "pyarrow.compute", "pyarrow.dataset", "analysis.trace", "analysis.summary"}
+         "pyarrow.compute", "pyarrow.dataset", "analysis.trace", "analysis.summary",
+         "elftools"}
 
 _SPY = """
 import json, sys, threading
@@ -38,7 +39,9 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     assert not exc.code, exc.code
-print(json.dumps({"modules": sorted(sys.modules), "heavy_after_build": heavy_after_build}))
+import gc
+print(json.dumps({"modules": sorted(sys.modules), "heavy_after_build": heavy_after_build,
+                  "gc_enabled": gc.isenabled()}))
 """
 
 
@@ -54,8 +57,25 @@ def _record(tmp_path, *extra: str) -> dict:
 def test_trace_record_loads_no_cli_framework_nor_read_side(tmp_path, extra):
     loaded = set(_record(tmp_path, *extra)["modules"])
     assert not loaded & NEVER, sorted(loaded & NEVER)
-    if extra == ("-q",):  # nothing printed: rich is never needed
-        assert not {m for m in loaded if m.split(".")[0] == "rich"}
+    # -q prints nothing; the summary lines into a pipe are printed without rich (their
+    # text is rich's: tests/test_terminal_output.py)
+    assert not {m for m in loaded if m.split(".")[0] == "rich"}
+
+
+def test_the_install_adds_no_import_finder():
+    # `make setup` installs this checkout as a path in a .pth file (editable_mode=compat):
+    # setuptools' default editable finder cost every command ~15 ms of start-up.
+    done = subprocess.run([sys.executable, "-c", "import sys, json; print(json.dumps("
+                           "[f.__module__ for f in sys.meta_path]))"],
+                          capture_output=True, text=True, cwd="/", timeout=60, check=True)
+    finders = json.loads(done.stdout)
+    assert not [f for f in finders if "editable" in f], finders
+
+
+def test_the_collector_is_on_again_after_the_imports(tmp_path):
+    # It is off while the recorder's modules load (their objects are then frozen): a
+    # recording, or an in-process caller after it, must find it as it was.
+    assert _record(tmp_path, "-q")["gc_enabled"] is True
 
 
 def test_the_build_starts_before_the_heavy_modules_load(tmp_path):

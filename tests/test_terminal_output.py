@@ -178,3 +178,68 @@ def test_record_echoes_control_sequences_escaped_on_a_terminal(tmp_path):
     assert "\x1b]52" not in out and "\x1b]0;pwned" not in out and "\x1b[2J" not in out
     assert subprocess.run([*TRACE, "info", str(tmp_path / "t")],
                           capture_output=True).returncode == 0
+
+
+# Text whose markup, escapes and brackets must print alike with and without rich.
+MARKUP_CASES = [
+    "plain", "", "a [b] c", "a [B] c", "[1, 2]", "x[0x10]", "[/]", "[yellow]note:[/] x",
+    "[bold red]error:[/] x", "[bold]t[/bold] (3 instructions)", "[cyan]trace info t[/]   "
+    "[cyan]trace report t --open[/]", "[red]killed[/]: [yellow]nested[/] [/]",
+    "[link=http://x]a[/link]", "[@click]a[/]", "[italic]a[/]", "[bold] red]a[/]",
+    "[bold  red]a[/]", "[bold]a[/red]", "[bold]unclosed", "a\\", "a\\\\", "\\[x]", "\\\\[x]",
+    "\\\\\\[x]", "a \\[b", "[[x]]", "[x", "x]", "a:smile:b", "a\tb", "a\x07b", "two\nlines",
+    "ünï ☃ 中文", "/tmp/a:b/c", "-[/]-", "[#ff0000]x[/]", "[/yellow]", "trailing  ",
+    "  leading", "x" * 20_000, "wide 中文 " * 3000, "a\u200bb\x85",
+]
+
+
+@pytest.mark.parametrize("text", MARKUP_CASES + [f"[yellow]{c}[/]" for c in MARKUP_CASES])
+def test_markup_is_escaped_as_rich_escapes_it(text):
+    from rich.markup import escape
+
+    from vmtrace.terminal import _escape_markup
+
+    assert _escape_markup(text) == escape(text)
+
+
+def _rich_prints(markup: str) -> str | Exception:
+    """What `make_console` prints for `markup` into a file (or the error rich raises)."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, highlight=False, soft_wrap=True, width=1 << 14)
+    try:
+        console.print(markup)
+    except Exception as exc:  # noqa: BLE001 - the error is what is compared
+        return exc
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("text", MARKUP_CASES + [f"[yellow]{c}[/]" for c in MARKUP_CASES])
+def test_markup_printed_without_rich_is_what_rich_prints(text):
+    from vmtrace.terminal import plain_markup, safe
+
+    for markup in (text, f"[yellow]note:[/] {safe(text)}"):
+        plain = plain_markup(markup)
+        if plain is not None:  # None: left to rich
+            assert plain + "\n" == _rich_prints(markup), markup
+    assert plain_markup(f"trace written to [bold]{safe(text)}[/]") is not None or \
+        _NOT_PLAIN_LIKE.search(text)
+
+
+_NOT_PLAIN_LIKE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]|:\S*?:")
+
+
+def test_record_summary_is_the_same_text_with_and_without_rich(tmp_path):
+    # Into a pipe the summary is printed without rich; FORCE_COLOR="" makes rich print it
+    # (no colours: not a terminal). The words must not differ.
+    def summary(env_extra: dict[str, str], out: Path) -> str:
+        done = subprocess.run(
+            [*TRACE, "record", str(OUTPUT / "terminal_escapes.asm"), "-o", str(out)],
+            capture_output=True, text=True, env={**os.environ, **env_extra}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr.replace(str(out), "OUT")
+
+    assert summary({}, tmp_path / "a") == summary({"FORCE_COLOR": ""}, tmp_path / "b")

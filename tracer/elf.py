@@ -1,4 +1,9 @@
-"""Reads a static x86-64 ELF executable: loadable segments, symbols and the DWARF line table."""
+"""Reads a static x86-64 ELF executable: loadable segments, symbols and the DWARF line table.
+
+With struct alone (tracer/elf_file.py; the line table: tracer/dwarf_lines.py): pyelftools,
+which gave the same answers (tests/test_elf_reader.py compares them on every program), cost
+`trace record` ~27 ms of start-up to import. Every malformed header, table or string is a
+ProgramError."""
 
 from __future__ import annotations
 
@@ -6,6 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracer.dwarf_lines import line_table
+from tracer.elf_file import (PT_INTERP, PT_LOAD, SHF_ALLOC, SHN_ABS, SHN_COMMON, SHN_UNDEF,
+                             SHT_DYNSYM, SHT_STRTAB, SHT_SYMTAB, SYMBOL, ElfFile, MalformedElf,
+                             unpack)
 from tracer.errors import ProgramError
 from tracer.format.symbols import Symbol
 
@@ -54,101 +63,95 @@ class ElfProgram:
         return hashlib.sha256(self.data).hexdigest()
 
 
+# pyelftools' names for the values its messages quoted (other values are shown as numbers).
+_MACHINES = {0: "EM_NONE", 2: "EM_SPARC", 3: "EM_386", 8: "EM_MIPS", 20: "EM_PPC",
+             21: "EM_PPC64", 22: "EM_S390", 40: "EM_ARM", 43: "EM_SPARCV9", 50: "EM_IA_64",
+             62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV", 258: "EM_LOONGARCH"}
+_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+_SYMBOL_TYPES = {0: "notype", 1: "object", 2: "func", 3: "section", 4: "file", 5: "common",
+                 6: "tls", 7: "num", 8: "relc", 9: "srelc", 10: "loos", 12: "hios",
+                 13: "loproc", 15: "hiproc"}
+
+
 def read_elf(path: Path) -> ElfProgram:
     """Parses and validates a program for emulation.
 
     Raises:
-        ProgramError: missing, not ELF, not 64-bit x86-64, or dynamically linked.
+        ProgramError: missing, not ELF, not 64-bit x86-64, dynamically linked, or malformed.
     """
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
     if not path.exists():
         raise ProgramError(f"{path}: no such file")
     data = path.read_bytes()
     if data[:4] != b"\x7fELF":
         raise ProgramError(f"{path} is not an ELF executable nor a .asm file")
+    if len(data) < 5:
+        raise ProgramError(f"{path} is not a valid ELF file (its header is cut short)")
     if data[4] != 2:
         raise ProgramError(f"{path} is a 32-bit ELF; vmtrace runs x86-64 (64-bit) programs")
     try:
-        import io
-
-        elf = ELFFile(io.BytesIO(data))
-        if elf["e_machine"] != "EM_X86_64":
-            raise ProgramError(f"{path} is built for {elf['e_machine']}, not x86-64")
-        if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
-            raise ProgramError(f"{path} is not an executable (ELF type {elf['e_type']})")
-        if any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments()):
+        elf = ElfFile(data)
+        if elf.machine != 62:
+            raise ProgramError(f"{path} is built for {_MACHINES.get(elf.machine, elf.machine)}"
+                               ", not x86-64")
+        if elf.type not in (2, 3):
+            raise ProgramError(f"{path} is not an executable (ELF type "
+                               f"{_TYPES.get(elf.type, elf.type)})")
+        program_headers = elf.segments()
+        if any(seg[0] == PT_INTERP for seg in program_headers):
             raise ProgramError(f"{path} is dynamically linked; vmtrace runs static executables: "
                                "link it with -static (gcc -static ...), or record the C "
                                "source itself (trace record prog.c)")
-        if elf["e_type"] == "ET_DYN":
+        if elf.type == 3:
             raise ProgramError(f"{path} is position-independent; link it with plain `ld` "
                                "(no -pie), or gcc -static (not -static-pie), so it loads at "
                                "its fixed addresses")
-        sections = [(s.name, s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()
-                    if s["sh_flags"] & 2 and s["sh_addr"]]
+        sections = [(s.name, s.addr, s.size) for s in elf.sections()
+                    if s.flags & SHF_ALLOC and s.addr]
         segments = []
-        for seg in elf.iter_segments():
-            if seg["p_type"] != "PT_LOAD":
+        for type_, flags, offset, vaddr, _, filesz, memsz, _ in program_headers:
+            if type_ != PT_LOAD:
                 continue
-            lo, hi = seg["p_vaddr"], seg["p_vaddr"] + seg["p_memsz"]
+            lo, hi = vaddr, vaddr + memsz
             inside = tuple(n for n, a, s in sections if lo <= a < hi or (s == 0 and a == lo))
-            segments.append(Segment(seg["p_vaddr"], seg["p_offset"], seg["p_filesz"],
-                                    seg["p_memsz"], seg["p_flags"], inside))
+            segments.append(Segment(vaddr, offset, filesz, memsz, flags, inside))
         if not segments:
             raise ProgramError(f"{path} has no loadable segments")
-        symbols = _symbols(elf)
-        lines = _lines(elf)
-        return ElfProgram(path=path, data=data, entry=elf["e_entry"], phoff=elf["e_phoff"],
-                          phentsize=elf["e_phentsize"], phnum=elf["e_phnum"],
-                          segments=tuple(segments), symbols=symbols, lines=lines,
+        lines = tuple(LineEntry(addr, file, line) for addr, file, line in line_table(elf))
+        return ElfProgram(path=path, data=data, entry=elf.entry, phoff=elf.phoff,
+                          phentsize=elf.phentsize, phnum=elf.phnum,
+                          segments=tuple(segments), symbols=_symbols(elf), lines=lines,
                           sections=tuple(sections))
-    except ELFError as exc:
+    except (MalformedElf, RecursionError, MemoryError, OverflowError) as exc:
         raise ProgramError(f"{path} is not a valid ELF file ({exc})") from None
 
 
-def _symbols(elf) -> tuple[Symbol, ...]:
-    table = elf.get_section_by_name(".symtab")
+def _symbols(elf: ElfFile) -> tuple[Symbol, ...]:
+    table = elf.section(".symtab")
     if table is None:
         return ()
-    names = {i: s.name for i, s in enumerate(elf.iter_sections())}
+    if table.type not in (SHT_SYMTAB, SHT_DYNSYM) or not table.entsize:
+        raise MalformedElf(f".symtab is no symbol table (type {table.type}, "
+                           f"entry size {table.entsize})")
+    headers = elf.sections()
+    if not 0 <= table.link < len(headers):
+        raise MalformedElf(f".symtab links to no section ({table.link})")
+    strings = headers[table.link]
+    if strings.type != SHT_STRTAB:
+        raise MalformedElf(f".symtab links to section {table.link}, not a string table")
+    elf.check_table("symbols", table.offset, table.size // table.entsize, table.entsize,
+                     SYMBOL.size)
     out = []
-    for sym in table.iter_symbols():
-        kind = sym["st_info"]["type"]
-        if not sym.name or kind in ("STT_FILE", "STT_SECTION"):
+    for i in range(table.size // table.entsize):
+        name_offset, info, _, shndx, value, size = unpack(
+            SYMBOL, elf.data, table.offset + i * table.entsize)
+        kind = info & 0xF
+        if kind in (3, 4):  # STT_SECTION, STT_FILE
             continue
-        shndx = sym["st_shndx"]
-        section = names.get(shndx) if isinstance(shndx, int) else None
-        out.append(Symbol(sym.name, sym["st_value"], sym["st_size"],
-                          kind.removeprefix("STT_").lower(), section))
+        name = elf.string(strings.offset, name_offset)
+        if not name:
+            continue
+        section = (headers[shndx].name if shndx < len(headers)
+                   and shndx not in (SHN_UNDEF, SHN_ABS, SHN_COMMON) else None)
+        out.append(Symbol(name, value, size, _SYMBOL_TYPES.get(kind, str(kind)), section))
     out.sort(key=lambda s: (s.addr, s.name))
     return tuple(out)
-
-
-def _lines(elf) -> tuple[LineEntry, ...]:
-    if not elf.has_dwarf_info():
-        return ()
-    dwarf = elf.get_dwarf_info()
-    out: dict[int, LineEntry] = {}
-    for cu in dwarf.iter_CUs():
-        program = dwarf.line_program_for_CU(cu)
-        if program is None:
-            continue
-        header = program.header
-        files = header["file_entry"]
-        dirs = header["include_directory"]
-        for entry in program.get_entries():
-            state = entry.state
-            if state is None or state.end_sequence:
-                continue
-            index = state.file - (1 if program.header["version"] < 5 else 0)
-            if not 0 <= index < len(files):
-                continue
-            fe = files[index]
-            name = fe.name.decode(errors="replace")
-            if fe.dir_index and fe.dir_index - (1 if header["version"] < 5 else 0) < len(dirs):
-                directory = dirs[fe.dir_index - (1 if header["version"] < 5 else 0)]
-                name = f"{directory.decode(errors='replace')}/{name}"
-            out.setdefault(state.address, LineEntry(state.address, name, state.line))
-    return tuple(sorted(out.values(), key=lambda e: e.addr))

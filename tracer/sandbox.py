@@ -58,8 +58,13 @@ def run(argv: Sequence[str], read_only: Sequence[Path], writable: Path,
     command = [bwrap, *_confinement(paths, Path(os.path.abspath(writable)), Path.cwd()),
                "--", *argv]
     name = Path(argv[0]).name
+    # env given (bwrap's own environment, as inherited; --clearenv empties the tool's): without
+    # it the child would exec with the C library's `environ`, which another thread's setenv
+    # may reallocate meanwhile (pyarrow's import does, while `trace record` builds on a
+    # thread): exec then failed with EFAULT, about one recording in a hundred.
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          errors="replace", stdin=subprocess.DEVNULL) as process:
+                          errors="replace", stdin=subprocess.DEVNULL,
+                          env=dict(os.environ)) as process:
         if started is not None:
             started(process)
         try:

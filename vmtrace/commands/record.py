@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -161,8 +162,19 @@ def record(
     # numpy, unicorn: most of a short recording's time); record() closes it.
     build = start_build(program, tuple(include or ()), libc, tuple(cc_flag or ()),
                         _show_command)
-    from tracer.output import partial_recordings
-    from tracer.recorder import RecordOptions, default_output, record as run_record
+    # The recorder's modules (pyarrow, numpy, unicorn, capstone) make ~50,000 objects that
+    # live as long as the process and no garbage: the collector's passes over them while
+    # they load, and its first pass after, were ~10 ms of start-up. Frozen, no pass sees
+    # them (the recorder freezes the heap for the run anyway, and unfreezes it after).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from tracer.output import partial_recordings
+        from tracer.recorder import RecordOptions, default_output, record as run_record
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
     for partial in partial_recordings(output or default_output(program)):
         console.print(f"note: {safe(str(partial))} is the partial trace of a recording that "
