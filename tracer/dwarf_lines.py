@@ -45,23 +45,22 @@ class _Reader:
         start = self._take(n)
         return self.data[start:start + n]
 
-    def uleb(self) -> int:
+    def _leb(self) -> tuple[int, int, int]:
+        """A LEB128 number's bits, their count and its last byte."""
         value = shift = 0
         while True:
             byte = self.uint(1)
             value |= (byte & 0x7F) << shift
             shift += 7
             if byte < 0x80:
-                return value
+                return value, shift, byte
+
+    def uleb(self) -> int:
+        return self._leb()[0]
 
     def sleb(self) -> int:
-        value = shift = 0
-        while True:
-            byte = self.uint(1)
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value - (1 << shift) if byte & 0x40 else value
+        value, shift, last = self._leb()
+        return value - (1 << shift) if last & 0x40 else value
 
     def cstring(self) -> bytes:
         end = self.data.find(b"\0", self.pos)

@@ -400,6 +400,35 @@ static int fault_before(recorder *r, uint32_t flags, const mem_operand *op) {
     return FAULT_NONE;
 }
 
+/* What both per-instruction paths (hook_code, block mode's exact path hook_rec_code) do as an
+ * instruction starts: room in the chunk, the instruction's flags (classified on first
+ * sight, counted), and the faults the CPU raises before it runs. Returns 0 when the run
+ * stops before it (stop_* set), else 1 with *flags. */
+static inline int start_insn(recorder *r, uc_engine *uc, uint64_t address, uint32_t size,
+                             uint32_t *flags_out) {
+    chunk *c = r->cur;
+    /* Rotate with room to spare: one instruction makes at most a few dozen accesses
+     * (fxsave writes 512 bytes as 8-byte pieces). */
+    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp) rotate(r);
+    mem_operand op;
+    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify, &op);
+    if (flags & (F_FAULTS | F_ALIGNED)) {
+        int fault = fault_before(r, flags, &op);
+        if (fault != FAULT_NONE) {
+            /* Stop before it executes: the fault is precise, the instruction does nothing,
+             * and Linux delivers the signal (tracer/interrupts.py says which). */
+            r->stop_reason = STOP_FAULT;
+            r->stop_fault = fault;
+            r->stop_rip = address;
+            r->cur_flags = 0;
+            uc_emu_stop(uc);
+            return 0;
+        }
+    }
+    *flags_out = flags;
+    return 1;
+}
+
 static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
     recorder *r = user;
     uint64_t rsp;
@@ -420,25 +449,8 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *user
         uc_emu_stop(uc);
         return;
     }
-    chunk *c = r->cur;
-    /* Rotate with room to spare: one instruction makes at most a few dozen accesses
-     * (fxsave writes 512 bytes as 8-byte pieces). */
-    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp) rotate(r);
-    mem_operand op;
-    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify, &op);
-    if (flags & (F_FAULTS | F_ALIGNED)) {
-        int fault = fault_before(r, flags, &op);
-        if (fault != FAULT_NONE) {
-            /* Stop before it executes: the fault is precise, the instruction does nothing,
-             * and Linux delivers the signal (tracer/interrupts.py says which). */
-            r->stop_reason = STOP_FAULT;
-            r->stop_fault = fault;
-            r->stop_rip = address;
-            r->cur_flags = 0;
-            uc_emu_stop(uc);
-            return;
-        }
-    }
+    uint32_t flags;
+    if (!start_insn(r, uc, address, size, &flags)) return;
     r->cur_step = r->step++;
     r->cur_rip = address;
     r->cur_flags = flags;
@@ -1514,20 +1526,8 @@ static void hook_rec_code(uc_engine *uc, uint64_t address, uint32_t size, void *
         uc_emu_stop(uc);
         return;
     }
-    chunk *c = r->cur;
-    if (c->n_acc + 128 > c->cap_acc || c->n_rsp + 4 > c->cap_rsp) rotate(r);
-    mem_operand op;
-    uint32_t flags = count_add(&r->exec, address, uc, size, r->classify, &op);
-    if (flags & (F_FAULTS | F_ALIGNED)) {
-        int fault = fault_before(r, flags, &op);
-        if (fault != FAULT_NONE) {
-            r->stop_reason = STOP_FAULT;
-            r->stop_fault = fault;
-            r->stop_rip = address;
-            uc_emu_stop(uc);
-            return;
-        }
-    }
+    uint32_t flags;
+    if (!start_insn(r, uc, address, size, &flags)) return;
     f->prev_last_rip = f->last_rip;
     f->prev_last_flags = f->last_flags;
     f->cur_step = f->steps++;
