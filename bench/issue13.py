@@ -60,7 +60,9 @@ def startup(runs: int, progress) -> Section:
     # PYTHONDONTWRITEBYTECODE is set; `make setup` compiles it too).
     for package in ("tracer", "analysis", "vmtrace", "timetravel"):
         compileall.compile_dir(ROOT / package, quiet=1)
-    rounds = max(runs, 5)
+    # A start-up run is short and noisy: five rounds per repetition of a full run (15 for
+    # `make bench`), never fewer than five.
+    rounds = max(runs * 5, 5) if runs >= 3 else 5
     progress(f"start-up: {rounds} interleaved rounds of trace record hello.asm, the no-hook "
              "loader and python -c pass")
     found = measure_startup({"trace record hello.asm": trace}, Path(sys.executable), rounds)
