@@ -149,7 +149,6 @@ def load() -> ctypes.CDLL:
         "vm_count_by_kind": (u64, [vp, i, i]),
         "vm_lowest_rsp": (u64, [vp]),
         "vm_close": (None, [vp]),
-        "vm_flush": (None, [vp]),
         "vm_take": (chunk_p, [vp]),
         "vm_chunk_free": (None, [chunk_p]),
         "vm_release": (None, [vp, chunk_p]),

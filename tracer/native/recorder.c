@@ -554,10 +554,10 @@ int vm_install(recorder *r) {
     return (int)e;
 }
 
-static void fr_uninstall_hooks(struct fast *f);
+void fr_uninstall(struct fast *f);
 
 int vm_uninstall(recorder *r) {
-    if (r->f) fr_uninstall_hooks(r->f);
+    if (r->f) fr_uninstall(r->f);
     else uc_hook_del(r->uc, r->h_code);
     uc_hook_del(r->uc, r->h_read);
     uc_hook_del(r->uc, r->h_write);
@@ -644,11 +644,11 @@ uint64_t vm_stop_rip(recorder *r) { return r->stop_rip; }
 int vm_stop_fault(recorder *r) { return r->stop_fault; }
 uint64_t vm_stop_address(recorder *r) { return r->stop_address; }
 int vm_stop_write(recorder *r) { return r->stop_write; }
-static void fr_request_stop_of(struct fast *f);
+void fr_request_stop(struct fast *f);
 
 void vm_request_stop(recorder *r) {
     r->stop_requested = 1;
-    if (r->f) fr_request_stop_of(r->f);
+    if (r->f) fr_request_stop(r->f);
 }
 uint64_t vm_total_accesses(recorder *r) { return r->total_acc; }
 uint64_t vm_total_rsp(recorder *r) { return r->total_rsp; }
@@ -670,8 +670,6 @@ void vm_close(recorder *r) {
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Flush the partial chunk without closing (used before a syscall stops the run). */
-void vm_flush(recorder *r) { rotate(r); }
 
 /* The drain thread is done with a chunk: keep a few for reuse, free the rest. */
 void vm_release(recorder *r, chunk *c) {
@@ -1566,8 +1564,6 @@ int vm_install_blocks(recorder *r) {
 fast *vm_fast(recorder *r) { return r->f; }
 uint64_t vm_misattributed(recorder *r) { return r->misattributed; }
 
-static void fr_uninstall_hooks(fast *f) { fr_uninstall(f); }
-static void fr_request_stop_of(fast *f) { f->stop_requested = 1; }
 
 /* At the end: a block cut short (a fault, the exit) ran its instructions up to the current
  * one, which started (a step, counted as hook_code counts it). */

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from unicorn import (
     UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_64, Uc, UcError,
@@ -25,6 +25,9 @@ from tracer.format.regions import RegionEvent, RegionMap, mremap_move
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall
 from tracer.syscalls.abi import I386, X86_64, SyscallAbi
 from tracer.syscalls.numbers import ARCH_SET_FS, ARCH_SET_GS, EXIT_SYSCALLS
+
+if TYPE_CHECKING:
+    from tracer.event_stream import EventStream
 
 _REG_IDS = {name: getattr(x, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
 
@@ -340,6 +343,21 @@ class ReplayMachine:
             said.signal, said.cause, self._step_of(False), self.uc.reg_read(x.UC_X86_REG_RIP),
             None, None))
 
+
+
+def record_replayed_events(machine: ReplayMachine, accesses, rsp, initial_rsp: int,
+                           limit: int, stack: tuple[int, int] | None) -> EventStream:
+    """The recorder's native hooks on a replaying machine, as the recorder has them: block
+    mode (an emulator's blocks decide where some of Unicorn's lazily computed flags end up at
+    a fault, docs/architecture.md), its stops resumed and its decoded code dropped where a
+    region event changes the map. `accesses`/`rsp` are TableWriter-like sinks."""
+    from tracer.event_stream import EventStream
+
+    events = EventStream(machine.uc, accesses, rsp, initial_rsp, limit, None, stack=stack,
+                         blocks=True)
+    machine.resume_hook = events.resume_pending
+    machine.on_region_change = events.invalidate
+    return events
 
 
 def remake_kernel_accesses(uc: Uc, recorded: RecordedSyscall,

@@ -40,7 +40,7 @@ from tracer.format.writer import write_meta, write_table
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
 from tracer.replay.keyframes import restore_keyframe
 from tracer.replay.machine import (PAST_THE_END, Ending, ReplayError, ReplayMachine,
-                                    remake_kernel_accesses)
+                                    record_replayed_events, remake_kernel_accesses)
 from tracer.registers import architectural_state
 
 # As the recorder's TableWriter: the slices' batches go into the trace as they are.
@@ -245,11 +245,9 @@ def materialise_slice(task: SliceTask) -> SliceResult:
     # did not is caught (as `trace replay --verify`).
     limit = task.end - task.first + (PAST_THE_END if task.last and not truncated else 0)
     stack = _stack_at(inputs, task.first)
-    events = EventStream(machine.uc, accesses, rsp, machine.registers()["rsp"], limit, None,
-                         stack=stack, blocks=True)  # as the recorder
+    events = record_replayed_events(machine, accesses, rsp, machine.registers()["rsp"], limit,
+                                    stack)
     events_ref.append(events)
-    machine.resume_hook = events.resume_pending
-    machine.on_region_change = events.invalidate
     try:
         machine.run()
     finally:

@@ -19,7 +19,8 @@ from tracer.format import TraceFiles
 from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
 from tracer.format.schema import SOURCES, TABLES
 from tracer.replay.inputs import RecordedInputs, RecordedSyscall, load_inputs
-from tracer.replay.machine import PAST_THE_END, Ending, ReplayMachine, remake_kernel_accesses
+from tracer.replay.machine import (PAST_THE_END, Ending, ReplayMachine, record_replayed_events,
+                                    remake_kernel_accesses)
 
 _KERNEL = SOURCES.index("kernel")
 
@@ -293,13 +294,8 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
     # Past the recorded end: a replay that should have stopped and did not is caught.
     limit = recorded_steps if truncated else recorded_steps + PAST_THE_END
     stack = _initial_stack(inputs)
-    # Block mode, as the recorder: an emulator's blocks decide where some of Unicorn's
-    # lazily computed flags end up at a fault (docs/architecture.md).
-    events = EventStream(machine.uc, accesses, rsp, initial_rsp, limit, None, stack=stack,
-                         blocks=True)
+    events = record_replayed_events(machine, accesses, rsp, initial_rsp, limit, stack)
     events_ref.append(events)
-    machine.resume_hook = events.resume_pending
-    machine.on_region_change = events.invalidate
     try:
         machine.run()
     finally:
