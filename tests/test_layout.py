@@ -16,7 +16,8 @@ from analysis_tables import reseal
 from conftest import PROGRAMS, record, trace_cli
 from tracer import native
 from tracer.format import TABLES, TraceFiles, TraceFormatError, file_name
-from tracer.format.layout import DELTA_COLUMNS, STORED, _split, decode, encode
+from tracer.format.deltas import _split, decode, encode
+from tracer.format.layout import DELTA_COLUMNS, STORED
 
 TOP = (1 << 64) - 1
 EXTREMES = np.array([0, TOP, 0, 1 << 63, (1 << 63) - 1, 5, 5, 4, 1 << 32, (1 << 32) - 1,

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from analysis.trace import Trace
 from analysis.write_index import Write, WriteIndex, build_write_index
 from tracer.format.cache import remove
-from tracer.format.layout import decode
+from tracer.format.deltas import decode
 from tracer.format.schema import FORMAT_VERSION
 from tracer.replay.keyframes import TraceKeyframes
 from tracer.replay.materialise import SliceTask, materialise_slice, plan_slices

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-import numpy as np
 import pyarrow as pa
 from unicorn import Uc, UcError
 from unicorn import x86_const
@@ -45,24 +44,23 @@ _SOURCES = array(SOURCES, pa.string())
 _CAUSES = array(RSP_CAUSES, pa.string())
 
 
-def _view(ptr, n: int) -> np.ndarray:
-    """A numpy view of a C column (no copy)."""
-    return np.ctypeslib.as_array(ptr, (n,))
+def _address(ptr) -> int:
+    return ctypes.cast(ptr, ctypes.c_void_p).value or 0
 
 
 def _numeric(ptr, n: int, itemsize: int, type_: pa.DataType,
-             valid: np.ndarray | None = None) -> pa.Array:
+             validity: pa.Buffer | None = None) -> pa.Array:
     """An Arrow array over a C column without copying it (the chunk outlives the write)."""
-    data = pa.foreign_buffer(ctypes.cast(ptr, ctypes.c_void_p).value, n * itemsize)
-    bitmap = None
-    if valid is not None and not valid.all():
-        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
-    return pa.Array.from_buffers(type_, n, [bitmap, data])
+    data = pa.foreign_buffer(_address(ptr), n * itemsize)
+    return pa.Array.from_buffers(type_, n, [validity, data])
 
 
-def _bools(ptr, n: int) -> pa.Array:
-    bits = np.packbits(_view(ptr, n).view(np.bool_), bitorder="little")
-    return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits.tobytes())])
+def _bitmap(pack: Callable[[int], int], n: int) -> pa.Buffer | None:
+    """A bitmap `pack(address)` fills in for n rows (recorder.c vm_pack_bits and kin); None
+    when every bit is set (no validity bitmap needed). The drain thread packs in C: the
+    record process never loads numpy (see vmtrace/cli.py)."""
+    bits = pa.allocate_buffer((n + 7) // 8)
+    return None if pack(bits.address) == n else bits
 
 
 def _register_id(name: str | None) -> int:
@@ -149,12 +147,11 @@ class EventStream:
         handle = ctypes.c_void_p(uc._uch.value)
         cap_rsp = max(batch_events // 4, 1024)
         # Where the drain thread puts the stored halves of the difference columns
-        # (tracer/format/layout.py), reused for every chunk: each batch is written before
-        # the next is built.
-        self._halves = {
-            (table, name): (np.empty(cap, np.int32), np.empty(cap, np.int32))
-            for table, cap in (("accesses", batch_events), ("rsp", cap_rsp))
-            for name in DELTA_COLUMNS[table]}
+        # (tracer/format/layout.py), by (table, column), reused for every chunk (each batch is
+        # written before the next is built). Allocated at a chunk's size when first needed:
+        # Arrow's allocator touches what it allocates, ~60 ms for full-size chunks at the
+        # start of every recording, however short.
+        self._halves: dict[tuple[str, str], tuple[pa.Buffer, pa.Buffer]] = {}
         if blocks:
             self._decode = block_decoder(classifier)
             self._r = self._lib.vm_new_blocks(handle, batch_events, cap_rsp, max_pending,
@@ -263,11 +260,9 @@ class EventStream:
         n = self._lib.vm_growth_pending(self._r)
         if not n:
             return []
-        steps, starts = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
-        u64p = ctypes.POINTER(ctypes.c_uint64)
-        got = self._lib.vm_take_growth(self._r, steps.ctypes.data_as(u64p),
-                                       starts.ctypes.data_as(u64p), n)
-        return [StackGrowth(int(a), int(b)) for a, b in zip(steps[:got], starts[:got])]
+        steps, starts = (ctypes.c_uint64 * n)(), (ctypes.c_uint64 * n)()
+        got = self._lib.vm_take_growth(self._r, steps, starts, n)
+        return [StackGrowth(a, b) for a, b in zip(steps[:got], starts[:got])]
 
     def kernel_access(self, addr: int, data: bytes, is_write: bool) -> None:
         size = len(data)
@@ -295,15 +290,14 @@ class EventStream:
         self._thread.join()
         self._lib.vm_uninstall(self._r)
 
-    def exec_counts(self) -> tuple[np.ndarray, np.ndarray]:
+    def exec_counts(self) -> tuple[list[int], list[int]]:
+        """(RIPs in increasing order, how many times each ran): one entry per distinct
+        instruction address, a few thousand even for a libc program."""
         n = self._lib.vm_exec_count_size(self._r)
-        keys = np.zeros(n, np.uint64)
-        counts = np.zeros(n, np.uint64)
-        u64p = ctypes.POINTER(ctypes.c_uint64)
-        got = self._lib.vm_exec_counts(self._r, keys.ctypes.data_as(u64p),
-                                       counts.ctypes.data_as(u64p), n)
-        order = np.argsort(keys[:got], kind="stable")
-        return keys[:got][order], counts[:got][order]
+        keys, counts = (ctypes.c_uint64 * n)(), (ctypes.c_uint64 * n)()
+        got = self._lib.vm_exec_counts(self._r, keys, counts, n)
+        pairs = sorted(zip(keys[:got], counts[:got]))
+        return [rip for rip, _ in pairs], [count for _, count in pairs]
 
     def close(self) -> None:
         self._lib.vm_free(self._r)
@@ -364,10 +358,13 @@ class EventStream:
         int32 halves, tracer/format/layout.py)."""
         if not stored:
             return [_numeric(ptr, n, 8, pa.uint64())]
-        low, high = self._halves[table, name]
-        self._lib.vm_split(ctypes.cast(ptr, ctypes.c_void_p), n, low.ctypes.data,
-                           high.ctypes.data)
-        return [pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(half[:n])])
+        halves = self._halves.get((table, name))
+        if halves is None or halves[0].size < n * 4:
+            halves = self._halves[table, name] = (pa.allocate_buffer(n * 4),
+                                                  pa.allocate_buffer(n * 4))
+        low, high = halves
+        self._lib.vm_split(_address(ptr), n, low.address, high.address)
+        return [pa.Array.from_buffers(pa.int32(), n, [None, half.slice(0, n * 4)])
                 for half in (low, high)]
 
     @staticmethod
@@ -386,20 +383,22 @@ class EventStream:
         u64, n = pa.uint64(), c.n_acc
         if n:
             stored = hasattr(self._accesses, "write_stored")
-            size = _view(c.acc_size, n)
-            source = _view(c.acc_source, n)
-            hi_valid = (size == 16) & (source != KERNEL)
+            lib = self._lib
+            is_write = pa.allocate_buffer((n + 7) // 8)
+            lib.vm_pack_bits(_address(c.acc_write), n, is_write.address)
+            has_value = _bitmap(lambda out: lib.vm_pack_bits(_address(c.acc_has_value), n, out), n)
+            wide = _bitmap(lambda out: lib.vm_wide_bits(_address(c.acc_size),
+                                                        _address(c.acc_source), n, KERNEL, out), n)
             self._emit(self._accesses, "accesses", {
                 "step": self._column("accesses", "step", c.acc_step, n, stored),
                 "rip": self._column("accesses", "rip", c.acc_rip, n, stored),
                 "addr": [_numeric(c.acc_addr, n, 8, u64)],
                 "size": [_numeric(c.acc_size, n, 4, pa.uint32())],
-                "is_write": [_bools(c.acc_write, n)],
+                "is_write": [pa.Array.from_buffers(pa.bool_(), n, [None, is_write])],
                 "source": [pa.DictionaryArray.from_arrays(
                     _numeric(c.acc_source, n, 1, pa.int8()), _SOURCES)],
-                "value": [_numeric(c.acc_value, n, 8, u64,
-                                   _view(c.acc_has_value, n).view(np.bool_))],
-                "value_hi": [_numeric(c.acc_value_hi, n, 8, u64, hi_valid)],
+                "value": [_numeric(c.acc_value, n, 8, u64, has_value)],
+                "value_hi": [_numeric(c.acc_value_hi, n, 8, u64, wide)],
             }, stored)
             self._events_written += n
         m = c.n_rsp

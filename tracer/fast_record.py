@@ -13,7 +13,6 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict
 
-import numpy as np
 from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_PROT_NONE, Uc, UcError
 from unicorn.x86_const import UC_X86_INS_SYSCALL, UC_X86_REG_RIP
 
@@ -27,6 +26,7 @@ from tracer.format.regions import PAGE
 from tracer.format.schema import EVENTS_PENDING, KEYFRAMES, PAGES
 from tracer.format.writer import RowBuffer, file_checksums, write_meta
 from tracer.interrupts import memory_fault
+from tracer.native import nonzero_pages
 from tracer.recorder import RecordOptions, RecordResult, _Recording, record
 from tracer.registers import read_registers
 from tracer.syscalls.context import ProcessState, StdinFile
@@ -251,8 +251,7 @@ class FastRecording(_Recording):
             if self.space.stack_floor <= begin and end <= self._open_from:
                 continue  # the stack's unopened reservation: never written, all zero
             raw = self.uc.mem_read(begin, end - begin)  # (a bytearray: no second copy)
-            words = np.frombuffer(raw, np.uint64).reshape(-1, PAGE // 8)
-            for k in np.flatnonzero(words.any(axis=1)).tolist():
+            for k in nonzero_pages(raw, PAGE):
                 pid = page_ids.setdefault(bytes(raw[k * PAGE:(k + 1) * PAGE]), len(page_ids))
                 addrs.append(begin + k * PAGE)
                 ids.append(pid)

@@ -594,7 +594,7 @@ class _Recording:
     # -- closing ------------------------------------------------------------------------
     def _close(self, accesses: TableWriter, rsp: TableWriter) -> RecordResult:
         rips, counts = self.events.exec_counts()
-        write_table(self.out, "exec_counts", {"rip": rips.tolist(), "count": counts.tolist()})
+        write_table(self.out, "exec_counts", {"rip": rips, "count": counts})
         n_accesses, n_rsp = self.events.totals
         access_counts, lowest_rsp = self.events.access_counts(), self.events.lowest_rsp
         instructions = self.events.instructions

@@ -117,17 +117,20 @@ def _events_pending() -> type[Exception]:
 def _record(arguments: dict, exit_when_done: bool) -> None:
     import os
 
+    if exit_when_done and "numpy" not in sys.modules:
+        # pyarrow imports numpy whenever it is installed: ~50 ms of a 0.25 s recording, and
+        # OpenBLAS starting a thread per core on the core where the program's build runs.
+        # A recording computes nothing with it (the drain thread lays out its columns in C,
+        # recorder.c), so this process, which ends with the recording (os._exit below),
+        # hides it. tests/test_record_process.py records every kind of run this way.
+        sys.modules["numpy"] = None
     from vmtrace.commands.record import record
 
-    # numpy (which pyarrow loads) starts OpenBLAS with a thread per core, ~0.03 s of CPU
-    # and the other core, where the program's build runs meanwhile; a recording never
-    # multiplies matrices. (The program itself is emulated: it never sees our environment.)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         record(**arguments)
         if exit_when_done:
             # The trace is complete and closed, the build directory removed: tearing down
-            # pyarrow, numpy and unicorn module by module would only add ~0.04 s of CPU.
+            # pyarrow and unicorn module by module would only add ~0.04 s of CPU.
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)

@@ -7,21 +7,34 @@ recording that uses nothing of pandas. Covers the column types of the format's s
 
 from __future__ import annotations
 
+from array import array as _packed
+from itertools import accumulate
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-_NUMPY = {pa.uint64(): np.uint64, pa.int64(): np.int64, pa.uint32(): np.uint32,
-          pa.int32(): np.int32, pa.int16(): np.int16, pa.int8(): np.int8, pa.uint8(): np.uint8,
-          pa.float64(): np.float64}
+# Each fixed-width type's typecode in the `array` module (the record process loads no
+# numpy: see vmtrace/cli.py).
+_TYPECODES = {pa.uint64(): "Q", pa.int64(): "q", pa.uint32(): "I", pa.int32(): "i",
+              pa.int16(): "h", pa.int8(): "b", pa.uint8(): "B", pa.float64(): "d"}
+
+
+def _bits(flags: list[bool]) -> pa.Buffer:
+    """Arrow's bit layout: bit i of byte i // 8, least significant first."""
+    packed = bytearray((len(flags) + 7) // 8)
+    for i, flag in enumerate(flags):
+        if flag:
+            packed[i >> 3] |= 1 << (i & 7)
+    return pa.py_buffer(bytes(packed))
 
 
 def _validity(values: list[Any]) -> pa.Buffer | None:
-    valid = np.fromiter((v is not None for v in values), bool, len(values))
-    if valid.all():
-        return None
-    return pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    valid = [v is not None for v in values]
+    return None if all(valid) else _bits(valid)
+
+
+def _offsets(lengths: list[int], typecode: str) -> pa.Buffer:
+    return pa.py_buffer(_packed(typecode, accumulate(lengths, initial=0)).tobytes())
 
 
 def array(values: list[Any], type_: pa.DataType) -> pa.Array:
@@ -32,20 +45,16 @@ def array(values: list[Any], type_: pa.DataType) -> pa.Array:
     """
     n = len(values)
     validity = _validity(values)
-    if type_ in _NUMPY:
-        data = np.fromiter((0 if v is None else v for v in values), _NUMPY[type_], n)
+    if type_ in _TYPECODES:
+        data = _packed(_TYPECODES[type_], (0 if v is None else v for v in values))
         return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(data.tobytes())])
     if type_ in (pa.string(), pa.binary(), pa.large_binary()):
         raw = [b"" if v is None else (v.encode() if isinstance(v, str) else bytes(v))
                for v in values]
-        offset_type = np.int64 if type_ == pa.large_binary() else np.int32
-        offsets = np.zeros(n + 1, offset_type)
-        np.cumsum([len(r) for r in raw], out=offsets[1:])
-        return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(offsets.tobytes()),
-                                                pa.py_buffer(b"".join(raw))])
+        offsets = _offsets([len(r) for r in raw], "q" if type_ == pa.large_binary() else "i")
+        return pa.Array.from_buffers(type_, n, [validity, offsets, pa.py_buffer(b"".join(raw))])
     if type_ == pa.bool_():
-        bits = np.packbits(np.fromiter((bool(v) for v in values), bool, n), bitorder="little")
-        return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(bits.tobytes())])
+        return pa.Array.from_buffers(type_, n, [validity, _bits([bool(v) for v in values])])
     if pa.types.is_dictionary(type_):
         words = list(dict.fromkeys(v for v in values if v is not None))
         index = {w: i for i, w in enumerate(words)}
@@ -57,11 +66,9 @@ def array(values: list[Any], type_: pa.DataType) -> pa.Array:
         child = array(flat, type_.value_type)
         return pa.Array.from_buffers(type_, n, [validity], children=[child])
     if pa.types.is_list(type_):
-        offsets = np.zeros(n + 1, np.int32)
-        np.cumsum([0 if v is None else len(v) for v in values], out=offsets[1:])
+        offsets = _offsets([0 if v is None else len(v) for v in values], "i")
         child = array([x for v in values if v is not None for x in v], type_.value_type)
-        return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(offsets.tobytes())],
-                                     children=[child])
+        return pa.Array.from_buffers(type_, n, [validity, offsets], children=[child])
     raise TypeError(f"no builder for Arrow type {type_}")
 
 

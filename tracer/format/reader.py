@@ -14,11 +14,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from tracer.format.content import checked_batch
+from tracer.format.deltas import decode
 from tracer.format.errors import EventsPending, TraceFormatError
 from tracer.format.journal import (
     MAX_JOURNAL_BYTES, JournalEntry, parse_journal, verified_length,
 )
-from tracer.format.layout import decode, stored_fields, stored_schema
+from tracer.format.layout import stored_fields, stored_schema
 from tracer.format.meta import MAX_META_BYTES, TraceMeta, parse_meta
 from tracer.format.regular import map_regular, open_directory, open_regular, read_regular
 from tracer.format.schema import (

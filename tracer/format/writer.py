@@ -19,7 +19,7 @@ import pyarrow as pa
 from tracer.format.build import record_batch
 from tracer.format.checksum import sha256_file
 from tracer.format.journal import JournalEntry, JournalWriter
-from tracer.format.layout import STORED, encode
+from tracer.format.layout import DELTA_COLUMNS, STORED
 from tracer.format.schema import (
     CHECKSUMS_FILE, FAST_FILES, FORMAT_NAME, FORMAT_VERSION, META_FILE, PROGRAM_FILE,
     SOURCES_FILE, TABLES, file_name, schema_of,
@@ -100,11 +100,15 @@ class TableWriter:
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows == 0:
             return
-        if isinstance(batch, pa.Table):
-            for b in batch.to_batches():
-                self._writer.write_batch(encode(self._table, b))
-        else:
-            self._writer.write_batch(encode(self._table, batch))
+        batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
+        if self._table in DELTA_COLUMNS:
+            # Imported here: the codec computes with numpy, which the record process never
+            # loads (its drain thread encodes in C and calls write_stored; vmtrace/cli.py).
+            from tracer.format.deltas import encode
+
+            batches = [encode(self._table, b) for b in batches]
+        for b in batches:
+            self._writer.write_batch(b)
         self._commit(batch.num_rows)
         self.rows += batch.num_rows
 

@@ -175,6 +175,9 @@ def load() -> ctypes.CDLL:
         "fr_exact_pages": (u64, [vp]),
         "fr_free": (None, [vp]),
         "vm_split": (None, [vp, u64, vp, vp]),
+        "vm_pack_bits": (u64, [vp, u64, vp]),
+        "vm_wide_bits": (u64, [vp, vp, u64, ctypes.c_uint8, vp]),
+        "vm_nonzero_pages": (u64, [vp, u64, u64, vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -182,3 +185,16 @@ def load() -> ctypes.CDLL:
         fn.argtypes = argtypes
     _lib = lib
     return lib
+
+
+def nonzero_pages(raw: bytearray, page: int) -> list[int]:
+    """The indices of the pages of `raw` (a memory region's bytes, a whole number of pages)
+    that hold a non-zero byte: what a keyframe stores (in C, so that no array library is
+    needed)."""
+    count = len(raw) // page
+    if not count:
+        return []
+    out = (ctypes.c_uint64 * count)()
+    found = load().vm_nonzero_pages((ctypes.c_char * len(raw)).from_buffer(raw), len(raw),
+                                    page, out)
+    return out[:found]

@@ -713,6 +713,50 @@ void vm_split(const uint64_t *values, uint64_t n, int32_t *low, int32_t *high) {
     }
 }
 
+/* Arrow's bit layout (validity bitmaps, booleans: bit i of byte i/8, least significant
+   first) for n flag bytes, so that the drain thread needs no array library; `bits` holds
+   (n + 7) / 8 bytes. Returns how many flags were set. */
+uint64_t vm_pack_bits(const uint8_t *flags, uint64_t n, uint8_t *bits) {
+    uint64_t set = 0;
+    memset(bits, 0, (n + 7) / 8);
+    for (uint64_t i = 0; i < n; i++) {
+        if (flags[i]) {
+            bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+            set++;
+        }
+    }
+    return set;
+}
+
+/* value_hi's validity bitmap: the 16-byte accesses an instruction made (the kernel's keep no
+   value). Returns how many there are. */
+uint64_t vm_wide_bits(const uint32_t *size, const uint8_t *source, uint64_t n, uint8_t kernel,
+                      uint8_t *bits) {
+    uint64_t set = 0;
+    memset(bits, 0, (n + 7) / 8);
+    for (uint64_t i = 0; i < n; i++) {
+        if (size[i] == 16 && source[i] != kernel) {
+            bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+            set++;
+        }
+    }
+    return set;
+}
+
+/* The pages of [buf, buf + size) that hold a non-zero byte: their indices (size / page of
+   room in `out`), and how many. `size` is a multiple of `page` (a memory region's), itself
+   a multiple of 8. For the keyframes, which store no all-zero page. */
+uint64_t vm_nonzero_pages(const uint8_t *buf, uint64_t size, uint64_t page, uint64_t *out) {
+    uint64_t n = 0;
+    for (uint64_t k = 0; k < size / page; k++) {
+        const uint64_t *words = (const uint64_t *)(buf + k * page);
+        uint64_t any = 0;
+        for (uint64_t w = 0; w < page / 8; w++) any |= words[w];
+        if (any) out[n++] = k;
+    }
+    return n;
+}
+
 /* Export the per-RIP execution counts; returns how many entries were written. */
 static uint64_t merge_exec_counts(recorder *r);
 static uint64_t export_merged(recorder *r, uint64_t *keys, uint64_t *counts, uint64_t cap);

@@ -10,7 +10,6 @@ import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import unicorn
 from unicorn import UC_ARCH_X86, UC_MODE_64
@@ -20,6 +19,7 @@ from tracer.format import TraceFiles
 from tracer.format.schema import KEYFRAMES, PAGES
 from tracer.replay.inputs import RecordedInputs, load_inputs
 from tracer.format.regions import PAGE
+from tracer.native import nonzero_pages
 from tracer.replay.machine import ReplayError, ReplayMachine
 
 KEYFRAMES_FILE = "keyframes.arrow"
@@ -92,11 +92,9 @@ def _snapshot_pages(machine: ReplayMachine, page_ids: dict[bytes, int]
     addrs: list[int] = []
     ids: list[int] = []
     for start, end, _prot in machine.mapped():
-        raw = np.frombuffer(bytes(machine.uc.mem_read(start, end - start)), np.uint8)
-        pages = raw.reshape(-1, PAGE)
-        for k in np.flatnonzero(pages.any(axis=1)).tolist():
-            data = pages[k].tobytes()
-            pid = page_ids.setdefault(data, len(page_ids))
+        raw = machine.uc.mem_read(start, end - start)  # a bytearray
+        for k in nonzero_pages(raw, PAGE):
+            pid = page_ids.setdefault(bytes(raw[k * PAGE:(k + 1) * PAGE]), len(page_ids))
             addrs.append(start + k * PAGE)
             ids.append(pid)
     return addrs, ids

@@ -28,7 +28,8 @@ from tracer.ending import TRUNCATING_STOPS, Fault, StopReason
 from tracer.event_stream import EventStream
 from tracer.format import TraceFiles
 from tracer.format.errors import TraceFormatError
-from tracer.format.layout import STORED, _join, _split, encode, high_name
+from tracer.format.deltas import _join, _split, encode
+from tracer.format.layout import STORED, high_name
 from tracer.format.journal import JournalEntry, JournalWriter, parse_journal
 from tracer.format.schema import (
     CHECKSUMS_FILE, EVENT_TABLES, EVENTS_MATERIALISED, KERNEL_ACCESSES, KERNEL_ACCESSES_FILE, KEYFRAMES, KEYFRAMES_FILE, MATERIALISING_DIR,
@@ -268,7 +269,7 @@ def materialise_slice(task: SliceTask) -> SliceResult:
         index=task.index, first=task.first, end=task.end, accesses_file=str(accesses_path),
         rsp_file=str(rsp_path), accesses=accesses.rows, rsp_changes=rsp.rows,
         access_counts=events.access_counts(), lowest_rsp=events.lowest_rsp,
-        exec_rips=rips.tolist(), exec_counts=counts.tolist(),
+        exec_rips=rips, exec_counts=counts,
         seconds=time.perf_counter() - t0)
     events.close()
     if error is not None:

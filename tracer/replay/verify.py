@@ -332,8 +332,8 @@ def verify(trace: TraceFiles | str, inputs: RecordedInputs | None = None) -> Ver
             candidates.append(ending)
     if not candidates and files.has("exec_counts"):
         recorded = files.table("exec_counts")
-        if (recorded.column("rip").to_pylist() != rips.tolist()
-                or recorded.column("count").to_pylist() != counts.tolist()):
+        if (recorded.column("rip").to_pylist() != rips
+                or recorded.column("count").to_pylist() != counts):
             candidates.append(Divergence(None, None, "exec_counts",
                                          "the per-instruction execution counts differ"))
     if candidates:
