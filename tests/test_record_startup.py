@@ -39,7 +39,9 @@ sys.meta_path.insert(0, Spy())
 real_exit = os._exit
 def report_then_exit(status):
     import gc
+    import pyarrow
     print(json.dumps({"modules": sorted(m for m, v in sys.modules.items() if v is not None),
+                      "pool": pyarrow.default_memory_pool().backend_name,
                       "heavy_after_build": heavy_after_build, "gc_enabled": gc.isenabled(),
                       "status": status}), flush=True)
     real_exit(status)
@@ -95,6 +97,12 @@ def test_the_record_process_never_loads_numpy(tmp_path):
     # nothing on its path may need it. Every CLI test records through this same path.
     report = _record(tmp_path)
     assert "numpy" not in report["modules"] and "numpy" not in report["heavy_after_build"]
+
+
+def test_the_record_process_allocates_with_the_system_allocator(tmp_path):
+    # Arrow's mimalloc arenas cost start-up and memory a recording gains nothing from
+    # (vmtrace/cli.py); a user's ARROW_DEFAULT_MEMORY_POOL still wins.
+    assert _record(tmp_path, "-q")["pool"] == "system"
 
 
 def test_a_caller_that_has_numpy_keeps_it(tmp_path):
