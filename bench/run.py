@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workloads",
                         help=f"comma-separated subset of {','.join(w.name for w in WORKLOADS)}")
     parser.add_argument("--runs", type=int, default=3, help="runs per tool; medians reported")
+    parser.add_argument("--huge-runs", type=int, default=1,
+                        help="runs per tool of the trace-only sizes (huge; lackey alone takes "
+                             "~100 s a run there)")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite bench/RESULTS.md from the last run (after editing notes.md)")
@@ -58,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.workloads = tuple(args.workloads.split(",")) if args.workloads else tuple(names)
     if set(args.workloads) - names:
         parser.error(f"unknown workload(s): {', '.join(sorted(set(args.workloads) - names))}")
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.huge_runs < 1:
+        parser.error("--runs and --huge-runs must be at least 1")
     return args
 
 
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                last["minutes"], last.get("sections", []))
         return 0
     started, load_start = time.perf_counter(), _load()
-    bench = Bench(args.runs, lambda line: console.print(line, style="dim"))
+    bench = Bench(args.runs, lambda line: console.print(line, style="dim"), args.huge_runs)
     rows, sections = [], []
     try:
         for w in WORKLOADS:
