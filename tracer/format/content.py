@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from tracer.format.errors import TraceFormatError
 from tracer.format.regions import PAGE
 from tracer.format.schema import (
-    REGION_ACTIONS, REGION_KINDS, RSP_CAUSES, SOURCES, TABLES, schema_of,
+    REGION_ACTIONS, REGION_KINDS, RSP_CAUSES, SOURCES, schema_of,
 )
 
 USER_TOP = 1 << 47      # x86-64 user addresses are below 2^47
